@@ -1,0 +1,158 @@
+//! The `clinic` command line.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::{AppState, Application};
+use crate::config::{Config, LogFormat};
+use crate::domain::people;
+use crate::domain::validate::Checks;
+
+#[derive(Parser)]
+#[command(
+    name = "clinic",
+    version,
+    about = "Conversational booking agent service for clinics"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (applies pending migrations first).
+    Serve {
+        /// Listen address; overrides CLINIC_ADDR.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Load the demo clinics, doctors and accounts first (once).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load the demo clinics, doctors and accounts, and print the accounts.
+    DemoData,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create the first system admin, or make an existing account one.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// The password; read from CLINIC_ADMIN_PASSWORD when not given, and generated
+        /// (and printed once) when neither is set.
+        #[arg(long, env = "CLINIC_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::from_env()?;
+    init_tracing(config.log_format);
+    match cli.command {
+        Command::Serve { addr, demo } => {
+            if let Some(addr) = addr {
+                config.addr = addr;
+            }
+            let state = AppState::build(config).await?;
+            if demo {
+                load_demo(&state).await?;
+            }
+            let app = Application::with_state(state).await?;
+            tracing::info!(addr = %app.local_addr()?, "serving; API docs at /api/v1/docs");
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            let state = AppState::build(config).await?;
+            tracing::info!(backend = state.db.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::CreateAdmin {
+            email,
+            name,
+            password,
+        } => create_admin(config, &email, &name, password).await,
+        Command::DemoData => load_demo(&AppState::build(config).await?).await,
+    }
+}
+
+async fn load_demo(state: &AppState) -> anyhow::Result<()> {
+    let summary = crate::demo::load(state).await?;
+    if summary.already_loaded {
+        println!("demo data is already loaded");
+    } else {
+        println!(
+            "demo data loaded: {} clinics, {} doctors, {} slots",
+            summary.clinics, summary.doctors, summary.slots
+        );
+    }
+    for line in crate::demo::accounts() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+async fn create_admin(
+    config: Config,
+    email: &str,
+    name: &str,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    let mut checks = Checks::new();
+    let email = checks.email("email", email);
+    let name = checks.text("name", name, 1, 100);
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| crate::crypto::random_token()[..20].to_owned());
+    checks.password("password", &password);
+    checks.finish().map_err(explain)?;
+    let state = AppState::build(config).await?;
+    let hash = state
+        .identity
+        .passwords()
+        .hash(&password)
+        .await
+        .map_err(explain)?;
+    let id = people::create_admin(&state.db, &email, &name, &hash)
+        .await
+        .map_err(explain)
+        .context("creating the admin")?;
+    println!("system admin {email} ({id}) is ready");
+    if generated {
+        println!("password: {password}\n(shown once; change it with a password reset)");
+    }
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// A domain error as a terminal message, naming the offending fields.
+fn explain(e: crate::error::Error) -> anyhow::Error {
+    match e {
+        crate::error::Error::Client { detail, fields, .. } if !fields.is_empty() => {
+            let list: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{} {}", f.field, f.message))
+                .collect();
+            anyhow::anyhow!("{detail} {}", list.join("; "))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}

@@ -1,0 +1,282 @@
+//! Settings: defaults, then an optional `.env`, then environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Everything the service reads from its environment, resolved once at start-up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub db_max_connections: u32,
+    pub jwt_secret: SecretString,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+    pub code_max_attempts: i64,
+    pub login_max_failures: i64,
+    pub login_lockout: Duration,
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    pub auth_rate_limit: RateLimit,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub argon2: Argon2Params,
+    pub log_format: LogFormat,
+    /// How long a patient's hold on a slot lasts before it lapses.
+    pub hold_minutes: i64,
+    /// Fill a fresh database with demo clinics, doctors and accounts (`serve --demo`).
+    pub demo: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a client may make at once before it is slowed down.
+    pub burst: u32,
+    /// One more request is allowed every `replenish` after the burst is spent.
+    pub replenish: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Argon2Params {
+    /// OWASP's recommended argon2id setting (19 MiB, 2 passes, 1 lane).
+    pub const PRODUCTION: Self = Self {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A database URL whose password never reaches a log line.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        let url = self.expose();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = self.expose();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &url[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+            }
+            _ => url.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        // A missing .env is normal; a malformed one is reported.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(e).context("reading .env"),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds the configuration from any key lookup (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let data_dir = PathBuf::from(get("CLINIC_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database = match get("DATABASE_URL") {
+            Some(url) => DatabaseUrl::new(url),
+            None => DatabaseUrl::new(format!("sqlite://{}", data_dir.join("clinic.db").display())),
+        };
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(s) if s.len() >= 32 => SecretString::from(s),
+            Some(_) => bail!("JWT_SECRET must be at least 32 characters"),
+            None => load_or_create_secret(&data_dir.join("jwt.secret"))?,
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => bail!("LOG_FORMAT must be json or pretty, not {other:?}"),
+        };
+        Ok(Self {
+            addr: parse(&get, "CLINIC_ADDR", "127.0.0.1:8080")?,
+            data_dir,
+            database,
+            db_max_connections: parse(&get, "DB_MAX_CONNECTIONS", "10")?,
+            jwt_secret,
+            access_token_ttl: secs(parse(&get, "ACCESS_TOKEN_TTL_SECS", "900")?),
+            refresh_token_ttl: secs(parse::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", "30")? * 86_400),
+            code_ttl: secs(parse(&get, "CODE_TTL_SECS", "900")?),
+            code_max_attempts: parse(&get, "CODE_MAX_ATTEMPTS", "5")?,
+            login_max_failures: parse(&get, "LOGIN_MAX_FAILURES", "5")?,
+            login_lockout: secs(parse(&get, "LOGIN_LOCKOUT_SECS", "900")?),
+            smtp_url: get("SMTP_URL").map(SecretString::from),
+            mail_from: get("MAIL_FROM")
+                .unwrap_or_else(|| "Clinic <no-reply@clinic.localhost>".into()),
+            auth_rate_limit: RateLimit {
+                burst: parse(&get, "AUTH_RATE_LIMIT_BURST", "10")?,
+                replenish: Duration::from_millis(parse(
+                    &get,
+                    "AUTH_RATE_LIMIT_REPLENISH_MS",
+                    "6000",
+                )?),
+            },
+            trusted_proxies: parse_list(&get, "TRUSTED_PROXIES")?,
+            argon2: Argon2Params {
+                memory_kib: parse(&get, "ARGON2_MEMORY_KIB", "19456")?,
+                iterations: parse(&get, "ARGON2_ITERATIONS", "2")?,
+                parallelism: parse(&get, "ARGON2_PARALLELISM", "1")?,
+            },
+            log_format,
+            hold_minutes: parse(&get, "HOLD_MINUTES", "5")?,
+            demo: false,
+        })
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn parse<T>(get: &impl Fn(&str) -> Option<String>, key: &str, default: &str) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw = get(key).unwrap_or_else(|| default.to_owned());
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("{key}={raw:?} is not valid: {e}"))
+}
+
+/// A comma-separated list; empty when unset.
+fn parse_list<T>(get: &impl Fn(&str) -> Option<String>, key: &str) -> anyhow::Result<Vec<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    get(key)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e| anyhow::anyhow!("{key}: {s:?} is not valid: {e}"))
+        })
+        .collect()
+}
+
+/// Reads the signing secret kept beside the database, creating it (mode 0600) on first run.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing.to_owned()));
+        }
+        bail!(
+            "{} holds a secret shorter than 32 characters",
+            path.display()
+        );
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_its_password() {
+        let url = DatabaseUrl::new("postgres://app:hunter2@db:5432/clinic");
+        assert_eq!(url.redacted(), "postgres://app:***@db:5432/clinic");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_string_lossy().into_owned();
+        let cfg = Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone())).unwrap();
+        assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
+        assert!(!cfg.database.is_postgres());
+        // The generated secret is kept and reused on the next start.
+        let again =
+            Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone())).unwrap();
+        assert_eq!(
+            cfg.jwt_secret.expose_secret(),
+            again.jwt_secret.expose_secret()
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_lookup(|k| match k {
+            "JWT_SECRET" => Some("x".repeat(40)),
+            "CLINIC_ADDR" => Some("nowhere".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("CLINIC_ADDR"), "{err}");
+    }
+}

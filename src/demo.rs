@@ -1,0 +1,414 @@
+//! `clinic demo-data` / `serve --demo`: a realistic small network to click through: three
+//! clinics in three time zones, twenty doctors with weekly schedules, a patient, a
+//! system admin and one clinic application waiting for a decision.
+
+use anyhow::Context;
+use chrono::Utc;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::clinics::{self, ClinicApplication};
+use crate::domain::doctors::{self, DoctorForm};
+use crate::domain::people::{self, NewUser};
+use crate::domain::schedules::ScheduleForm;
+use crate::domain::slots;
+
+/// Every demo account signs in with this password.
+pub const PASSWORD: &str = "demo-password";
+pub const ADMIN: &str = "admin@demo.clinic";
+pub const PATIENT: &str = "patient@demo.clinic";
+
+struct DemoClinic {
+    name: &'static str,
+    address: &'static str,
+    time_zone: &'static str,
+    admin: &'static str,
+    /// (name, email, languages, fee in cents, specialties, hours)
+    doctors: &'static [(
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        i64,
+        &'static [&'static str],
+        Hours,
+    )],
+}
+
+#[derive(Clone, Copy)]
+enum Hours {
+    /// Monday to Friday 09:00–17:00, lunch 12:30–13:30.
+    Office,
+    /// Monday to Friday 08:00–14:00.
+    Mornings,
+    /// Tuesday and Thursday 13:00–19:00, Saturday 09:00–13:00.
+    Afternoons,
+}
+
+impl Hours {
+    fn rules(self) -> serde_json::Value {
+        let weekdays = ["mon", "tue", "wed", "thu", "fri"];
+        match self {
+            Hours::Office => json!(weekdays.map(|d| json!({"weekday": d, "start": "09:00", "end": "17:00", "breaks": [["12:30", "13:30"]]}))),
+            Hours::Mornings => json!(weekdays.map(|d| json!({"weekday": d, "start": "08:00", "end": "14:00"}))),
+            Hours::Afternoons => json!([
+                {"weekday": "tue", "start": "13:00", "end": "19:00"},
+                {"weekday": "thu", "start": "13:00", "end": "19:00"},
+                {"weekday": "sat", "start": "09:00", "end": "13:00"},
+            ]),
+        }
+    }
+}
+
+const CLINICS: &[DemoClinic] = &[
+    DemoClinic {
+        name: "Lisbon Central Clinic",
+        address: "Avenida da Liberdade 100, 1250-146 Lisboa",
+        time_zone: "Europe/Lisbon",
+        admin: "lisbon-admin@demo.clinic",
+        doctors: &[
+            (
+                "Dr. Ana Costa",
+                "doctor@demo.clinic",
+                &["pt", "en"],
+                6000,
+                &["dermatology"],
+                Hours::Afternoons,
+            ),
+            (
+                "Dr. Rui Almeida",
+                "rui@demo.clinic",
+                &["pt", "en", "es"],
+                5500,
+                &["general-practice"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Marta Sousa",
+                "marta@demo.clinic",
+                &["pt", "en"],
+                8000,
+                &["cardiology"],
+                Hours::Mornings,
+            ),
+            (
+                "Dr. João Pereira",
+                "joao@demo.clinic",
+                &["pt"],
+                7000,
+                &["orthopedics"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Inês Ferreira",
+                "ines@demo.clinic",
+                &["pt", "en", "fr"],
+                6500,
+                &["pediatrics"],
+                Hours::Mornings,
+            ),
+            (
+                "Dr. Tiago Santos",
+                "tiago@demo.clinic",
+                &["pt", "en"],
+                9000,
+                &["ophthalmology"],
+                Hours::Afternoons,
+            ),
+            (
+                "Dr. Sofia Lopes",
+                "sofia@demo.clinic",
+                &["pt", "en"],
+                7500,
+                &["psychiatry"],
+                Hours::Office,
+            ),
+        ],
+    },
+    DemoClinic {
+        name: "Brooklyn Family Health",
+        address: "350 Atlantic Ave, Brooklyn, NY 11217",
+        time_zone: "America/New_York",
+        admin: "brooklyn-admin@demo.clinic",
+        doctors: &[
+            (
+                "Dr. Maya Patel",
+                "maya@demo.clinic",
+                &["en", "hi"],
+                12000,
+                &["dermatology"],
+                Hours::Office,
+            ),
+            (
+                "Dr. James Carter",
+                "james@demo.clinic",
+                &["en"],
+                10000,
+                &["general-practice", "internal-medicine"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Lucia Gómez",
+                "lucia@demo.clinic",
+                &["en", "es"],
+                15000,
+                &["obstetrics-gynecology"],
+                Hours::Mornings,
+            ),
+            (
+                "Dr. David Kim",
+                "david@demo.clinic",
+                &["en", "ko"],
+                14000,
+                &["orthopedics", "sports-medicine"],
+                Hours::Afternoons,
+            ),
+            (
+                "Dr. Sarah Cohen",
+                "sarah@demo.clinic",
+                &["en", "he"],
+                16000,
+                &["neurology"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Omar Haddad",
+                "omar@demo.clinic",
+                &["en", "ar"],
+                13000,
+                &["gastroenterology"],
+                Hours::Mornings,
+            ),
+            (
+                "Dr. Grace Liu",
+                "grace@demo.clinic",
+                &["en", "zh"],
+                11000,
+                &["ent"],
+                Hours::Afternoons,
+            ),
+        ],
+    },
+    DemoClinic {
+        name: "Praxis Berlin Mitte",
+        address: "Friedrichstraße 50, 10117 Berlin",
+        time_zone: "Europe/Berlin",
+        admin: "berlin-admin@demo.clinic",
+        doctors: &[
+            (
+                "Dr. Lena Schmidt",
+                "lena@demo.clinic",
+                &["de", "en"],
+                7000,
+                &["dermatology"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Felix Wagner",
+                "felix@demo.clinic",
+                &["de", "en"],
+                6000,
+                &["general-practice"],
+                Hours::Mornings,
+            ),
+            (
+                "Dr. Hanna Becker",
+                "hanna@demo.clinic",
+                &["de"],
+                9000,
+                &["endocrinology"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Paul Richter",
+                "paul@demo.clinic",
+                &["de", "en", "pl"],
+                8500,
+                &["pulmonology"],
+                Hours::Afternoons,
+            ),
+            (
+                "Dr. Emma Wolf",
+                "emma@demo.clinic",
+                &["de", "en"],
+                6500,
+                &["physiotherapy"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Jonas Klein",
+                "jonas@demo.clinic",
+                &["de", "en", "tr"],
+                8000,
+                &["urology"],
+                Hours::Mornings,
+            ),
+        ],
+    },
+];
+
+/// What was loaded, for the terminal.
+pub struct Summary {
+    pub clinics: usize,
+    pub doctors: usize,
+    pub slots: u64,
+    pub already_loaded: bool,
+}
+
+/// Loads the demo once; a second run changes nothing.
+pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
+    let db = &state.db;
+    let system = Actor::System;
+    if clinics::list(db, None, Some(CLINICS[0].name))
+        .await
+        .map_err(anyhow_of)?
+        .iter()
+        .any(|c| c.name == CLINICS[0].name)
+    {
+        return Ok(Summary {
+            clinics: CLINICS.len(),
+            doctors: 0,
+            slots: 0,
+            already_loaded: true,
+        });
+    }
+    let hash = state
+        .identity
+        .passwords()
+        .hash(PASSWORD)
+        .await
+        .map_err(anyhow_of)?;
+    people::create_admin(db, ADMIN, "Demo Admin", &hash)
+        .await
+        .map_err(anyhow_of)?;
+    account(state, PATIENT, "Pat Demo", &hash, Role::Patient).await?;
+
+    let (mut doctor_count, mut slot_count) = (0, 0);
+    for c in CLINICS {
+        let application = ClinicApplication {
+            name: c.name.into(),
+            address: c.address.into(),
+            time_zone: c.time_zone.into(),
+            contact_name: "Clinic Admin".into(),
+            contact_email: c.admin.into(),
+            contact_phone: "+1 555 0100".into(),
+            specialties: c
+                .doctors
+                .iter()
+                .flat_map(|d| d.4.iter().map(|s| (*s).to_owned()))
+                .collect(),
+        };
+        let request = clinics::apply(db, &system, application)
+            .await
+            .map_err(anyhow_of)
+            .with_context(|| c.name)?;
+        let clinic = clinics::approve(db, &state.mailer, &system, request.id)
+            .await
+            .map_err(anyhow_of)?;
+        set_password(state, c.admin, &hash).await?;
+        for (name, email, languages, fee, specialties, hours) in c.doctors {
+            let form = DoctorForm {
+                display_name: (*name).into(),
+                bio: format!("{name} sees patients at {}.", c.name),
+                languages: languages.iter().map(|l| (*l).to_owned()).collect(),
+                fee_cents: *fee,
+                currency: Some(
+                    if c.time_zone.starts_with("America") {
+                        "USD"
+                    } else {
+                        "EUR"
+                    }
+                    .into(),
+                ),
+                specialties: specialties.iter().map(|s| (*s).to_owned()).collect(),
+                email: Some((*email).into()),
+            };
+            let doctor = doctors::create(db, &state.mailer, &system, clinic.id, form)
+                .await
+                .map_err(anyhow_of)
+                .with_context(|| *name)?;
+            set_password(state, email, &hash).await?;
+            let schedule: ScheduleForm = serde_json::from_value(json!({
+                "rules": hours.rules(), "slot_minutes": 30, "buffer_minutes": 0, "min_notice_minutes": 60, "horizon_days": 60
+            }))?;
+            slot_count += slots::set_schedule(db, &system, doctor.id, schedule)
+                .await
+                .map_err(anyhow_of)?
+                .created;
+            doctor_count += 1;
+        }
+    }
+    let pending = ClinicApplication {
+        name: "Porto Smile Dental".into(),
+        address: "Rua de Santa Catarina 200, 4000-442 Porto".into(),
+        time_zone: "Europe/Lisbon".into(),
+        contact_name: "Carla Mendes".into(),
+        contact_email: "porto-admin@demo.clinic".into(),
+        contact_phone: "+351 220 000 000".into(),
+        specialties: vec!["dentistry".into()],
+    };
+    clinics::apply(db, &system, pending)
+        .await
+        .map_err(anyhow_of)?;
+    Ok(Summary {
+        clinics: CLINICS.len(),
+        doctors: doctor_count,
+        slots: slot_count,
+        already_loaded: false,
+    })
+}
+
+/// The accounts to try, one per line.
+pub fn accounts() -> Vec<String> {
+    let mut lines = vec![
+        format!("system admin   {ADMIN}"),
+        format!("patient        {PATIENT}"),
+    ];
+    for c in CLINICS {
+        lines.push(format!("clinic admin   {} ({})", c.admin, c.name));
+    }
+    lines.push(format!(
+        "doctor         {} ({})",
+        CLINICS[0].doctors[0].1, CLINICS[0].doctors[0].0
+    ));
+    lines.push(format!("password for all: {PASSWORD}"));
+    lines
+}
+
+async fn account(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    hash: &str,
+    role: Role,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let mut tx = state.db.begin().await?;
+    let id = people::insert(
+        &mut tx,
+        NewUser {
+            email,
+            display_name: name,
+            password_hash: Some(hash),
+            verified: true,
+        },
+        now,
+    )
+    .await
+    .map_err(anyhow_of)?;
+    people::insert_grant(&mut tx, id, Grant::global(role), now)
+        .await
+        .map_err(anyhow_of)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn set_password(state: &AppState, email: &str, hash: &str) -> anyhow::Result<()> {
+    people::set_password(&state.db, email, hash)
+        .await
+        .map_err(anyhow_of)
+}
+
+fn anyhow_of(e: crate::error::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}

@@ -1,0 +1,637 @@
+//! Appointments: hold a slot, confirm it, book directly (staff), reschedule, cancel,
+//! and move through the visit (checked in, completed, no-show). A slot is claimed only
+//! by a conditional UPDATE of its status inside the transaction, and a partial unique
+//! index refuses a second live appointment on one slot: no double booking, ever.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::domain::actor::{Actor, Principal, Role};
+use crate::domain::audit::{self, Entry};
+use crate::domain::doctors::{self, Doctor};
+use crate::domain::slots::{self, Slot};
+use crate::domain::{clinics, people};
+use crate::error::{Code, Error, Result};
+use crate::{on_db, on_tx};
+
+/// How many slots one patient may hold at once (holds are for deciding, not hoarding).
+pub const MAX_ACTIVE_HOLDS: i64 = 3;
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Hold {
+    pub slot_id: Uuid,
+    pub doctor_id: Uuid,
+    pub doctor_name: String,
+    pub clinic_id: Uuid,
+    pub clinic_name: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub local_date: NaiveDate,
+    pub local_time: String,
+    pub time_zone: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Appointment {
+    pub id: Uuid,
+    pub slot_id: Uuid,
+    pub patient_id: Uuid,
+    pub patient_name: String,
+    pub doctor_id: Uuid,
+    pub doctor_name: String,
+    pub clinic_id: Uuid,
+    pub clinic_name: String,
+    pub time_zone: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// `booked`, `checked_in`, `completed`, `no_show` or `cancelled`.
+    pub status: String,
+    pub reason: String,
+    pub cancel_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! select_appointments {
+    ($tail:literal) => {
+        concat!(
+            "SELECT a.id, a.slot_id, a.patient_id, u.display_name AS patient_name, a.doctor_id, d.display_name AS doctor_name, ",
+            "a.clinic_id, c.name AS clinic_name, c.time_zone, a.starts_at, a.ends_at, a.status, a.reason, a.cancel_reason, a.created_at ",
+            "FROM appointments a JOIN users u ON u.id = a.patient_id JOIN doctors d ON d.id = a.doctor_id ",
+            "JOIN clinics c ON c.id = a.clinic_id ",
+            $tail
+        )
+    };
+}
+
+fn slot_taken() -> Error {
+    Error::new(
+        Code::SlotTaken,
+        "That time has just been taken; please pick another.",
+    )
+}
+
+fn patient(actor: &Actor) -> Result<&Principal> {
+    let p = actor
+        .principal()
+        .map_err(|_| Error::new(Code::Unauthenticated, "Sign in to book an appointment."))?;
+    if p.has_role(Role::Patient) {
+        Ok(p)
+    } else {
+        Err(Error::new(
+            Code::Forbidden,
+            "Only patient accounts book for themselves.",
+        ))
+    }
+}
+
+/// The slot, its doctor and clinic, checked bookable now.
+async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<(Slot, Doctor)> {
+    let (slot, _) = slots::get(db, slot_id)
+        .await?
+        .ok_or_else(|| Error::not_found("slot"))?;
+    let doctor = doctors::get(db, slot.doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    clinics::get_active(db, slot.clinic_id).await?;
+    if slot.starts_at < now + slots::min_notice(db, slot.doctor_id).await? {
+        return Err(Error::new(
+            Code::TooLate,
+            "That time is too soon to book; please pick a later one.",
+        ));
+    }
+    Ok((slot, doctor))
+}
+
+/// Holds a free slot for the signed-in patient for `minutes`; only they can confirm it.
+pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result<Hold> {
+    let p = patient(actor)?;
+    let now = Utc::now();
+    let (slot, doctor) = bookable(db, slot_id, now).await?;
+    let expires_at = now + Duration::minutes(minutes.clamp(1, 60));
+    let mut tx = db.begin().await?;
+    const ACTIVE: &str = "SELECT COUNT(*) FROM slots WHERE held_by = $1 AND status = 'held' AND hold_expires_at > $2 AND id <> $3";
+    const CLAIM: &str = "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 \
+        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $4 OR held_by = $2)))";
+    let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE)
+        .bind(p.user_id)
+        .bind(now)
+        .bind(slot_id)
+        .fetch_one(&mut *conn)
+        .await)?;
+    if active >= MAX_ACTIVE_HOLDS {
+        return Err(Error::new(
+            Code::TooManyHolds,
+            "You are already holding several times; confirm or release one first.",
+        ));
+    }
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+        .bind(slot_id)
+        .bind(p.user_id)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if claimed == 0 {
+        return Err(slot_taken());
+    }
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "slot.held",
+            subject: format!("slot:{slot_id}"),
+            clinic_id: Some(slot.clinic_id),
+            details: json!({"expires_at": expires_at}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Hold {
+        slot_id,
+        doctor_id: doctor.id,
+        doctor_name: doctor.display_name,
+        clinic_id: doctor.clinic_id,
+        clinic_name: doctor.clinic_name,
+        starts_at: slot.starts_at,
+        ends_at: slot.ends_at,
+        local_date: slot.local_date,
+        local_time: slot.local_time(),
+        time_zone: doctor.time_zone,
+        expires_at,
+    })
+}
+
+/// Lets go of the caller's hold.
+pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
+    let p = patient(actor)?;
+    const SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
+        WHERE id = $1 AND status = 'held' AND held_by = $2";
+    let done = on_db!(db, |pool| sqlx::query(SQL)
+        .bind(slot_id)
+        .bind(p.user_id)
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        Err(Error::new(Code::HoldExpired, "You hold no such slot."))
+    } else {
+        Ok(())
+    }
+}
+
+/// Turns the caller's live hold into an appointment.
+pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Result<Appointment> {
+    let p = patient(actor)?;
+    let reason = checked_reason(reason)?;
+    let now = Utc::now();
+    let (slot, _) = slots::get(db, slot_id)
+        .await?
+        .ok_or_else(|| Error::not_found("slot"))?;
+    let mut tx = db.begin().await?;
+    const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
+        WHERE id = $1 AND status = 'held' AND held_by = $2 AND hold_expires_at > $3";
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+        .bind(slot_id)
+        .bind(p.user_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if claimed == 0 {
+        return Err(Error::new(
+            Code::HoldExpired,
+            "Your hold on that time has lapsed; please pick a time again.",
+        ));
+    }
+    let id = insert(&mut tx, &slot, p.user_id, p.user_id, &reason, now).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "appointment.booked",
+            subject: format!("appointment:{id}"),
+            clinic_id: Some(slot.clinic_id),
+            details: json!({"slot": slot_id, "via": "hold"}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get_unchecked(db, id).await
+}
+
+/// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins).
+pub async fn book_for(
+    db: &Db,
+    actor: &Actor,
+    slot_id: Uuid,
+    patient_id: Uuid,
+    reason: &str,
+) -> Result<Appointment> {
+    let (slot, _) = slots::get(db, slot_id)
+        .await?
+        .ok_or_else(|| Error::not_found("slot"))?;
+    clinics::require_staff_of(actor, slot.clinic_id)?;
+    let staff = actor.principal()?.user_id;
+    let reason = checked_reason(reason)?;
+    people::find(db, patient_id)
+        .await?
+        .ok_or_else(|| Error::not_found("patient"))?;
+    let now = Utc::now();
+    if slot.starts_at <= now {
+        return Err(Error::new(Code::TooLate, "That time has passed."));
+    }
+    let mut tx = db.begin().await?;
+    const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
+        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND hold_expires_at <= $2))";
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+        .bind(slot_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if claimed == 0 {
+        return Err(slot_taken());
+    }
+    let id = insert(&mut tx, &slot, patient_id, staff, &reason, now).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "appointment.booked",
+            subject: format!("appointment:{id}"),
+            clinic_id: Some(slot.clinic_id),
+            details: json!({"slot": slot_id, "via": "staff", "patient": patient_id}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get_unchecked(db, id).await
+}
+
+async fn insert(
+    tx: &mut Tx,
+    slot: &Slot,
+    patient_id: Uuid,
+    booked_by: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
+    const SQL: &str = "INSERT INTO appointments (id, slot_id, patient_id, doctor_id, clinic_id, starts_at, ends_at, status, reason, \
+        booked_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10, $10)";
+    let id = Uuid::now_v7();
+    on_tx!(tx, |conn| sqlx::query(SQL)
+        .bind(id)
+        .bind(slot.id)
+        .bind(patient_id)
+        .bind(slot.doctor_id)
+        .bind(slot.clinic_id)
+        .bind(slot.starts_at)
+        .bind(slot.ends_at)
+        .bind(reason)
+        .bind(booked_by)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(|e| {
+        Error::from(e).on_unique(
+            "appointments_live_slot_key",
+            Code::SlotTaken,
+            "That time has just been taken; please pick another.",
+        )
+    })?;
+    Ok(id)
+}
+
+fn checked_reason(reason: &str) -> Result<String> {
+    let mut checks = crate::domain::validate::Checks::new();
+    let reason = checks.text("reason", reason, 0, 1000);
+    checks.finish()?;
+    Ok(reason)
+}
+
+/// Who may change an appointment, and whether the clinic's cutoff applies to them.
+async fn may_change(db: &Db, actor: &Actor, a: &Appointment, now: DateTime<Utc>) -> Result<()> {
+    let p = actor.principal()?;
+    if clinics::require_staff_of(actor, a.clinic_id).is_ok() {
+        return Ok(());
+    }
+    if a.patient_id != p.user_id {
+        // Not theirs: say nothing about whether it exists.
+        return Err(Error::not_found("appointment"));
+    }
+    let clinic = clinics::get(db, a.clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))?;
+    if a.starts_at - now < Duration::minutes(clinic.cancellation_cutoff_minutes) {
+        return Err(Error::new(
+            Code::CutoffPassed,
+            format!(
+                "Changes are possible until {} hours before the visit; please call the clinic.",
+                clinic.cancellation_cutoff_minutes as f64 / 60.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves an appointment to another free slot of the same clinic: the new slot is claimed
+/// and the old one freed in one transaction.
+pub async fn reschedule(
+    db: &Db,
+    actor: &Actor,
+    id: Uuid,
+    new_slot_id: Uuid,
+) -> Result<Appointment> {
+    let a = get(db, actor, id).await?;
+    let now = Utc::now();
+    may_change(db, actor, &a, now).await?;
+    if a.status != "booked" {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("A {} appointment cannot be moved.", a.status),
+        ));
+    }
+    let (slot, _) = slots::get(db, new_slot_id)
+        .await?
+        .ok_or_else(|| Error::not_found("slot"))?;
+    if slot.clinic_id != a.clinic_id {
+        return Err(Error::new(
+            Code::Conflict,
+            "Pick a time at the same clinic, or book anew.",
+        ));
+    }
+    if slot.starts_at < now + slots::min_notice(db, slot.doctor_id).await? {
+        return Err(Error::new(
+            Code::TooLate,
+            "That time is too soon to book; please pick a later one.",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    // The patient's own hold on the new slot counts as free for them.
+    const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
+        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $3 OR held_by = $2)))";
+    const MOVE: &str = "UPDATE appointments SET slot_id = $2, doctor_id = $3, starts_at = $4, ends_at = $5, updated_at = $6 \
+        WHERE id = $1 AND status = 'booked' AND slot_id = $7";
+    const FREE: &str =
+        "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked'";
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+        .bind(new_slot_id)
+        .bind(a.patient_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if claimed == 0 {
+        return Err(slot_taken());
+    }
+    let moved = on_tx!(&mut tx, |conn| sqlx::query(MOVE)
+        .bind(id)
+        .bind(new_slot_id)
+        .bind(slot.doctor_id)
+        .bind(slot.starts_at)
+        .bind(slot.ends_at)
+        .bind(now)
+        .bind(a.slot_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(|e| {
+        Error::from(e).on_unique(
+            "appointments_live_slot_key",
+            Code::SlotTaken,
+            "That time has just been taken; please pick another.",
+        )
+    })?;
+    if moved == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "The appointment changed meanwhile; reload it.",
+        ));
+    }
+    on_tx!(&mut tx, |conn| sqlx::query(FREE)
+        .bind(a.slot_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "appointment.rescheduled",
+            subject: format!("appointment:{id}"),
+            clinic_id: Some(a.clinic_id),
+            details: json!({"from_slot": a.slot_id, "to_slot": new_slot_id}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get_unchecked(db, id).await
+}
+
+/// Cancels and frees the slot. Patients are held to the clinic's cutoff; staff are not.
+pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Appointment> {
+    let a = get(db, actor, id).await?;
+    let now = Utc::now();
+    may_change(db, actor, &a, now).await?;
+    let reason = checked_reason(reason)?;
+    let mut tx = db.begin().await?;
+    const CANCEL: &str = "UPDATE appointments SET status = 'cancelled', cancelled_by = $2, cancel_reason = $3, updated_at = $4 \
+        WHERE id = $1 AND status = 'booked'";
+    const FREE: &str = "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked' AND starts_at > $2";
+    let done = on_tx!(&mut tx, |conn| sqlx::query(CANCEL)
+        .bind(id)
+        .bind(actor.user_id())
+        .bind(&reason)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("A {} appointment cannot be cancelled.", a.status),
+        ));
+    }
+    on_tx!(&mut tx, |conn| sqlx::query(FREE)
+        .bind(a.slot_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "appointment.cancelled",
+            subject: format!("appointment:{id}"),
+            clinic_id: Some(a.clinic_id),
+            details: json!({"by_staff": actor.user_id() != Some(a.patient_id)}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get_unchecked(db, id).await
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visit {
+    CheckedIn,
+    Completed,
+    NoShow,
+}
+
+/// Marks the visit (clinic staff, or the appointment's doctor).
+pub async fn mark(db: &Db, actor: &Actor, id: Uuid, to: Visit) -> Result<Appointment> {
+    let a = get(db, actor, id).await?;
+    let p = actor.principal()?;
+    let is_doctor = doctors::get(db, a.doctor_id)
+        .await?
+        .is_some_and(|d| d.user_id == Some(p.user_id));
+    if !is_doctor {
+        clinics::require_staff_of(actor, a.clinic_id)?;
+    }
+    let now = Utc::now();
+    let (status, from, action): (&str, &[&str], &str) = match to {
+        Visit::CheckedIn => ("checked_in", &["booked"], "appointment.checked_in"),
+        Visit::Completed => (
+            "completed",
+            &["booked", "checked_in"],
+            "appointment.completed",
+        ),
+        Visit::NoShow => ("no_show", &["booked"], "appointment.no_show"),
+    };
+    if to == Visit::NoShow && a.starts_at > now {
+        return Err(Error::new(
+            Code::Conflict,
+            "A visit that has not started cannot be a no-show.",
+        ));
+    }
+    if !from.contains(&a.status.as_str()) {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("A {} appointment cannot become {status}.", a.status),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    const SQL: &str =
+        "UPDATE appointments SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4";
+    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(id)
+        .bind(status)
+        .bind(now)
+        .bind(&a.status)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "The appointment changed meanwhile; reload it.",
+        ));
+    }
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action,
+            subject: format!("appointment:{id}"),
+            clinic_id: Some(a.clinic_id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get_unchecked(db, id).await
+}
+
+async fn get_unchecked(db: &Db, id: Uuid) -> Result<Appointment> {
+    const SQL: &str = select_appointments!("WHERE a.id = $1");
+    on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?
+    .ok_or_else(|| Error::not_found("appointment"))
+}
+
+/// One appointment, for its patient, its doctor or its clinic's staff. Anyone else is
+/// told it does not exist.
+pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Appointment> {
+    let p = actor.principal()?;
+    let a = get_unchecked(db, id).await?;
+    if a.patient_id == p.user_id || clinics::require_staff_of(actor, a.clinic_id).is_ok() {
+        return Ok(a);
+    }
+    if doctors::get(db, a.doctor_id)
+        .await?
+        .is_some_and(|d| d.user_id == Some(p.user_id))
+    {
+        return Ok(a);
+    }
+    Err(Error::not_found("appointment"))
+}
+
+/// The caller's own appointments; upcoming only unless `include_past`.
+pub async fn mine(db: &Db, actor: &Actor, include_past: bool) -> Result<Vec<Appointment>> {
+    let p = actor.principal()?;
+    const SQL: &str = select_appointments!(
+        "WHERE a.patient_id = $1 AND ($2 OR a.ends_at > $3) ORDER BY a.starts_at LIMIT 500"
+    );
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+        .bind(p.user_id)
+        .bind(include_past)
+        .bind(Utc::now())
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// A doctor's appointments on one clinic-local date (the doctor, or the clinic's staff).
+pub async fn doctor_day(
+    db: &Db,
+    actor: &Actor,
+    doctor_id: Uuid,
+    date: NaiveDate,
+) -> Result<Vec<Appointment>> {
+    let doctor = doctors::get(db, doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    let p = actor.principal()?;
+    if doctor.user_id != Some(p.user_id) {
+        clinics::require_staff_of(actor, doctor.clinic_id)?;
+    }
+    const SQL: &str = select_appointments!(
+        "JOIN slots s ON s.id = a.slot_id WHERE a.doctor_id = $1 AND s.local_date = $2 ORDER BY a.starts_at"
+    );
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+        .bind(doctor_id)
+        .bind(date)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// A clinic's appointments on one local date (its staff).
+pub async fn clinic_day(
+    db: &Db,
+    actor: &Actor,
+    clinic_id: Uuid,
+    date: NaiveDate,
+) -> Result<Vec<Appointment>> {
+    clinics::require_staff_of(actor, clinic_id)?;
+    const SQL: &str = select_appointments!(
+        "JOIN slots s ON s.id = a.slot_id WHERE a.clinic_id = $1 AND s.local_date = $2 ORDER BY a.starts_at, d.display_name"
+    );
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+        .bind(clinic_id)
+        .bind(date)
+        .fetch_all(pool)
+        .await)?)
+}

@@ -1,0 +1,227 @@
+//! The audit trail: append-only, each record chained to the one before by a SHA-256
+//! hash, written in the same transaction as the change it describes.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::domain::actor::Actor;
+use crate::error::{Error, Result};
+use crate::{on_db, on_tx};
+
+const GENESIS: &str = "genesis";
+
+/// What happened, to what.
+pub struct Entry {
+    /// A dotted verb such as `clinic.approved` or `appointment.booked`.
+    pub action: &'static str,
+    /// The record acted on, as `kind:id`.
+    pub subject: String,
+    pub clinic_id: Option<Uuid>,
+    /// Facts worth keeping; never personal data beyond ids.
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub subject: String,
+    pub clinic_id: Option<Uuid>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecord {
+    fn expected_hash(&self) -> String {
+        chain_hash(
+            &self.prev_hash,
+            self.seq,
+            self.id,
+            self.at,
+            self.actor_id,
+            &self.action,
+            &self.subject,
+            self.clinic_id,
+            &self.details,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chain_hash(
+    prev: &str,
+    seq: i64,
+    id: Uuid,
+    at: DateTime<Utc>,
+    actor: Option<Uuid>,
+    action: &str,
+    subject: &str,
+    clinic: Option<Uuid>,
+    details: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev.to_owned(),
+        seq.to_string(),
+        id.to_string(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        actor.map(|a| a.to_string()).unwrap_or_default(),
+        action.to_owned(),
+        subject.to_owned(),
+        clinic.map(|c| c.to_string()).unwrap_or_default(),
+        details.to_owned(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends a record inside the caller's transaction.
+pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
+    // One writer at a time extends the chain: SQLite's write lock already serialises
+    // transactions; on PostgreSQL a transaction-scoped advisory lock does.
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
+            .execute(&mut **t)
+            .await?;
+    }
+    const LAST: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+    let last: Option<(i64, String)> = on_tx!(tx, |conn| sqlx::query_as(LAST)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    let (seq, prev) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    // Microseconds: what both databases keep, so the hash can be recomputed from the row.
+    let at = Utc::now().trunc_subsecs(6);
+    let id = Uuid::now_v7();
+    let details = entry.details.to_string();
+    let actor_id = actor.user_id();
+    let hash = chain_hash(
+        &prev,
+        seq,
+        id,
+        at,
+        actor_id,
+        entry.action,
+        &entry.subject,
+        entry.clinic_id,
+        &details,
+    );
+    const INSERT: &str = "INSERT INTO audit (seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    on_tx!(tx, |conn| sqlx::query(INSERT)
+        .bind(seq)
+        .bind(id)
+        .bind(at)
+        .bind(actor_id)
+        .bind(entry.action)
+        .bind(&entry.subject)
+        .bind(entry.clinic_id)
+        .bind(&details)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    tracing::info!(target: "audit", seq, action = entry.action, subject = %entry.subject, actor = ?actor_id, "audit");
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    /// Exact action, e.g. `clinic.approved`.
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Records with a smaller sequence number (for paging back).
+    pub before_seq: Option<i64>,
+    /// 1 to 500; default 100.
+    pub limit: Option<i64>,
+}
+
+/// Newest first. System admins see everything; clinic admins their clinic's records.
+pub async fn list(db: &Db, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+    let clinic_scope: Option<Uuid> = if actor.is_system_admin() {
+        None
+    } else {
+        let principal = actor.principal()?;
+        Some(
+            principal
+                .administered_clinics()
+                .next()
+                .ok_or_else(Error::forbidden)?,
+        )
+    };
+    const SQL: &str = "SELECT seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash FROM audit \
+        WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2) \
+        AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR seq < $5) \
+        AND ($6 IS NULL OR clinic_id = $6) ORDER BY seq DESC LIMIT $7";
+    let limit = filter.limit.unwrap_or(100).clamp(1, 500);
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, AuditRecord>(SQL)
+        .bind(filter.actor_id)
+        .bind(filter.action.as_deref())
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.before_seq)
+        .bind(clinic_scope)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainReport {
+    pub records: i64,
+    pub intact: bool,
+    /// The first record whose hash or link does not match.
+    pub first_broken_seq: Option<i64>,
+}
+
+/// Recomputes the chain from the start (system admins).
+pub async fn verify(db: &Db, actor: &Actor) -> Result<ChainReport> {
+    actor.require_system_admin()?;
+    const SQL: &str = "SELECT seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash FROM audit \
+        WHERE seq > $1 ORDER BY seq LIMIT 1000";
+    let mut after = 0i64;
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 1i64;
+    let mut records = 0i64;
+    loop {
+        let batch = on_db!(db, |pool| sqlx::query_as::<_, AuditRecord>(SQL)
+            .bind(after)
+            .fetch_all(pool)
+            .await)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for r in &batch {
+            records += 1;
+            if r.seq != expected_seq || r.prev_hash != prev || r.hash != r.expected_hash() {
+                return Ok(ChainReport {
+                    records,
+                    intact: false,
+                    first_broken_seq: Some(r.seq.min(expected_seq)),
+                });
+            }
+            prev.clone_from(&r.hash);
+            expected_seq += 1;
+        }
+    }
+    Ok(ChainReport {
+        records,
+        intact: true,
+        first_broken_seq: None,
+    })
+}

@@ -1,0 +1,539 @@
+//! Clinics: applications to join, the system admin's decisions, and each clinic's profile.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::audit::{self, Entry};
+use crate::domain::people::{self, NewUser};
+use crate::domain::validate::Checks;
+use crate::error::{Code, Error, Result};
+use crate::notify::mail::Mailer;
+use crate::{on_db, on_tx};
+
+/// An application to join, as submitted by anyone.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicApplication {
+    pub name: String,
+    pub address: String,
+    /// IANA time zone, e.g. `Europe/Lisbon`.
+    pub time_zone: String,
+    pub contact_name: String,
+    /// The clinic admin's address: the invitation goes here once approved.
+    pub contact_email: String,
+    pub contact_phone: String,
+    /// Specialty slugs, e.g. `["dermatology", "cardiology"]`.
+    #[serde(default)]
+    pub specialties: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ClinicRequest {
+    pub id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub time_zone: String,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub contact_phone: String,
+    #[schema(value_type = Vec<String>)]
+    pub specialties: Json<Vec<String>>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub clinic_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Clinic {
+    pub id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub time_zone: String,
+    pub contact_email: String,
+    pub contact_phone: String,
+    pub description: String,
+    pub status: String,
+    pub cancellation_cutoff_minutes: i64,
+    #[serde(skip)]
+    pub logo_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Clinic {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        tz_of(&self.time_zone)
+    }
+}
+
+/// A stored zone name as a zone (names are checked on the way in; UTC if one is not).
+pub fn tz_of(name: &str) -> chrono_tz::Tz {
+    chrono_tz::Tz::from_str(name).unwrap_or(chrono_tz::UTC)
+}
+
+/// Changes a clinic admin may make to their clinic's profile.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicPatch {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub description: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_phone: Option<String>,
+    /// Minutes before the start after which patients can no longer cancel or reschedule.
+    pub cancellation_cutoff_minutes: Option<i64>,
+}
+
+macro_rules! select_clinics {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id, c.name, c.address, c.time_zone, c.contact_email, c.contact_phone, c.description, c.status, ",
+            "c.cancellation_cutoff_minutes, c.logo_path, c.created_at FROM clinics c ",
+            $tail
+        )
+    };
+}
+
+pub fn parse_time_zone(checks: &mut Checks, field: &str, tz: &str) -> String {
+    let tz = tz.trim();
+    if chrono_tz::Tz::from_str(tz).is_err() {
+        checks.fail(field, "must be an IANA time zone such as Europe/Lisbon");
+    }
+    tz.to_owned()
+}
+
+/// Records an application to join; anyone may apply.
+pub async fn apply(db: &Db, actor: &Actor, form: ClinicApplication) -> Result<ClinicRequest> {
+    let mut checks = Checks::new();
+    let name = checks.text("name", &form.name, 2, 200);
+    let address = checks.text("address", &form.address, 3, 500);
+    let time_zone = parse_time_zone(&mut checks, "time_zone", &form.time_zone);
+    let contact_name = checks.text("contact_name", &form.contact_name, 1, 100);
+    let contact_email = checks.email("contact_email", &form.contact_email);
+    let contact_phone = checks.text("contact_phone", &form.contact_phone, 3, 40);
+    if form.specialties.len() > 60 {
+        checks.fail("specialties", "at most 60");
+    }
+    let mut slugs = Vec::new();
+    for slug in &form.specialties {
+        let slug = slug.trim().to_lowercase();
+        if crate::domain::specialties::by_slug(db, &slug)
+            .await?
+            .is_none()
+        {
+            checks.fail("specialties", format!("unknown specialty {slug:?}"));
+        }
+        if !slugs.contains(&slug) {
+            slugs.push(slug);
+        }
+    }
+    checks.finish()?;
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    const SQL: &str = "INSERT INTO clinic_requests (id, name, address, time_zone, contact_name, contact_email, contact_phone, \
+        specialties, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+    on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(id)
+        .bind(&name)
+        .bind(&address)
+        .bind(&time_zone)
+        .bind(&contact_name)
+        .bind(&contact_email)
+        .bind(&contact_phone)
+        .bind(Json(&slugs))
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "clinic_request.submitted",
+            subject: format!("clinic_request:{id}"),
+            clinic_id: None,
+            details: json!({"time_zone": time_zone, "specialties": slugs}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    find_request(db, id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic request"))
+}
+
+async fn find_request(db: &Db, id: Uuid) -> Result<Option<ClinicRequest>> {
+    const SQL: &str = "SELECT id, name, address, time_zone, contact_name, contact_email, contact_phone, specialties, status, \
+        reason, decided_at, clinic_id, created_at FROM clinic_requests WHERE id = $1";
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, ClinicRequest>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Applications, oldest first, optionally by status (system admins).
+pub async fn list_requests(
+    db: &Db,
+    actor: &Actor,
+    status: Option<&str>,
+) -> Result<Vec<ClinicRequest>> {
+    actor.require_system_admin()?;
+    const SQL: &str = "SELECT id, name, address, time_zone, contact_name, contact_email, contact_phone, specialties, status, \
+        reason, decided_at, clinic_id, created_at FROM clinic_requests WHERE ($1 IS NULL OR status = $1) ORDER BY created_at LIMIT 500";
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, ClinicRequest>(SQL)
+        .bind(status)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Marks a pending application decided; a second decision is a conflict.
+async fn decide(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: Uuid,
+    status: &str,
+    reason: Option<&str>,
+    clinic: Option<Uuid>,
+) -> Result<()> {
+    const SQL: &str = "UPDATE clinic_requests SET status = $2, reason = $3, decided_by = $4, decided_at = $5, clinic_id = $6, \
+        updated_at = $5 WHERE id = $1 AND status = 'pending'";
+    let now = Utc::now();
+    let done = on_tx!(tx, |conn| sqlx::query(SQL)
+        .bind(id)
+        .bind(status)
+        .bind(reason)
+        .bind(actor.user_id())
+        .bind(now)
+        .bind(clinic)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "This application has already been decided.",
+        ));
+    }
+    Ok(())
+}
+
+/// Approves an application: creates the clinic and makes its contact the clinic admin
+/// (a new account if needed), then mails the invitation.
+pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Result<Clinic> {
+    actor.require_system_admin()?;
+    let request = find_request(db, id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic request"))?;
+    let now = Utc::now();
+    let clinic_id = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    const CLINIC: &str = "INSERT INTO clinics (id, name, time_zone, address, contact_email, contact_phone, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+    const SPECIALTY: &str = "INSERT INTO clinic_specialties (clinic_id, specialty_id) SELECT $1, id FROM specialties WHERE slug = $2";
+    const ADMIN: &str = "SELECT id FROM users WHERE email = $1";
+    let admin: Option<(Uuid,)> = on_tx!(&mut tx, |conn| {
+        sqlx::query(CLINIC)
+            .bind(clinic_id)
+            .bind(&request.name)
+            .bind(&request.time_zone)
+            .bind(&request.address)
+            .bind(&request.contact_email)
+            .bind(&request.contact_phone)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        for slug in request.specialties.iter() {
+            sqlx::query(SPECIALTY)
+                .bind(clinic_id)
+                .bind(slug)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query_as(ADMIN)
+            .bind(&request.contact_email)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    // After the clinic exists (the request points at it); a second approval stops here.
+    decide(&mut tx, actor, id, "approved", None, Some(clinic_id)).await?;
+    let admin_id = match admin {
+        Some((id,)) => id,
+        None => {
+            let new = NewUser {
+                email: &request.contact_email,
+                display_name: &request.contact_name,
+                password_hash: None,
+                verified: false,
+            };
+            people::insert(&mut tx, new, now).await?
+        }
+    };
+    people::insert_grant(
+        &mut tx,
+        admin_id,
+        Grant::in_clinic(Role::ClinicAdmin, clinic_id),
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "clinic.approved",
+            subject: format!("clinic:{clinic_id}"),
+            clinic_id: Some(clinic_id),
+            details: json!({"request": id, "clinic_admin": admin_id}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let body = format!(
+        "Hello {},\n\n{} has been approved and you are its clinic admin.\n\nSign in with your email address: ask for a \
+         sign-in code (POST /api/v1/auth/login/code/start), then set a password with a password reset.\n",
+        request.contact_name, request.name
+    );
+    mailer
+        .send(
+            &request.contact_email,
+            "Your clinic has been approved",
+            &body,
+        )
+        .await;
+    get(db, clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))
+}
+
+/// Rejects an application with a reason the applicant is told.
+pub async fn reject(
+    db: &Db,
+    mailer: &Mailer,
+    actor: &Actor,
+    id: Uuid,
+    reason: &str,
+) -> Result<ClinicRequest> {
+    actor.require_system_admin()?;
+    let mut checks = Checks::new();
+    let reason = checks.text("reason", reason, 3, 1000);
+    checks.finish()?;
+    let request = find_request(db, id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic request"))?;
+    let mut tx = db.begin().await?;
+    decide(&mut tx, actor, id, "rejected", Some(&reason), None).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "clinic_request.rejected",
+            subject: format!("clinic_request:{id}"),
+            clinic_id: None,
+            details: json!({"reason": reason}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let body = format!(
+        "Hello {},\n\nThe application for {} was not approved: {reason}\n",
+        request.contact_name, request.name
+    );
+    mailer
+        .send(&request.contact_email, "Your clinic application", &body)
+        .await;
+    find_request(db, id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic request"))
+}
+
+/// Suspends (no new bookings, hidden from patients) or reactivates a clinic.
+pub async fn set_status(
+    db: &Db,
+    actor: &Actor,
+    clinic_id: Uuid,
+    active: bool,
+    reason: &str,
+) -> Result<Clinic> {
+    actor.require_system_admin()?;
+    let (from, to, action) = if active {
+        ("suspended", "active", "clinic.reactivated")
+    } else {
+        ("active", "suspended", "clinic.suspended")
+    };
+    let mut tx = db.begin().await?;
+    const SQL: &str =
+        "UPDATE clinics SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4";
+    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(clinic_id)
+        .bind(to)
+        .bind(Utc::now())
+        .bind(from)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        get(db, clinic_id)
+            .await?
+            .ok_or_else(|| Error::not_found("clinic"))?;
+        return Err(Error::new(
+            Code::Conflict,
+            format!("The clinic is not {from}."),
+        ));
+    }
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action,
+            subject: format!("clinic:{clinic_id}"),
+            clinic_id: Some(clinic_id),
+            details: json!({"reason": reason.trim()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))
+}
+
+pub async fn get(db: &Db, id: Uuid) -> Result<Option<Clinic>> {
+    const SQL: &str = select_clinics!("WHERE c.id = $1");
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Clinic>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// A clinic patients may see and book with.
+pub async fn get_active(db: &Db, id: Uuid) -> Result<Clinic> {
+    match get(db, id).await? {
+        Some(c) if c.status == "active" => Ok(c),
+        _ => Err(Error::not_found("clinic")),
+    }
+}
+
+/// Active clinics, optionally offering a specialty (by slug) or matching a name.
+pub async fn list(db: &Db, specialty: Option<&str>, q: Option<&str>) -> Result<Vec<Clinic>> {
+    const SQL: &str = select_clinics!(
+        "WHERE c.status = 'active' AND ($1 IS NULL OR EXISTS (SELECT 1 FROM clinic_specialties cs JOIN specialties s \
+         ON s.id = cs.specialty_id WHERE cs.clinic_id = c.id AND s.slug = $1)) \
+         AND ($2 IS NULL OR lower(c.name) LIKE $2) ORDER BY c.name LIMIT 200"
+    );
+    let pattern = q.map(|q| format!("%{}%", q.trim().to_lowercase()));
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Clinic>(SQL)
+        .bind(specialty)
+        .bind(pattern.as_deref())
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Specialty slugs a clinic offers.
+pub async fn specialties_of(db: &Db, clinic_id: Uuid) -> Result<Vec<String>> {
+    const SQL: &str = "SELECT s.slug FROM clinic_specialties cs JOIN specialties s ON s.id = cs.specialty_id WHERE cs.clinic_id = $1 ORDER BY s.slug";
+    let rows: Vec<(String,)> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(clinic_id)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
+}
+
+/// Updates the profile (the clinic's admins, or a system admin).
+pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch) -> Result<Clinic> {
+    require_admin_of(actor, clinic_id)?;
+    let current = get(db, clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))?;
+    let mut checks = Checks::new();
+    let name = patch
+        .name
+        .map(|v| checks.text("name", &v, 2, 200))
+        .unwrap_or(current.name);
+    let address = patch
+        .address
+        .map(|v| checks.text("address", &v, 3, 500))
+        .unwrap_or(current.address);
+    let description = patch
+        .description
+        .map(|v| checks.text("description", &v, 0, 4000))
+        .unwrap_or(current.description);
+    let contact_email = patch
+        .contact_email
+        .map(|v| checks.email("contact_email", &v))
+        .unwrap_or(current.contact_email);
+    let contact_phone = patch
+        .contact_phone
+        .map(|v| checks.text("contact_phone", &v, 3, 40))
+        .unwrap_or(current.contact_phone);
+    let cutoff = patch
+        .cancellation_cutoff_minutes
+        .unwrap_or(current.cancellation_cutoff_minutes);
+    if !(0..=10_080).contains(&cutoff) {
+        checks.fail(
+            "cancellation_cutoff_minutes",
+            "must be between 0 and 10080 (a week)",
+        );
+    }
+    checks.finish()?;
+    let mut tx = db.begin().await?;
+    const SQL: &str = "UPDATE clinics SET name = $2, address = $3, description = $4, contact_email = $5, contact_phone = $6, \
+        cancellation_cutoff_minutes = $7, updated_at = $8 WHERE id = $1";
+    on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(clinic_id)
+        .bind(&name)
+        .bind(&address)
+        .bind(&description)
+        .bind(&contact_email)
+        .bind(&contact_phone)
+        .bind(cutoff)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "clinic.updated",
+            subject: format!("clinic:{clinic_id}"),
+            clinic_id: Some(clinic_id),
+            details: json!({"cancellation_cutoff_minutes": cutoff}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))
+}
+
+/// System admins, or an admin of this clinic.
+pub fn require_admin_of(actor: &Actor, clinic_id: Uuid) -> Result<()> {
+    if actor.is_system_admin() || actor.principal()?.administers_clinic(clinic_id) {
+        Ok(())
+    } else {
+        Err(Error::forbidden())
+    }
+}
+
+/// Clinic admins and receptionists of this clinic (and system admins).
+pub fn require_staff_of(actor: &Actor, clinic_id: Uuid) -> Result<()> {
+    if actor.is_system_admin() {
+        return Ok(());
+    }
+    let p = actor.principal()?;
+    if p.administers_clinic(clinic_id) || p.has_role_in(Role::ClinicStaff, clinic_id) {
+        Ok(())
+    } else {
+        Err(Error::forbidden())
+    }
+}

@@ -1,0 +1,384 @@
+//! Identity: registration with email verification, password and passwordless sign-in,
+//! second factors, password reset, and logins as rotating token families.
+
+mod codes;
+mod mfa;
+mod tokens;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use self::codes::{Purpose, invalid_code};
+pub use self::mfa::{MfaChallenge, RecoveryCodes, TotpSetup};
+pub use self::tokens::{JwtKeys, TokenPair};
+use crate::config::Config;
+use crate::crypto::Digester;
+use crate::crypto::password::PasswordHashing;
+use crate::db::Db;
+use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::people::{self, MfaMethod, NewUser, User, UserView};
+use crate::domain::validate::Checks;
+use crate::error::{Code, Error, Result};
+use crate::notify::mail::Mailer;
+use crate::on_db;
+
+/// Limits and lifetimes of the identity flows.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    pub code_max_attempts: i64,
+    pub login_max_failures: i64,
+    pub login_lockout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            access_ttl: config.access_token_ttl,
+            refresh_ttl: config.refresh_token_ttl,
+            code_ttl: config.code_ttl,
+            code_max_attempts: config.code_max_attempts.max(1),
+            login_max_failures: config.login_max_failures.max(1),
+            login_lockout: config.login_lockout,
+        }
+    }
+}
+
+pub struct Identity {
+    db: Db,
+    mailer: Mailer,
+    passwords: PasswordHashing,
+    digester: Digester,
+    jwt: JwtKeys,
+    settings: Settings,
+}
+
+/// The result of a first factor: either signed in, or a second factor is needed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginOutcome {
+    Authenticated(TokenPair),
+    MfaRequired(MfaChallenge),
+}
+
+/// The answer to requests that mail a code: the same whether or not the address is known.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeSent {
+    pub status: &'static str,
+    pub detail: &'static str,
+}
+
+const CODE_SENT: CodeSent = CodeSent {
+    status: "code_sent",
+    detail: "If the address belongs to an account, a code is on its way.",
+};
+
+pub struct Registration<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub display_name: &'a str,
+}
+
+impl Identity {
+    pub fn new(
+        db: Db,
+        mailer: Mailer,
+        passwords: PasswordHashing,
+        jwt: JwtKeys,
+        digest_key: &[u8],
+        settings: Settings,
+    ) -> Self {
+        Self {
+            db,
+            mailer,
+            passwords,
+            digester: Digester::new(digest_key),
+            jwt,
+            settings,
+        }
+    }
+
+    pub fn passwords(&self) -> &PasswordHashing {
+        &self.passwords
+    }
+
+    /// Issues a fresh code for `purpose` and mails it to `user`.
+    async fn send_code(&self, user: &User, purpose: Purpose) -> Result<()> {
+        let code = self.issue_code(user.id, purpose).await?;
+        let (subject, lead) = purpose.mail_text();
+        let minutes = self.settings.code_ttl.as_secs() / 60;
+        let body = format!(
+            "Hello {},\n\n{lead} {code}\n\nIt expires in {minutes} minutes. If you did not ask for it, ignore this message.\n",
+            user.display_name
+        );
+        self.mailer.send(&user.email, subject, &body).await;
+        Ok(())
+    }
+
+    /// Mails a `purpose` code to the active account at `email` when `wanted` holds for
+    /// it; the answer is the same whether or not it did.
+    async fn send_code_to(
+        &self,
+        email: &str,
+        purpose: Purpose,
+        wanted: impl Fn(&User) -> bool,
+    ) -> Result<CodeSent> {
+        let email = checked_email(email)?;
+        if let Some(user) = people::find_by_email(&self.db, &email).await?
+            && user.deactivated_at.is_none()
+            && wanted(&user)
+        {
+            self.send_code(&user, purpose).await?;
+        }
+        Ok(CODE_SENT)
+    }
+
+    /// Registers a patient account and mails a verification code. An address that is
+    /// already registered gets a notice instead, and the caller sees the same answer.
+    pub async fn register(&self, form: Registration<'_>) -> Result<CodeSent> {
+        let mut checks = Checks::new();
+        let email = checks.email("email", form.email);
+        checks.password("password", form.password);
+        let display_name = checks.text("display_name", form.display_name, 1, 100);
+        checks.finish()?;
+
+        if let Some(existing) = people::find_by_email(&self.db, &email).await? {
+            if existing.email_verified_at.is_none() && existing.deactivated_at.is_none() {
+                self.send_code(&existing, Purpose::VerifyEmail).await?;
+            } else {
+                let body = "Someone tried to register a new account with this address. If it was you, \
+                    sign in instead, or reset your password.\n";
+                self.mailer
+                    .send(&existing.email, "You already have an account", body)
+                    .await;
+            }
+            return Ok(CODE_SENT);
+        }
+
+        let hash = self.passwords.hash(form.password).await?;
+        let now = Utc::now();
+        let mut tx = self.db.begin().await?;
+        let new = NewUser {
+            email: &email,
+            display_name: &display_name,
+            password_hash: Some(&hash),
+            verified: false,
+        };
+        let id = match people::insert(&mut tx, new, now).await {
+            Ok(id) => id,
+            // Two registrations raced for the address; the other one won.
+            Err(e) if e.code() == Code::Conflict => return Ok(CODE_SENT),
+            Err(e) => return Err(e),
+        };
+        people::insert_grant(&mut tx, id, Grant::global(Role::Patient), now).await?;
+        tx.commit().await?;
+        tracing::info!(target: "audit", user = %id, "patient registered");
+
+        let user = people::find(&self.db, id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        self.send_code(&user, Purpose::VerifyEmail).await?;
+        Ok(CODE_SENT)
+    }
+
+    /// Sends a new verification code to an unverified account.
+    pub async fn resend_verification(&self, email: &str) -> Result<CodeSent> {
+        self.send_code_to(email, Purpose::VerifyEmail, |user| {
+            user.email_verified_at.is_none()
+        })
+        .await
+    }
+
+    /// Marks the address verified when the code matches.
+    pub async fn verify_email(&self, email: &str, code: &str) -> Result<UserView> {
+        let user = self.user_for_code(email).await?;
+        self.consume_code(user.id, Purpose::VerifyEmail, code)
+            .await?;
+        self.mark_verified(&user).await?;
+        tracing::info!(target: "audit", user = %user.id, "email verified");
+        let user = people::find(&self.db, user.id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        people::view(&self.db, &user).await
+    }
+
+    async fn mark_verified(&self, user: &User) -> Result<()> {
+        const SQL: &str = "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2 WHERE id = $1";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(user.id)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The account a code-bearing request names; an unknown address fails like a wrong code.
+    async fn user_for_code(&self, email: &str) -> Result<User> {
+        let email = checked_email(email)?;
+        match people::find_by_email(&self.db, &email).await? {
+            Some(user) if user.deactivated_at.is_none() => Ok(user),
+            _ => Err(invalid_code()),
+        }
+    }
+
+    /// Signs in with email and password. Repeated failures lock the account for a while.
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
+        let email = email.trim().to_lowercase();
+        if email.len() > crate::domain::validate::MAX_EMAIL
+            || password.len() > crate::domain::validate::MAX_PASSWORD * 4
+        {
+            return Err(bad_credentials());
+        }
+        let user = people::find_by_email(&self.db, &email).await?;
+        let now = Utc::now();
+        if let Some(until) = user
+            .as_ref()
+            .and_then(|u| u.locked_until)
+            .filter(|until| *until > now)
+        {
+            let minutes = (until - now).num_minutes() + 1;
+            return Err(Error::new(
+                Code::AccountLocked,
+                format!(
+                    "Too many failed sign-ins; try again in {minutes} minutes or reset your password."
+                ),
+            ));
+        }
+        let ok = self
+            .passwords
+            .verify(
+                password,
+                user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            )
+            .await?;
+        let Some(user) = user else {
+            return Err(bad_credentials());
+        };
+        if !ok {
+            self.count_failed_login(&user).await?;
+            return Err(bad_credentials());
+        }
+        if user.deactivated_at.is_some() {
+            return Err(Error::new(
+                Code::AccountDeactivated,
+                "This account has been deactivated.",
+            ));
+        }
+        if user.email_verified_at.is_none() {
+            return Err(Error::new(
+                Code::EmailNotVerified,
+                "Verify your email address first; we can send a new code.",
+            ));
+        }
+        match user.mfa() {
+            MfaMethod::None => Ok(LoginOutcome::Authenticated(
+                self.start_session(&user).await?,
+            )),
+            method => self.challenge(&user, method).await,
+        }
+    }
+
+    async fn count_failed_login(&self, user: &User) -> Result<()> {
+        let now = Utc::now();
+        let until = now + self.settings.login_lockout;
+        const SQL: &str = "UPDATE users SET failed_logins = failed_logins + 1, \
+            locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, updated_at = $4 WHERE id = $1";
+        on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(user.id)
+            .bind(self.settings.login_max_failures)
+            .bind(until)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        if user.failed_logins + 1 >= self.settings.login_max_failures {
+            tracing::warn!(target: "audit", user = %user.id, "account locked after failed sign-ins");
+        }
+        Ok(())
+    }
+
+    /// Mails a sign-in code (passwordless login).
+    pub async fn start_passwordless(&self, email: &str) -> Result<CodeSent> {
+        self.send_code_to(email, Purpose::Login, |_| true).await
+    }
+
+    /// Signs in with a mailed code. The code proves the address, so it also verifies it;
+    /// TOTP users still give their TOTP code.
+    pub async fn finish_passwordless(&self, email: &str, code: &str) -> Result<LoginOutcome> {
+        let user = self.user_for_code(email).await?;
+        self.consume_code(user.id, Purpose::Login, code).await?;
+        self.mark_verified(&user).await?;
+        match user.mfa() {
+            MfaMethod::Totp => self.challenge(&user, MfaMethod::Totp).await,
+            _ => Ok(LoginOutcome::Authenticated(
+                self.start_session(&user).await?,
+            )),
+        }
+    }
+
+    /// Mails a password-reset code.
+    pub async fn start_password_reset(&self, email: &str) -> Result<CodeSent> {
+        self.send_code_to(email, Purpose::PasswordReset, |_| true)
+            .await
+    }
+
+    /// Sets a new password with a mailed code, unlocks the account and ends every login.
+    pub async fn finish_password_reset(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<()> {
+        let mut checks = Checks::new();
+        checks.password("new_password", new_password);
+        checks.finish()?;
+        let user = self.user_for_code(email).await?;
+        self.consume_code(user.id, Purpose::PasswordReset, code)
+            .await?;
+        let hash = self.passwords.hash(new_password).await?;
+        let now = Utc::now();
+        let mut tx = self.db.begin().await?;
+        const SQL: &str = "UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL, \
+            email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3 WHERE id = $1";
+        crate::on_tx!(&mut tx, |conn| sqlx::query(SQL)
+            .bind(user.id)
+            .bind(&hash)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tokens::revoke_all_sessions(&mut tx, user.id, now, "password_reset").await?;
+        tx.commit().await?;
+        tracing::info!(target: "audit", user = %user.id, "password reset; all logins ended");
+        Ok(())
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, actor: &Actor) -> Result<UserView> {
+        let principal = actor.principal()?;
+        let user = people::find(&self.db, principal.user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        people::view(&self.db, &user).await
+    }
+}
+
+fn checked_email(email: &str) -> Result<String> {
+    let mut checks = Checks::new();
+    let email = checks.email("email", email);
+    checks.finish()?;
+    Ok(email)
+}
+
+fn bad_credentials() -> Error {
+    Error::new(
+        Code::InvalidCredentials,
+        "The email or password is not correct.",
+    )
+}

@@ -1,0 +1,15 @@
+//! The rules of the clinic, one module per aggregate, each owning its SQL. Every function
+//! takes the caller's [`actor::Actor`] where a permission is involved.
+
+pub mod actor;
+pub mod appointments;
+pub mod audit;
+pub mod clinics;
+pub mod doctors;
+pub mod idempotency;
+pub mod identity;
+pub mod people;
+pub mod schedules;
+pub mod slots;
+pub mod specialties;
+pub mod validate;

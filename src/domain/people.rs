@@ -1,0 +1,416 @@
+//! People: user accounts and the roles they hold.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::domain::actor::{Actor, Grant, Role};
+use crate::error::{Code, Error, Result};
+use crate::{on_db, on_tx};
+
+/// A user row, secrets included; never serialised as it is.
+#[derive(Clone, Debug, FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub mfa_method: String,
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+    /// The last TOTP time step accepted, so a code cannot be replayed.
+    pub totp_last_step: Option<i64>,
+    pub failed_logins: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub deactivated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The second factor a user has turned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    None,
+    Totp,
+    Email,
+}
+
+impl MfaMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Totp => "totp",
+            Self::Email => "email",
+        }
+    }
+}
+
+impl User {
+    pub fn mfa(&self) -> MfaMethod {
+        match self.mfa_method.as_str() {
+            "totp" => MfaMethod::Totp,
+            "email" => MfaMethod::Email,
+            _ => MfaMethod::None,
+        }
+    }
+}
+
+/// What a user (or an admin) sees of an account.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub mfa_method: MfaMethod,
+    pub active: bool,
+    pub roles: Vec<Grant>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserView {
+    pub fn new(user: &User, roles: Vec<Grant>) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            email_verified: user.email_verified_at.is_some(),
+            mfa_method: user.mfa(),
+            active: user.deactivated_at.is_none(),
+            roles,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// `SELECT <every user column> FROM users u <tail>`, as one static string.
+macro_rules! select_users {
+    ($tail:literal) => {
+        concat!(
+            "SELECT u.id, u.email, u.display_name, u.password_hash, u.email_verified_at, u.mfa_method, ",
+            "u.totp_secret, u.totp_pending_secret, u.totp_last_step, u.failed_logins, u.locked_until, u.deactivated_at, ",
+            "u.created_at, u.updated_at FROM users u ",
+            $tail
+        )
+    };
+}
+
+pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>> {
+    const SQL: &str = select_users!("WHERE u.email = $1");
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, User>(SQL)
+        .bind(email)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<User>> {
+    const SQL: &str = select_users!("WHERE u.id = $1");
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, User>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// A user's row within a transaction.
+pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<User>> {
+    const SQL: &str = select_users!("WHERE u.id = $1");
+    Ok(on_tx!(tx, |conn| sqlx::query_as::<_, User>(SQL)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await)?)
+}
+
+#[derive(FromRow)]
+struct GrantRow {
+    role: String,
+    clinic_id: Option<Uuid>,
+}
+
+pub async fn grants(db: &Db, user_id: Uuid) -> Result<Vec<Grant>> {
+    const SQL: &str =
+        "SELECT role, clinic_id FROM user_roles WHERE user_id = $1 ORDER BY created_at, role";
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, GrantRow>(SQL)
+        .bind(user_id)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Role::parse(&r.role).map(|role| Grant {
+                role,
+                clinic_id: r.clinic_id,
+            })
+        })
+        .collect())
+}
+
+pub async fn view(db: &Db, user: &User) -> Result<UserView> {
+    Ok(UserView::new(user, grants(db, user.id).await?))
+}
+
+/// A new account, created inside the caller's transaction.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub verified: bool,
+}
+
+pub async fn insert(tx: &mut Tx, new: NewUser<'_>, now: DateTime<Utc>) -> Result<Uuid> {
+    const SQL: &str = "INSERT INTO users (id, email, display_name, password_hash, email_verified_at, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $6)";
+    let id = Uuid::now_v7();
+    let verified_at = new.verified.then_some(now);
+    on_tx!(tx, |conn| sqlx::query(SQL)
+        .bind(id)
+        .bind(new.email)
+        .bind(new.display_name)
+        .bind(new.password_hash)
+        .bind(verified_at)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(|e| {
+        Error::from(e).on_unique(
+            "users_email_key",
+            Code::Conflict,
+            "That email address is already registered.",
+        )
+    })?;
+    Ok(id)
+}
+
+/// Adds a role; an existing identical grant is left as it is.
+pub async fn insert_grant(
+    tx: &mut Tx,
+    user_id: Uuid,
+    grant: Grant,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "INSERT INTO user_roles (id, user_id, role, clinic_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+        ON CONFLICT DO NOTHING";
+    let done = on_tx!(tx, |conn| sqlx::query(SQL)
+        .bind(Uuid::now_v7())
+        .bind(user_id)
+        .bind(grant.role.as_str())
+        .bind(grant.clinic_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Who may hand out or take away `grant`: system admins any role; a clinic admin the
+/// staff and doctor roles of their own clinic.
+fn may_manage_grant(actor: &Actor, grant: &Grant) -> Result<()> {
+    if actor.is_system_admin() {
+        return Ok(());
+    }
+    let principal = actor.principal()?;
+    match (grant.role, grant.clinic_id) {
+        (Role::ClinicStaff | Role::Doctor, Some(clinic))
+            if principal.administers_clinic(clinic) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::forbidden()),
+    }
+}
+
+pub async fn grant_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> Result<UserView> {
+    grant.validate()?;
+    may_manage_grant(actor, &grant)?;
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let user = find_in(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    if let Some(clinic) = grant.clinic_id {
+        ensure_clinic(&mut tx, clinic).await?;
+    }
+    if !insert_grant(&mut tx, user_id, grant, now).await? {
+        return Err(Error::new(
+            Code::RoleAlreadyGranted,
+            "The user already holds that role.",
+        ));
+    }
+    tx.commit().await?;
+    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, role = grant.role.as_str(), clinic = ?grant.clinic_id, "role granted");
+    view(db, &user).await
+}
+
+pub async fn revoke_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> Result<UserView> {
+    grant.validate()?;
+    may_manage_grant(actor, &grant)?;
+    if grant.role == Role::SystemAdmin && actor.user_id() == Some(user_id) {
+        return Err(Error::new(
+            Code::Conflict,
+            "You cannot remove your own system admin role.",
+        ));
+    }
+    const SQL: &str = "DELETE FROM user_roles WHERE user_id = $1 AND role = $2 \
+        AND (clinic_id = $3 OR (clinic_id IS NULL AND $3 IS NULL))";
+    let user = find(db, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    let done = on_db!(db, |pool| sqlx::query(SQL)
+        .bind(user_id)
+        .bind(grant.role.as_str())
+        .bind(grant.clinic_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Err(Error::not_found("role grant"));
+    }
+    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, role = grant.role.as_str(), "role revoked");
+    view(db, &user).await
+}
+
+async fn ensure_clinic(tx: &mut Tx, clinic_id: Uuid) -> Result<()> {
+    const SQL: &str = "SELECT id FROM clinics WHERE id = $1";
+    let found: Option<(Uuid,)> = on_tx!(tx, |conn| sqlx::query_as(SQL)
+        .bind(clinic_id)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    found.map(|_| ()).ok_or_else(|| Error::not_found("clinic"))
+}
+
+/// Users an admin may see: everyone for a system admin; for a clinic admin, the people
+/// who hold a role in one of their clinics.
+pub async fn list(db: &Db, actor: &Actor, limit: i64, offset: i64) -> Result<Vec<UserView>> {
+    let limit = limit.clamp(1, 200);
+    let offset = offset.max(0);
+    let users: Vec<User> = if actor.is_system_admin() {
+        const SQL: &str = select_users!("ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2");
+        on_db!(db, |pool| sqlx::query_as::<_, User>(SQL)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?
+    } else {
+        let principal = actor.principal()?;
+        if principal.administered_clinics().next().is_none() {
+            return Err(Error::forbidden());
+        }
+        const SQL: &str = select_users!(
+            "WHERE EXISTS (SELECT 1 FROM user_roles r JOIN user_roles mine \
+            ON mine.clinic_id = r.clinic_id AND mine.role = 'clinic_admin' AND mine.user_id = $1 \
+            WHERE r.user_id = u.id) ORDER BY u.created_at, u.id LIMIT $2 OFFSET $3"
+        );
+        let me = principal.user_id;
+        on_db!(db, |pool| sqlx::query_as::<_, User>(SQL)
+            .bind(me)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?
+    };
+    let mut views = Vec::with_capacity(users.len());
+    for user in &users {
+        views.push(view(db, user).await?);
+    }
+    Ok(views)
+}
+
+/// Deactivates an account and ends all of its logins, in one transaction.
+pub async fn deactivate(db: &Db, actor: &Actor, user_id: Uuid) -> Result<UserView> {
+    actor.require_system_admin()?;
+    if actor.user_id() == Some(user_id) {
+        return Err(Error::new(
+            Code::Conflict,
+            "You cannot deactivate your own account.",
+        ));
+    }
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    const DEACTIVATE: &str = "UPDATE users SET deactivated_at = $2, updated_at = $2 WHERE id = $1 AND deactivated_at IS NULL";
+    const END_SESSIONS: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = 'deactivated' \
+        WHERE user_id = $1 AND revoked_at IS NULL";
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(DEACTIVATE)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(END_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    let user = find_in(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    tx.commit().await?;
+    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, "user deactivated");
+    view(db, &user).await
+}
+
+/// Creates the first system admin (or promotes an existing account), verified.
+pub async fn create_admin(
+    db: &Db,
+    email: &str,
+    display_name: &str,
+    password_hash: &str,
+) -> Result<Uuid> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let existing: Option<(Uuid,)> = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "SELECT id FROM users WHERE email = $1"
+    )
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await)?;
+    let id = match existing {
+        Some((id,)) => {
+            const SQL: &str = "UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, $3), \
+                deactivated_at = NULL, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $1";
+            on_tx!(&mut tx, |conn| sqlx::query(SQL)
+                .bind(id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            id
+        }
+        None => {
+            let new = NewUser {
+                email,
+                display_name,
+                password_hash: Some(password_hash),
+                verified: true,
+            };
+            insert(&mut tx, new, now).await?
+        }
+    };
+    insert_grant(&mut tx, id, Grant::global(Role::SystemAdmin), now).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Sets a password and marks the address verified (operator tools: demo data, invitations).
+pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<()> {
+    const SQL: &str = "UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3 WHERE email = $1";
+    let done = on_db!(db, |pool| sqlx::query(SQL)
+        .bind(email)
+        .bind(password_hash)
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        Err(Error::not_found("user"))
+    } else {
+        Ok(())
+    }
+}

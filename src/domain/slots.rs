@@ -1,0 +1,576 @@
+//! Slots: a doctor's schedule stored and turned into bookable rows for the booking
+//! horizon, kept in step when the schedule changes (booked slots are never touched;
+//! clashes are reported), and searched for free times.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::types::Json;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::actor::Actor;
+use crate::domain::audit::{self, Entry};
+use crate::domain::clinics;
+use crate::domain::doctors::{self, Doctor, PartOfDay};
+use crate::domain::schedules::{DateOverride, DayHours, Interval, ScheduleForm};
+use crate::domain::validate::Checks;
+use crate::error::{Error, Result};
+use crate::{on_db, on_tx};
+
+/// A free (or, for staff views, any) slot.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Slot {
+    pub id: Uuid,
+    pub doctor_id: Uuid,
+    pub clinic_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// The clinic-local date of the start.
+    pub local_date: NaiveDate,
+    /// Minutes after local midnight of the start.
+    pub local_minute: i64,
+}
+
+impl Slot {
+    /// `HH:MM` in the clinic's time.
+    pub fn local_time(&self) -> String {
+        format!(
+            "{:02}:{:02}",
+            self.local_minute / 60,
+            self.local_minute % 60
+        )
+    }
+}
+
+/// What a schedule change did to the stored slots.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct SyncReport {
+    pub created: u64,
+    pub removed: u64,
+    /// Booked or held slots the new schedule no longer covers: kept, for staff to resolve.
+    pub conflicts: Vec<Conflict>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Conflict {
+    pub slot_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub status: String,
+    pub appointment_id: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    rules: Json<ScheduleForm>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ExistingSlot {
+    id: Uuid,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    status: String,
+    hold_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Replaces a doctor's schedule and brings the slots in step (clinic admins and staff).
+pub async fn set_schedule(
+    db: &Db,
+    actor: &Actor,
+    doctor_id: Uuid,
+    form: ScheduleForm,
+) -> Result<SyncReport> {
+    let doctor = doctors::get(db, doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    form.check()?;
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    const SQL: &str = "INSERT INTO schedules (id, doctor_id, rules, slot_minutes, buffer_minutes, min_notice_minutes, horizon_days, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (doctor_id) DO UPDATE SET rules = excluded.rules, \
+        slot_minutes = excluded.slot_minutes, buffer_minutes = excluded.buffer_minutes, min_notice_minutes = excluded.min_notice_minutes, \
+        horizon_days = excluded.horizon_days, updated_at = excluded.updated_at";
+    on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(Uuid::now_v7())
+        .bind(doctor_id)
+        .bind(Json(&form))
+        .bind(form.slot_minutes)
+        .bind(form.buffer_minutes)
+        .bind(form.min_notice_minutes)
+        .bind(form.horizon_days)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "schedule.set",
+            subject: format!("doctor:{doctor_id}"),
+            clinic_id: Some(doctor.clinic_id),
+            details: json!({"rules": form.rules.len(), "slot_minutes": form.slot_minutes}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    sync(db, &doctor, now).await
+}
+
+/// Sets or clears one local date's exception (closed, or other hours).
+pub async fn set_override(
+    db: &Db,
+    actor: &Actor,
+    doctor_id: Uuid,
+    o: DateOverride,
+) -> Result<SyncReport> {
+    let doctor = doctors::get(db, doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    let mut checks = Checks::new();
+    o.hours(&mut checks);
+    let reason = checks.text("reason", &o.reason, 0, 500);
+    checks.finish()?;
+    let mut tx = db.begin().await?;
+    const SQL: &str = "INSERT INTO schedule_overrides (id, doctor_id, local_date, start_local, end_local, reason, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (doctor_id, local_date) DO UPDATE SET start_local = excluded.start_local, \
+        end_local = excluded.end_local, reason = excluded.reason";
+    on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(Uuid::now_v7())
+        .bind(doctor_id)
+        .bind(o.date)
+        .bind(o.start.as_deref())
+        .bind(o.end.as_deref())
+        .bind(&reason)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "schedule.override_set",
+            subject: format!("doctor:{doctor_id}"),
+            clinic_id: Some(doctor.clinic_id),
+            details: json!({"date": o.date, "closed": o.start.is_none()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    sync(db, &doctor, Utc::now()).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOffForm {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Blocks a span (holiday, training); free slots inside it disappear.
+pub async fn add_time_off(
+    db: &Db,
+    actor: &Actor,
+    doctor_id: Uuid,
+    form: TimeOffForm,
+) -> Result<SyncReport> {
+    let doctor = doctors::get(db, doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    let mut checks = Checks::new();
+    if form.ends_at <= form.starts_at {
+        checks.fail("ends_at", "must be after starts_at");
+    }
+    let reason = checks.text("reason", &form.reason, 0, 500);
+    checks.finish()?;
+    let mut tx = db.begin().await?;
+    const SQL: &str = "INSERT INTO time_off (id, doctor_id, starts_at, ends_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(Uuid::now_v7())
+        .bind(doctor_id)
+        .bind(form.starts_at)
+        .bind(form.ends_at)
+        .bind(&reason)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "schedule.time_off_added",
+            subject: format!("doctor:{doctor_id}"),
+            clinic_id: Some(doctor.clinic_id),
+            details: json!({"starts_at": form.starts_at, "ends_at": form.ends_at}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    sync(db, &doctor, Utc::now()).await
+}
+
+/// Brings a doctor's future slots in line with their schedule for the booking horizon:
+/// adds missing slots, removes free slots the schedule no longer has, and reports
+/// booked or held ones it no longer covers (they are kept).
+pub async fn sync(db: &Db, doctor: &Doctor, now: DateTime<Utc>) -> Result<SyncReport> {
+    const SCHEDULE: &str = "SELECT rules FROM schedules WHERE doctor_id = $1";
+    let Some(row) = on_db!(db, |pool| sqlx::query_as::<_, ScheduleRow>(SCHEDULE)
+        .bind(doctor.id)
+        .fetch_optional(pool)
+        .await)?
+    else {
+        return Ok(SyncReport::default());
+    };
+    let schedule = row.rules.0.check()?;
+    let tz = crate::domain::clinics::tz_of(&doctor.time_zone);
+    let from = now.with_timezone(&tz).date_naive();
+    let to = from + chrono::Days::new(u64::try_from(schedule.horizon_days).unwrap_or(60));
+    let overrides = load_overrides(db, doctor.id, from, to).await?;
+    let time_off = load_time_off(db, doctor.id, now).await?;
+    let desired: Vec<Interval> = schedule
+        .expand(tz, from, to, &overrides, &time_off)
+        .into_iter()
+        .filter(|i| i.starts_at > now)
+        .collect();
+    reconcile(db, doctor, desired, now).await
+}
+
+async fn load_overrides(
+    db: &Db,
+    doctor_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<NaiveDate, Option<DayHours>>> {
+    const SQL: &str = "SELECT local_date, start_local, end_local FROM schedule_overrides WHERE doctor_id = $1 AND local_date >= $2 AND local_date < $3";
+    let rows: Vec<(NaiveDate, Option<String>, Option<String>)> =
+        on_db!(db, |pool| sqlx::query_as(SQL)
+            .bind(doctor_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await)?;
+    let mut out = HashMap::new();
+    for (date, start, end) in rows {
+        let o = DateOverride {
+            date,
+            start,
+            end,
+            reason: String::new(),
+        };
+        let mut checks = Checks::new();
+        let hours = o.hours(&mut checks);
+        out.insert(date, hours);
+    }
+    Ok(out)
+}
+
+async fn load_time_off(
+    db: &Db,
+    doctor_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    const SQL: &str =
+        "SELECT starts_at, ends_at FROM time_off WHERE doctor_id = $1 AND ends_at > $2";
+    Ok(on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(doctor_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?)
+}
+
+async fn reconcile(
+    db: &Db,
+    doctor: &Doctor,
+    desired: Vec<Interval>,
+    now: DateTime<Utc>,
+) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let mut tx = db.begin().await?;
+    // Serialise changes to one doctor's slots (a row lock on PostgreSQL; SQLite's write
+    // lock is already held by BEGIN IMMEDIATE).
+    const LOCK: &str = "UPDATE doctors SET updated_at = $2 WHERE id = $1";
+    const EXISTING: &str = "SELECT id, starts_at, ends_at, status, hold_expires_at FROM slots WHERE doctor_id = $1 AND starts_at > $2";
+    let existing: Vec<ExistingSlot> = on_tx!(&mut tx, |conn| {
+        sqlx::query(LOCK)
+            .bind(doctor.id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query_as::<_, ExistingSlot>(EXISTING)
+            .bind(doctor.id)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await
+    })?;
+    let mut wanted: HashMap<DateTime<Utc>, Interval> =
+        desired.into_iter().map(|i| (i.starts_at, i)).collect();
+    let mut busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    const REMOVE: &str = "DELETE FROM slots WHERE id = $1 AND (status IN ('open', 'blocked') OR (status = 'held' AND hold_expires_at <= $2))";
+    const BOOKED_BY: &str =
+        "SELECT id FROM appointments WHERE slot_id = $1 AND status <> 'cancelled'";
+    for slot in existing {
+        if wanted
+            .get(&slot.starts_at)
+            .is_some_and(|w| w.ends_at == slot.ends_at)
+        {
+            wanted.remove(&slot.starts_at);
+            continue;
+        }
+        let removed = on_tx!(&mut tx, |conn| sqlx::query(REMOVE)
+            .bind(slot.id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if removed == 1 {
+            report.removed += 1;
+            continue;
+        }
+        // Booked, or held by someone right now: keep it, keep its time free of new slots.
+        busy.push((slot.starts_at, slot.ends_at));
+        let appointment: Option<(Uuid,)> = on_tx!(&mut tx, |conn| sqlx::query_as(BOOKED_BY)
+            .bind(slot.id)
+            .fetch_optional(&mut *conn)
+            .await)?;
+        let _ = slot.hold_expires_at;
+        report.conflicts.push(Conflict {
+            slot_id: slot.id,
+            starts_at: slot.starts_at,
+            status: slot.status,
+            appointment_id: appointment.map(|(id,)| id),
+        });
+    }
+    const INSERT: &str = "INSERT INTO slots (id, doctor_id, clinic_id, starts_at, ends_at, local_date, local_minute, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (doctor_id, starts_at) DO NOTHING";
+    let mut new: Vec<Interval> = wanted
+        .into_values()
+        .filter(|i| !busy.iter().any(|(a, b)| i.starts_at < *b && *a < i.ends_at))
+        .collect();
+    new.sort_by_key(|i| i.starts_at);
+    for i in &new {
+        report.created += on_tx!(&mut tx, |conn| sqlx::query(INSERT)
+            .bind(Uuid::now_v7())
+            .bind(doctor.id)
+            .bind(doctor.clinic_id)
+            .bind(i.starts_at)
+            .bind(i.ends_at)
+            .bind(i.local_date)
+            .bind(i.local_minute)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+    report.conflicts.sort_by_key(|c| c.starts_at);
+    Ok(report)
+}
+
+/// Extends every scheduled doctor's slots to their horizon (the daily job).
+pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<(usize, u64)> {
+    const SQL: &str = "SELECT doctor_id FROM schedules";
+    let ids: Vec<(Uuid,)> = on_db!(db, |pool| sqlx::query_as(SQL).fetch_all(pool).await)?;
+    let mut created = 0;
+    for (id,) in &ids {
+        match doctors::get(db, *id).await? {
+            Some(doctor) => match sync(db, &doctor, now).await {
+                Ok(r) => created += r.created,
+                // One doctor's bad data must not stop the others.
+                Err(e) => tracing::warn!(doctor = %id, error = %e, "extending slots failed"),
+            },
+            None => continue,
+        }
+    }
+    Ok((ids.len(), created))
+}
+
+/// Returns expired holds to the pool (holds also lapse on their own when claimed).
+pub async fn release_expired_holds(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+    const SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $1 \
+        WHERE status = 'held' AND hold_expires_at <= $1";
+    Ok(on_db!(db, |pool| sqlx::query(SQL)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SlotQuery {
+    /// First local date (default today).
+    pub from: Option<NaiveDate>,
+    /// Day after the last local date (default 14 days after `from`; at most 92 days).
+    pub to: Option<NaiveDate>,
+    pub part_of_day: Option<PartOfDay>,
+    /// For specialty searches: ISO 639-1 language the doctor speaks.
+    pub language: Option<String>,
+    /// For specialty searches: one clinic only.
+    pub clinic_id: Option<Uuid>,
+    /// For specialty searches: maximum fee in minor units.
+    pub max_fee_cents: Option<i64>,
+    /// 1 to 200; default 50.
+    pub limit: Option<i64>,
+}
+
+struct Window {
+    from: NaiveDate,
+    to: NaiveDate,
+    min_minute: i64,
+    max_minute: i64,
+    limit: i64,
+}
+
+impl SlotQuery {
+    fn window(&self, today: NaiveDate) -> Result<Window> {
+        let from = self.from.unwrap_or(today);
+        let to = self.to.unwrap_or(from + chrono::Days::new(14));
+        let mut checks = Checks::new();
+        if to <= from {
+            checks.fail("to", "must be after from");
+        } else if (to - from).num_days() > 92 {
+            checks.fail("to", "the range may span at most 92 days");
+        }
+        checks.finish()?;
+        let (min_minute, max_minute) = self
+            .part_of_day
+            .map(PartOfDay::minutes)
+            .unwrap_or((0, 24 * 60));
+        Ok(Window {
+            from,
+            to,
+            min_minute,
+            max_minute,
+            limit: self.limit.unwrap_or(50).clamp(1, 200),
+        })
+    }
+}
+
+/// Free slots of one doctor, soonest first, respecting the minimum notice.
+pub async fn free_for_doctor(
+    db: &Db,
+    doctor_id: Uuid,
+    q: &SlotQuery,
+    now: DateTime<Utc>,
+) -> Result<Vec<Slot>> {
+    let doctor = doctors::get(db, doctor_id)
+        .await?
+        .ok_or_else(|| Error::not_found("doctor"))?;
+    let today = now
+        .with_timezone(&clinics::tz_of(&doctor.time_zone))
+        .date_naive();
+    let w = q.window(today)?;
+    let earliest = now + min_notice(db, doctor_id).await?;
+    const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
+        JOIN clinics c ON c.id = s.clinic_id WHERE s.doctor_id = $1 AND c.status = 'active' \
+        AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
+        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) AND s.starts_at >= $7 \
+        ORDER BY s.starts_at LIMIT $8";
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Slot>(SQL)
+        .bind(doctor_id)
+        .bind(w.from)
+        .bind(w.to)
+        .bind(w.min_minute)
+        .bind(w.max_minute)
+        .bind(now)
+        .bind(earliest)
+        .bind(w.limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+pub async fn min_notice(db: &Db, doctor_id: Uuid) -> Result<Duration> {
+    const SQL: &str = "SELECT min_notice_minutes FROM schedules WHERE doctor_id = $1";
+    let row: Option<(i64,)> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(Duration::minutes(row.map(|(m,)| m).unwrap_or(0)))
+}
+
+/// A free slot with the doctor it belongs to.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct SpecialtySlot {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub slot: Slot,
+    pub doctor_name: String,
+    pub clinic_name: String,
+    pub fee_cents: i64,
+    pub currency: String,
+    #[serde(skip)]
+    pub min_notice_minutes: i64,
+}
+
+/// Free slots of every bookable doctor of a specialty, soonest first. Local dates are
+/// each clinic's own.
+pub async fn free_for_specialty(
+    db: &Db,
+    slug: &str,
+    q: &SlotQuery,
+    now: DateTime<Utc>,
+) -> Result<Vec<SpecialtySlot>> {
+    let specialty = crate::domain::specialties::by_slug(db, slug)
+        .await?
+        .ok_or_else(|| Error::not_found("specialty"))?;
+    let w = q.window(now.date_naive())?;
+    let language = q
+        .language
+        .as_ref()
+        .map(|l| format!("%,{},%", l.trim().to_lowercase()));
+    const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
+        d.display_name AS doctor_name, c.name AS clinic_name, d.fee_cents, d.currency, sc.min_notice_minutes \
+        FROM doctor_specialties ds JOIN slots s ON s.doctor_id = ds.doctor_id JOIN doctors d ON d.id = ds.doctor_id \
+        JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
+        WHERE ds.specialty_id = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
+        AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
+        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) AND s.starts_at >= $6 \
+        AND ($7 IS NULL OR d.languages LIKE $7) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
+        ORDER BY s.starts_at, s.id LIMIT $10";
+    // Fetch a little more than asked, then drop slots inside a doctor's minimum notice.
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(SQL)
+        .bind(specialty.id)
+        .bind(w.from)
+        .bind(w.to)
+        .bind(w.min_minute)
+        .bind(w.max_minute)
+        .bind(now)
+        .bind(language.as_deref())
+        .bind(q.clinic_id)
+        .bind(q.max_fee_cents)
+        .bind(w.limit * 2)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.slot.starts_at >= now + Duration::minutes(r.min_notice_minutes))
+        .take(usize::try_from(w.limit).unwrap_or(50))
+        .collect())
+}
+
+/// One slot by id, whatever its state.
+pub async fn get(db: &Db, id: Uuid) -> Result<Option<(Slot, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        slot: Slot,
+        status: String,
+    }
+    const SQL: &str = "SELECT id, doctor_id, clinic_id, starts_at, ends_at, local_date, local_minute, status FROM slots WHERE id = $1";
+    let row = on_db!(db, |pool| sqlx::query_as::<_, Row>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|r| (r.slot, r.status)))
+}

@@ -1,0 +1,356 @@
+//! Holding, confirming, booking, moving and cancelling appointments. Every write takes an
+//! optional `Idempotency-Key` header: a retry with the same key and body gets the first
+//! answer, and never books twice.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::actor::Actor;
+use crate::domain::appointments::{self, Appointment, Hold, Visit};
+use crate::domain::audit::{self, AuditFilter, AuditRecord, ChainReport};
+use crate::domain::idempotency;
+use crate::error::{Problem, Result};
+use crate::http::extract::{Json, Path, Query};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hold, release))
+        .routes(routes!(confirm))
+        .routes(routes!(book_for))
+        .routes(routes!(my_appointments))
+        .routes(routes!(get_appointment))
+        .routes(routes!(reschedule))
+        .routes(routes!(cancel))
+        .routes(routes!(mark))
+        .routes(routes!(doctor_day))
+        .routes(routes!(clinic_day))
+        .routes(routes!(audit_log))
+        .routes(routes!(verify_audit))
+}
+
+/// Runs a booking write once per `Idempotency-Key` (when the client sends one).
+async fn once<T, F>(
+    s: &AppState,
+    actor: &Actor,
+    headers: &HeaderMap,
+    operation: &str,
+    request: serde_json::Value,
+    status: StatusCode,
+    op: impl FnOnce() -> F,
+) -> Result<Response>
+where
+    T: Serialize,
+    F: std::future::Future<Output = Result<T>>,
+{
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok((status, Json(op().await?)).into_response());
+    };
+    let key = key.to_str().unwrap_or("\u{0}");
+    let user = actor.principal()?.user_id;
+    let answer =
+        idempotency::once(&s.db, user, key, operation, request, status.as_u16(), op).await?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, axum::Json(answer.body)).into_response();
+    if answer.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        if !status.is_success() {
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::error::PROBLEM_JSON),
+            );
+        }
+    }
+    Ok(response)
+}
+
+/// Holds a free slot for the signed-in patient (default 5 minutes); confirm it to book.
+#[utoipa::path(post, path = "/slots/{id}/hold", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), responses(
+    (status = 201, body = Hold),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Taken, too soon, or too many holds", body = Problem, content_type = "application/problem+json"),
+))]
+async fn hold(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    let minutes = s.config.hold_minutes;
+    once(
+        &s,
+        &actor,
+        &headers,
+        "hold",
+        serde_json::json!({"slot": id}),
+        StatusCode::CREATED,
+        || appointments::hold(&s.db, &actor, id, minutes),
+    )
+    .await
+}
+
+/// Lets go of the caller's hold.
+#[utoipa::path(delete, path = "/slots/{id}/hold", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn release(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    appointments::release(&s.db, &actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    /// What the visit is for, in the patient's words (optional).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Confirms the caller's hold: the appointment is booked.
+#[utoipa::path(post, path = "/slots/{id}/confirm", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = ConfirmBody, responses(
+    (status = 201, body = Appointment),
+    (status = 409, description = "The hold lapsed", body = Problem, content_type = "application/problem+json"),
+))]
+async fn confirm(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ConfirmBody>,
+) -> Result<Response> {
+    let request = serde_json::json!({"slot": id, "body": &b});
+    once(
+        &s,
+        &actor,
+        &headers,
+        "confirm",
+        request,
+        StatusCode::CREATED,
+        || appointments::confirm(&s.db, &actor, id, &b.reason),
+    )
+    .await
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookForBody {
+    pub patient_id: Uuid,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Books a free slot for a patient (clinic staff).
+#[utoipa::path(post, path = "/slots/{id}/book", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = BookForBody, responses(
+    (status = 201, body = Appointment),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn book_for(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(b): Json<BookForBody>,
+) -> Result<Response> {
+    let request = serde_json::json!({"slot": id, "body": &b});
+    once(
+        &s,
+        &actor,
+        &headers,
+        "book_for",
+        request,
+        StatusCode::CREATED,
+        || appointments::book_for(&s.db, &actor, id, b.patient_id, &b.reason),
+    )
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MineQuery {
+    /// Include past and cancelled visits.
+    #[serde(default)]
+    pub include_past: bool,
+}
+
+/// The signed-in patient's appointments.
+#[utoipa::path(get, path = "/appointments/mine", tag = "booking", security(("bearer" = [])), params(MineQuery), responses(
+    (status = 200, body = Vec<Appointment>),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_appointments(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<MineQuery>,
+) -> Result<Json<Vec<Appointment>>> {
+    Ok(Json(
+        appointments::mine(&s.db, &actor, q.include_past).await?,
+    ))
+}
+
+/// One appointment (its patient, its doctor, or the clinic's staff).
+#[utoipa::path(get, path = "/appointments/{id}", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Appointment),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_appointment(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Appointment>> {
+    Ok(Json(appointments::get(&s.db, &actor, id).await?))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleBody {
+    /// A free slot at the same clinic.
+    pub slot_id: Uuid,
+}
+
+/// Moves the appointment to another free slot; the old one is freed in the same step.
+#[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = RescheduleBody, responses(
+    (status = 200, body = Appointment),
+    (status = 409, description = "Taken, or past the cutoff", body = Problem, content_type = "application/problem+json"),
+))]
+async fn reschedule(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RescheduleBody>,
+) -> Result<Response> {
+    let request = serde_json::json!({"appointment": id, "body": &b});
+    once(
+        &s,
+        &actor,
+        &headers,
+        "reschedule",
+        request,
+        StatusCode::OK,
+        || appointments::reschedule(&s.db, &actor, id, b.slot_id),
+    )
+    .await
+}
+
+/// Cancels; patients up to the clinic's cutoff, staff any time.
+#[utoipa::path(post, path = "/appointments/{id}/cancel", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = ConfirmBody, responses(
+    (status = 200, body = Appointment),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn cancel(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ConfirmBody>,
+) -> Result<Response> {
+    let request = serde_json::json!({"appointment": id, "body": &b});
+    once(
+        &s,
+        &actor,
+        &headers,
+        "cancel",
+        request,
+        StatusCode::OK,
+        || appointments::cancel(&s.db, &actor, id, &b.reason),
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkBody {
+    pub status: Visit,
+}
+
+/// Marks the visit checked in, completed or no-show (staff, or the doctor).
+#[utoipa::path(post, path = "/appointments/{id}/status", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = MarkBody, responses(
+    (status = 200, body = Appointment),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn mark(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<MarkBody>,
+) -> Result<Json<Appointment>> {
+    Ok(Json(appointments::mark(&s.db, &actor, id, b.status).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DayQuery {
+    /// Clinic-local date, `YYYY-MM-DD`.
+    pub date: NaiveDate,
+}
+
+/// A doctor's appointments on a day (the doctor, or the clinic's staff).
+#[utoipa::path(get, path = "/doctors/{id}/appointments", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path), DayQuery),
+    responses((status = 200, body = Vec<Appointment>)))]
+async fn doctor_day(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DayQuery>,
+) -> Result<Json<Vec<Appointment>>> {
+    Ok(Json(
+        appointments::doctor_day(&s.db, &actor, id, q.date).await?,
+    ))
+}
+
+/// A clinic's appointments on a day (its staff).
+#[utoipa::path(get, path = "/clinics/{id}/appointments", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path), DayQuery),
+    responses((status = 200, body = Vec<Appointment>)))]
+async fn clinic_day(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DayQuery>,
+) -> Result<Json<Vec<Appointment>>> {
+    Ok(Json(
+        appointments::clinic_day(&s.db, &actor, id, q.date).await?,
+    ))
+}
+
+/// The audit trail, newest first (system admins; clinic admins see their clinic's).
+#[utoipa::path(get, path = "/admin/audit", tag = "audit", security(("bearer" = [])), params(AuditFilter), responses(
+    (status = 200, body = Vec<AuditRecord>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn audit_log(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(f): Query<AuditFilter>,
+) -> Result<Json<Vec<AuditRecord>>> {
+    Ok(Json(audit::list(&s.db, &actor, &f).await?))
+}
+
+/// Recomputes the audit hash chain and reports the first broken link.
+#[utoipa::path(get, path = "/admin/audit/verify", tag = "audit", security(("bearer" = [])), responses(
+    (status = 200, body = ChainReport),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn verify_audit(State(s): State<AppState>, actor: Actor) -> Result<Json<ChainReport>> {
+    Ok(Json(audit::verify(&s.db, &actor).await?))
+}

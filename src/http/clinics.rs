@@ -1,0 +1,364 @@
+//! Clinics, applications to join, specialties, doctors and their schedules.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::actor::Actor;
+use crate::domain::clinics::{self, Clinic, ClinicApplication, ClinicPatch, ClinicRequest};
+use crate::domain::doctors::{self, Doctor, DoctorFilter, DoctorForm, PatientSummary};
+use crate::domain::schedules::{DateOverride, ScheduleForm};
+use crate::domain::slots::{self, Slot, SlotQuery, SpecialtySlot, SyncReport, TimeOffForm};
+use crate::domain::specialties::{self, SpecialtyMatch};
+use crate::error::{Problem, Result};
+use crate::http::extract::{Json, Path, Query};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(apply))
+        .routes(routes!(list_requests))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(suspend))
+        .routes(routes!(reactivate))
+        .routes(routes!(list_clinics))
+        .routes(routes!(get_clinic, update_clinic))
+        .routes(routes!(search_specialties))
+        .routes(routes!(specialty_slots))
+        .routes(routes!(browse_doctors))
+        .routes(routes!(create_doctor))
+        .routes(routes!(get_doctor))
+        .routes(routes!(set_schedule))
+        .routes(routes!(set_override))
+        .routes(routes!(add_time_off))
+        .routes(routes!(doctor_slots))
+        .routes(routes!(select_doctor))
+        .routes(routes!(doctor_patients))
+}
+
+/// A clinic as patients and staff see it.
+#[derive(Serialize, ToSchema)]
+pub struct ClinicView {
+    #[serde(flatten)]
+    pub clinic: Clinic,
+    pub specialties: Vec<String>,
+}
+
+async fn view(s: &AppState, clinic: Clinic) -> Result<ClinicView> {
+    let specialties = clinics::specialties_of(&s.db, clinic.id).await?;
+    Ok(ClinicView {
+        clinic,
+        specialties,
+    })
+}
+
+/// Applies to join (anyone); a system admin decides.
+#[utoipa::path(post, path = "/clinic-requests", tag = "clinics", request_body = ClinicApplication, responses(
+    (status = 201, body = ClinicRequest),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn apply(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(form): Json<ClinicApplication>,
+) -> Result<(StatusCode, Json<ClinicRequest>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(clinics::apply(&s.db, &actor, form).await?),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatusFilter {
+    /// `pending`, `approved` or `rejected`.
+    pub status: Option<String>,
+}
+
+/// Applications to join (system admins).
+#[utoipa::path(get, path = "/admin/clinic-requests", tag = "clinics", security(("bearer" = [])), params(StatusFilter), responses(
+    (status = 200, body = Vec<ClinicRequest>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn list_requests(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(f): Query<StatusFilter>,
+) -> Result<Json<Vec<ClinicRequest>>> {
+    Ok(Json(
+        clinics::list_requests(&s.db, &actor, f.status.as_deref()).await?,
+    ))
+}
+
+/// Approves an application: the clinic is created and its contact invited as clinic admin.
+#[utoipa::path(post, path = "/admin/clinic-requests/{id}/approve", tag = "clinics", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ClinicView),
+    (status = 409, description = "Already decided", body = Problem, content_type = "application/problem+json"),
+))]
+async fn approve(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ClinicView>> {
+    let clinic = clinics::approve(&s.db, &s.mailer, &actor, id).await?;
+    Ok(Json(view(&s, clinic).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Rejects an application with a reason.
+#[utoipa::path(post, path = "/admin/clinic-requests/{id}/reject", tag = "clinics", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ReasonBody, responses(
+    (status = 200, body = ClinicRequest),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn reject(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ReasonBody>,
+) -> Result<Json<ClinicRequest>> {
+    Ok(Json(
+        clinics::reject(&s.db, &s.mailer, &actor, id, &b.reason).await?,
+    ))
+}
+
+/// Suspends a clinic: hidden from patients, no new bookings.
+#[utoipa::path(post, path = "/admin/clinics/{id}/suspend", tag = "clinics", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ReasonBody, responses((status = 200, body = ClinicView)))]
+async fn suspend(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ReasonBody>,
+) -> Result<Json<ClinicView>> {
+    let clinic = clinics::set_status(&s.db, &actor, id, false, &b.reason).await?;
+    Ok(Json(view(&s, clinic).await?))
+}
+
+/// Reactivates a suspended clinic.
+#[utoipa::path(post, path = "/admin/clinics/{id}/reactivate", tag = "clinics", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ReasonBody, responses((status = 200, body = ClinicView)))]
+async fn reactivate(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ReasonBody>,
+) -> Result<Json<ClinicView>> {
+    let clinic = clinics::set_status(&s.db, &actor, id, true, &b.reason).await?;
+    Ok(Json(view(&s, clinic).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicFilter {
+    /// Specialty slug.
+    pub specialty: Option<String>,
+    /// Part of the name.
+    pub q: Option<String>,
+}
+
+/// Active clinics.
+#[utoipa::path(get, path = "/clinics", tag = "clinics", params(ClinicFilter), responses((status = 200, body = Vec<ClinicView>)))]
+async fn list_clinics(
+    State(s): State<AppState>,
+    Query(f): Query<ClinicFilter>,
+) -> Result<Json<Vec<ClinicView>>> {
+    let mut out = Vec::new();
+    for clinic in clinics::list(&s.db, f.specialty.as_deref(), f.q.as_deref()).await? {
+        out.push(view(&s, clinic).await?);
+    }
+    Ok(Json(out))
+}
+
+/// One active clinic.
+#[utoipa::path(get, path = "/clinics/{id}", tag = "clinics", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ClinicView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_clinic(State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<ClinicView>> {
+    let clinic = clinics::get_active(&s.db, id).await?;
+    Ok(Json(view(&s, clinic).await?))
+}
+
+/// Updates the clinic's profile and cancellation policy (its admins).
+#[utoipa::path(patch, path = "/clinics/{id}", tag = "clinics", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ClinicPatch, responses(
+    (status = 200, body = ClinicView),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn update_clinic(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<ClinicPatch>,
+) -> Result<Json<ClinicView>> {
+    let clinic = clinics::update(&s.db, &actor, id, patch).await?;
+    Ok(Json(view(&s, clinic).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialtyQuery {
+    /// Words to match: a specialty, a kind of doctor, or symptoms ("itchy rash").
+    pub q: Option<String>,
+}
+
+/// Specialties ranked for a query (all of them without one).
+#[utoipa::path(get, path = "/specialties", tag = "specialties", params(SpecialtyQuery), responses((status = 200, body = Vec<SpecialtyMatch>)))]
+async fn search_specialties(
+    State(s): State<AppState>,
+    Query(q): Query<SpecialtyQuery>,
+) -> Result<Json<Vec<SpecialtyMatch>>> {
+    Ok(Json(
+        specialties::search(&s.db, q.q.as_deref().unwrap_or("")).await?,
+    ))
+}
+
+/// Free slots of a specialty across clinics, soonest first.
+#[utoipa::path(get, path = "/specialties/{slug}/slots", tag = "booking", params(("slug" = String, Path), SlotQuery), responses(
+    (status = 200, body = Vec<SpecialtySlot>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn specialty_slots(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<SlotQuery>,
+) -> Result<Json<Vec<SpecialtySlot>>> {
+    Ok(Json(
+        slots::free_for_specialty(&s.db, &slug, &q, chrono::Utc::now()).await?,
+    ))
+}
+
+/// Doctors patients can book, filtered.
+#[utoipa::path(get, path = "/doctors", tag = "doctors", params(DoctorFilter), responses((status = 200, body = Vec<Doctor>)))]
+async fn browse_doctors(
+    State(s): State<AppState>,
+    Query(f): Query<DoctorFilter>,
+) -> Result<Json<Vec<Doctor>>> {
+    Ok(Json(doctors::browse(&s.db, &f).await?))
+}
+
+/// Adds a doctor to a clinic (its admins); with an email, the doctor is invited.
+#[utoipa::path(post, path = "/clinics/{id}/doctors", tag = "doctors", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = DoctorForm, responses(
+    (status = 201, body = Doctor),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn create_doctor(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(form): Json<DoctorForm>,
+) -> Result<(StatusCode, Json<Doctor>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(doctors::create(&s.db, &s.mailer, &actor, id, form).await?),
+    ))
+}
+
+/// One doctor.
+#[utoipa::path(get, path = "/doctors/{id}", tag = "doctors", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Doctor),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_doctor(State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Doctor>> {
+    Ok(Json(
+        doctors::get(&s.db, id)
+            .await?
+            .ok_or_else(|| crate::error::Error::not_found("doctor"))?,
+    ))
+}
+
+/// Replaces the weekly schedule; slots follow, booked ones are kept and reported.
+#[utoipa::path(put, path = "/doctors/{id}/schedule", tag = "schedules", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ScheduleForm, responses(
+    (status = 200, body = SyncReport),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn set_schedule(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(form): Json<ScheduleForm>,
+) -> Result<Json<SyncReport>> {
+    Ok(Json(slots::set_schedule(&s.db, &actor, id, form).await?))
+}
+
+/// Sets one date's hours, or closes it.
+#[utoipa::path(put, path = "/doctors/{id}/overrides", tag = "schedules", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = DateOverride, responses((status = 200, body = SyncReport)))]
+async fn set_override(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(o): Json<DateOverride>,
+) -> Result<Json<SyncReport>> {
+    Ok(Json(slots::set_override(&s.db, &actor, id, o).await?))
+}
+
+/// Blocks a span of time (holiday, training).
+#[utoipa::path(post, path = "/doctors/{id}/time-off", tag = "schedules", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = TimeOffForm, responses((status = 200, body = SyncReport)))]
+async fn add_time_off(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(f): Json<TimeOffForm>,
+) -> Result<Json<SyncReport>> {
+    Ok(Json(slots::add_time_off(&s.db, &actor, id, f).await?))
+}
+
+/// Free slots of one doctor, soonest first.
+#[utoipa::path(get, path = "/doctors/{id}/slots", tag = "booking", params(("id" = Uuid, Path), SlotQuery), responses(
+    (status = 200, body = Vec<Slot>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn doctor_slots(
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<SlotQuery>,
+) -> Result<Json<Vec<Slot>>> {
+    Ok(Json(
+        slots::free_for_doctor(&s.db, id, &q, chrono::Utc::now()).await?,
+    ))
+}
+
+/// The signed-in patient chooses this doctor as theirs.
+#[utoipa::path(post, path = "/doctors/{id}/select", tag = "doctors", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Doctor),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn select_doctor(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Doctor>> {
+    Ok(Json(doctors::select(&s.db, &actor, id).await?))
+}
+
+/// The doctor's patients (the doctor, or the clinic's staff).
+#[utoipa::path(get, path = "/doctors/{id}/patients", tag = "doctors", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<PatientSummary>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn doctor_patients(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<PatientSummary>>> {
+    Ok(Json(doctors::patients(&s.db, &actor, id).await?))
+}

@@ -1,0 +1,22 @@
+//! Clinic: a conversational booking agent service for clinics.
+//!
+//! `http` (REST) and `cli` call `domain`, which owns the rules and the SQL on `db`;
+//! `crypto` keeps secrets at rest, `notify` sends mail and `jobs` runs the periodic work.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod notify;
+
+/// Installs ring as rustls' process-wide crypto provider (the build carries no other).
+pub fn install_crypto_provider() {
+    // Installing twice (tests start many apps) is harmless; the first one stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

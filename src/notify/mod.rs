@@ -1,0 +1,3 @@
+//! Messages to people: mail today; SMS, WhatsApp and webhooks join here later.
+
+pub mod mail;

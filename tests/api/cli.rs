@@ -1,0 +1,148 @@
+//! The `clinic` binary as an operator runs it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clinic");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `clinic serve` with no configuration at all (just a free port) creates its SQLite
+/// database in WAL mode, serves, logs JSON, and stops cleanly on SIGTERM.
+#[tokio::test]
+async fn serve_runs_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CLINIC_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ready = false;
+    while Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            ready = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the server did not become ready");
+    let db = dir.path().join("data/clinic.db");
+    assert!(db.exists(), "no database at {}", db.display());
+    assert!(
+        dir.path().join("data/clinic.db-wal").exists(),
+        "SQLite is not in WAL mode"
+    );
+    assert!(dir.path().join("data/jwt.secret").exists());
+
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let first = log.lines().next().expect("a log line");
+    let line: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert!(
+        line["timestamp"].is_string() && line["level"].is_string(),
+        "{line}"
+    );
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[tokio::test]
+async fn create_admin_makes_a_system_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("ARGON2_MEMORY_KIB", "64")
+            .env("ARGON2_ITERATIONS", "1")
+            .output()
+            .unwrap()
+    };
+    let migrate = run(&["migrate"]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let out = run(&["create-admin", "--email", "Root@Clinic.test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("system admin root@clinic.test"), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a generated password")
+        .to_owned();
+    assert!(password.len() >= 20);
+
+    // The printed password signs in, and the account is a system admin.
+    clinic::install_crypto_provider();
+    let data = dir.path().join("data").to_string_lossy().into_owned();
+    let config =
+        clinic::config::Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone()))
+            .unwrap();
+    let state = clinic::app::AppState::build(config).await.unwrap();
+    match state
+        .identity
+        .login("root@clinic.test", &password)
+        .await
+        .unwrap()
+    {
+        clinic::domain::identity::LoginOutcome::Authenticated(pair) => {
+            assert!(
+                pair.user
+                    .roles
+                    .iter()
+                    .any(|g| g.role == clinic::domain::actor::Role::SystemAdmin)
+            );
+            assert!(pair.user.email_verified);
+        }
+        other => panic!("{other:?}"),
+    }
+    state.db.close().await;
+
+    let bad = run(&["create-admin", "--email", "not-an-email"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("email"));
+
+    // Running it again for the same address keeps one account and sets the new password.
+    let again = run(&[
+        "create-admin",
+        "--email",
+        "root@clinic.test",
+        "--password",
+        "another long password",
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("password:"));
+}

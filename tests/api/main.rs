@@ -1,0 +1,14 @@
+//! API tests: the real service over HTTP, on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
+
+mod helpers;
+mod smtp;
+
+mod auth;
+mod bad_input;
+mod booking;
+mod cli;
+mod mfa;
+mod platform;
+mod roles;
+mod scheduling;
+mod tokens;
