@@ -24,16 +24,18 @@ struct DemoClinic {
     address: &'static str,
     time_zone: &'static str,
     admin: &'static str,
-    /// (name, email, languages, fee in cents, specialties, hours)
-    doctors: &'static [(
-        &'static str,
-        &'static str,
-        &'static [&'static str],
-        i64,
-        &'static [&'static str],
-        Hours,
-    )],
+    doctors: &'static [DemoDoctor],
 }
+
+/// (name, email, languages, fee in cents, specialties, hours)
+type DemoDoctor = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    i64,
+    &'static [&'static str],
+    Hours,
+);
 
 #[derive(Clone, Copy)]
 enum Hours {
