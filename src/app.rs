@@ -12,6 +12,7 @@ use crate::crypto::password::PasswordHashing;
 use crate::db::Db;
 use crate::domain::identity::{Identity, JwtKeys, Settings};
 use crate::notify::mail::Mailer;
+use crate::storage::{FileStore, LocalFiles};
 
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
@@ -20,6 +21,7 @@ pub struct AppState {
     pub db: Db,
     pub identity: Arc<Identity>,
     pub mailer: Mailer,
+    pub files: Arc<dyn FileStore>,
 }
 
 impl AppState {
@@ -52,7 +54,9 @@ impl AppState {
             digest_key.as_bytes(),
             Settings::from_config(&config),
         );
+        let files: Arc<dyn FileStore> = Arc::new(LocalFiles::new(&config.upload_dir));
         Ok(Self {
+            files,
             config: Arc::new(config),
             db,
             identity: Arc::new(identity),

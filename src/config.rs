@@ -16,6 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where uploaded files (clinic logos) are kept.
+    pub upload_dir: PathBuf,
     pub database: DatabaseUrl,
     pub db_max_connections: u32,
     pub jwt_secret: SecretString,
@@ -137,6 +139,9 @@ impl Config {
         };
         Ok(Self {
             addr: parse(&get, "CLINIC_ADDR", "127.0.0.1:8080")?,
+            upload_dir: get("CLINIC_UPLOAD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("uploads")),
             data_dir,
             database,
             db_max_connections: parse(&get, "DB_MAX_CONNECTIONS", "10")?,

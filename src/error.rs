@@ -22,6 +22,7 @@ pub enum Code {
     InvalidPath,
     InvalidQuery,
     PayloadTooLarge,
+    UnsupportedMediaType,
     ValidationFailed,
     Unauthenticated,
     InvalidToken,
@@ -62,6 +63,7 @@ impl Code {
             MalformedJson | InvalidPath | InvalidQuery => StatusCode::BAD_REQUEST,
             InvalidBody | ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidToken | TokenExpired | InvalidCredentials
             | InvalidRefreshToken | RefreshTokenReused | InvalidMfaChallenge => {
                 StatusCode::UNAUTHORIZED
@@ -96,6 +98,7 @@ impl Code {
             InvalidPath => "invalid_path",
             InvalidQuery => "invalid_query",
             PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
             ValidationFailed => "validation_failed",
             Unauthenticated => "unauthenticated",
             InvalidToken => "invalid_token",

@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod notify;
+pub mod storage;
 
 /// Installs ring as rustls' process-wide crypto provider (the build carries no other).
 pub fn install_crypto_provider() {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::people::{self, NewUser};
+use crate::domain::people;
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
@@ -240,8 +240,7 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
     const CLINIC: &str = "INSERT INTO clinics (id, name, time_zone, address, contact_email, contact_phone, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
     const SPECIALTY: &str = "INSERT INTO clinic_specialties (clinic_id, specialty_id) SELECT $1, id FROM specialties WHERE slug = $2";
-    const ADMIN: &str = "SELECT id FROM users WHERE email = $1";
-    let admin: Option<(Uuid,)> = on_tx!(&mut tx, |conn| {
+    on_tx!(&mut tx, |conn| {
         sqlx::query(CLINIC)
             .bind(clinic_id)
             .bind(&request.name)
@@ -259,28 +258,14 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
                 .execute(&mut *conn)
                 .await?;
         }
-        sqlx::query_as(ADMIN)
-            .bind(&request.contact_email)
-            .fetch_optional(&mut *conn)
-            .await
+        Ok::<_, sqlx::Error>(())
     })?;
     // After the clinic exists (the request points at it); a second approval stops here.
     decide(&mut tx, actor, id, "approved", None, Some(clinic_id)).await?;
-    let admin_id = match admin {
-        Some((id,)) => id,
-        None => {
-            let new = NewUser {
-                email: &request.contact_email,
-                display_name: &request.contact_name,
-                password_hash: None,
-                verified: false,
-            };
-            people::insert(&mut tx, new, now).await?
-        }
-    };
-    people::insert_grant(
+    let admin_id = people::invite(
         &mut tx,
-        admin_id,
+        &request.contact_email,
+        &request.contact_name,
         Grant::in_clinic(Role::ClinicAdmin, clinic_id),
         now,
     )

@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::people::{self, NewUser};
+use crate::domain::people;
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
@@ -251,15 +251,7 @@ fn check_form(checks: &mut Checks, form: &DoctorForm) -> (String, String, String
     if !(0..=100_000_000).contains(&form.fee_cents) {
         checks.fail("fee_cents", "must be between 0 and 100000000");
     }
-    let currency = form
-        .currency
-        .clone()
-        .unwrap_or_else(|| "EUR".into())
-        .trim()
-        .to_uppercase();
-    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-        checks.fail("currency", "must be an ISO 4217 code such as EUR");
-    }
+    let currency = checks.currency("currency", form.currency.as_deref().unwrap_or("EUR"));
     if form.specialties.is_empty() {
         checks.fail("specialties", "at least one specialty");
     }
@@ -296,33 +288,16 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let user_id = match &email {
         None => None,
-        Some(email) => {
-            let existing: Option<(Uuid,)> = on_tx!(&mut tx, |conn| sqlx::query_as(
-                "SELECT id FROM users WHERE email = $1"
+        Some(email) => Some(
+            people::invite(
+                &mut tx,
+                email,
+                &name,
+                Grant::in_clinic(Role::Doctor, clinic_id),
+                now,
             )
-            .bind(email)
-            .fetch_optional(&mut *conn)
-            .await)?;
-            let uid = match existing {
-                Some((uid,)) => uid,
-                None => {
-                    people::insert(
-                        &mut tx,
-                        NewUser {
-                            email,
-                            display_name: &name,
-                            password_hash: None,
-                            verified: false,
-                        },
-                        now,
-                    )
-                    .await?
-                }
-            };
-            people::insert_grant(&mut tx, uid, Grant::in_clinic(Role::Doctor, clinic_id), now)
-                .await?;
-            Some(uid)
-        }
+            .await?,
+        ),
     };
     const INSERT: &str = "INSERT INTO doctors (id, user_id, clinic_id, display_name, bio, languages, fee_cents, currency, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";

@@ -4,12 +4,15 @@
 pub mod actor;
 pub mod appointments;
 pub mod audit;
+pub mod branding;
 pub mod clinics;
 pub mod doctors;
 pub mod idempotency;
 pub mod identity;
 pub mod people;
+pub mod prices;
 pub mod schedules;
 pub mod slots;
 pub mod specialties;
+pub mod staff;
 pub mod validate;

@@ -207,6 +207,37 @@ pub async fn insert_grant(
     Ok(done == 1)
 }
 
+/// Finds the account for `email`, or creates an unverified one without a password, and
+/// grants it `grant`, inside the caller's transaction. The invitee signs in with a mailed
+/// code (which proves the address) and can then set a password by a reset.
+pub async fn invite(
+    tx: &mut Tx,
+    email: &str,
+    display_name: &str,
+    grant: Grant,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
+    const FIND: &str = "SELECT id FROM users WHERE email = $1";
+    let existing: Option<(Uuid,)> = on_tx!(tx, |conn| sqlx::query_as(FIND)
+        .bind(email)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    let user_id = match existing {
+        Some((id,)) => id,
+        None => {
+            let new = NewUser {
+                email,
+                display_name,
+                password_hash: None,
+                verified: false,
+            };
+            insert(tx, new, now).await?
+        }
+    };
+    insert_grant(tx, user_id, grant, now).await?;
+    Ok(user_id)
+}
+
 /// Who may hand out or take away `grant`: system admins any role; a clinic admin the
 /// staff and doctor roles of their own clinic.
 fn may_manage_grant(actor: &Actor, grant: &Grant) -> Result<()> {

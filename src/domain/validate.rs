@@ -55,6 +55,15 @@ impl Checks {
         email
     }
 
+    /// Checks an ISO 4217 currency code and returns it upper-cased.
+    pub fn currency(&mut self, field: &str, value: &str) -> String {
+        let currency = value.trim().to_uppercase();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            self.fail(field, "must be an ISO 4217 code such as EUR");
+        }
+        currency
+    }
+
     pub fn password(&mut self, field: &str, value: &str) {
         let len = value.chars().count();
         if len < MIN_PASSWORD {

@@ -47,13 +47,20 @@ pub struct ClinicView {
     #[serde(flatten)]
     pub clinic: Clinic,
     pub specialties: Vec<String>,
+    /// Where the logo is served, when the clinic has one.
+    pub logo_url: Option<String>,
 }
 
-async fn view(s: &AppState, clinic: Clinic) -> Result<ClinicView> {
+pub(crate) async fn view(s: &AppState, clinic: Clinic) -> Result<ClinicView> {
     let specialties = clinics::specialties_of(&s.db, clinic.id).await?;
+    let logo_url = clinic
+        .logo_path
+        .as_ref()
+        .map(|_| format!("/api/v1/clinics/{}/logo", clinic.id));
     Ok(ClinicView {
         clinic,
         specialties,
+        logo_url,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod clinics;
 pub mod extract;
 pub mod health;
 pub mod people;
+pub mod team;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +73,8 @@ pub fn api(
         .nest("/auth", auth_public.merge(auth::session_routes()))
         .merge(people::routes())
         .merge(clinics::routes())
-        .merge(booking::routes());
+        .merge(booking::routes())
+        .merge(team::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

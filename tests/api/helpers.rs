@@ -143,6 +143,11 @@ impl TestApp {
         }
     }
 
+    /// The app's data folder (its SQLite file, uploads).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -11,4 +11,5 @@ mod mfa;
 mod platform;
 mod roles;
 mod scheduling;
+mod team;
 mod tokens;
