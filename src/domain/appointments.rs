@@ -3,7 +3,7 @@
 //! by a conditional UPDATE of its status inside the transaction, and a partial unique
 //! index refuses a second live appointment on one slot: no double booking, ever.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::audit::{self, Entry};
+use crate::domain::clinics;
 use crate::domain::doctors::{self, Doctor};
 use crate::domain::slots::{self, Slot};
-use crate::domain::{clinics, people};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
 
@@ -186,14 +186,61 @@ pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
     }
 }
 
+/// Everything a booking shows, read in one query before the booking transaction: the
+/// slot, its doctor and clinic, and the patient's name (`None` when no such patient).
+#[derive(sqlx::FromRow)]
+struct Target {
+    #[sqlx(flatten)]
+    slot: Slot,
+    doctor_name: String,
+    clinic_name: String,
+    time_zone: String,
+    patient_name: Option<String>,
+}
+
+async fn target(db: &Db, slot_id: Uuid, patient_id: Uuid) -> Result<Target> {
+    const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
+        d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, \
+        (SELECT u.display_name FROM users u WHERE u.id = $2 AND u.deactivated_at IS NULL) AS patient_name \
+        FROM slots s JOIN doctors d ON d.id = s.doctor_id JOIN clinics c ON c.id = s.clinic_id WHERE s.id = $1";
+    on_db!(db, |pool| sqlx::query_as::<_, Target>(SQL)
+        .bind(slot_id)
+        .bind(patient_id)
+        .fetch_optional(pool)
+        .await)?
+    .ok_or_else(|| Error::not_found("slot"))
+}
+
+impl Target {
+    /// The appointment just written from this target (what a read-back would return).
+    fn booked(self, id: Uuid, patient_id: Uuid, reason: String, now: DateTime<Utc>) -> Appointment {
+        Appointment {
+            id,
+            slot_id: self.slot.id,
+            patient_id,
+            patient_name: self.patient_name.unwrap_or_default(),
+            doctor_id: self.slot.doctor_id,
+            doctor_name: self.doctor_name,
+            clinic_id: self.slot.clinic_id,
+            clinic_name: self.clinic_name,
+            time_zone: self.time_zone,
+            starts_at: self.slot.starts_at,
+            ends_at: self.slot.ends_at,
+            status: "booked".into(),
+            reason,
+            cancel_reason: None,
+            created_at: now,
+        }
+    }
+}
+
 /// Turns the caller's live hold into an appointment.
 pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Result<Appointment> {
     let p = patient(actor)?;
     let reason = checked_reason(reason)?;
-    let now = Utc::now();
-    let (slot, _) = slots::get(db, slot_id)
-        .await?
-        .ok_or_else(|| Error::not_found("slot"))?;
+    // Microseconds: what both databases keep, so the answer equals a later read.
+    let now = Utc::now().trunc_subsecs(6);
+    let target = target(db, slot_id, p.user_id).await?;
     let mut tx = db.begin().await?;
     const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
         WHERE id = $1 AND status = 'held' AND held_by = $2 AND hold_expires_at > $3";
@@ -210,20 +257,20 @@ pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Res
             "Your hold on that time has lapsed; please pick a time again.",
         ));
     }
-    let id = insert(&mut tx, &slot, p.user_id, p.user_id, &reason, now).await?;
+    let id = insert(&mut tx, &target.slot, p.user_id, p.user_id, &reason, now).await?;
     audit::record(
         &mut tx,
         actor,
         Entry {
             action: "appointment.booked",
             subject: format!("appointment:{id}"),
-            clinic_id: Some(slot.clinic_id),
+            clinic_id: Some(target.slot.clinic_id),
             details: json!({"slot": slot_id, "via": "hold"}),
         },
     )
     .await?;
     tx.commit().await?;
-    get_unchecked(db, id).await
+    Ok(target.booked(id, p.user_id, reason, now))
 }
 
 /// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins).
@@ -234,17 +281,15 @@ pub async fn book_for(
     patient_id: Uuid,
     reason: &str,
 ) -> Result<Appointment> {
-    let (slot, _) = slots::get(db, slot_id)
-        .await?
-        .ok_or_else(|| Error::not_found("slot"))?;
-    clinics::require_staff_of(actor, slot.clinic_id)?;
     let staff = actor.principal()?.user_id;
     let reason = checked_reason(reason)?;
-    people::find(db, patient_id)
-        .await?
-        .ok_or_else(|| Error::not_found("patient"))?;
-    let now = Utc::now();
-    if slot.starts_at <= now {
+    let target = target(db, slot_id, patient_id).await?;
+    clinics::require_staff_of(actor, target.slot.clinic_id)?;
+    if target.patient_name.is_none() {
+        return Err(Error::not_found("patient"));
+    }
+    let now = Utc::now().trunc_subsecs(6);
+    if target.slot.starts_at <= now {
         return Err(Error::new(Code::TooLate, "That time has passed."));
     }
     let mut tx = db.begin().await?;
@@ -259,20 +304,20 @@ pub async fn book_for(
     if claimed == 0 {
         return Err(slot_taken());
     }
-    let id = insert(&mut tx, &slot, patient_id, staff, &reason, now).await?;
+    let id = insert(&mut tx, &target.slot, patient_id, staff, &reason, now).await?;
     audit::record(
         &mut tx,
         actor,
         Entry {
             action: "appointment.booked",
             subject: format!("appointment:{id}"),
-            clinic_id: Some(slot.clinic_id),
+            clinic_id: Some(target.slot.clinic_id),
             details: json!({"slot": slot_id, "via": "staff", "patient": patient_id}),
         },
     )
     .await?;
     tx.commit().await?;
-    get_unchecked(db, id).await
+    Ok(target.booked(id, patient_id, reason, now))
 }
 
 async fn insert(

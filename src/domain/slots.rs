@@ -427,6 +427,10 @@ pub struct SlotQuery {
 struct Window {
     from: NaiveDate,
     to: NaiveDate,
+    /// Instants that surely contain the local dates `[from, to)` in any zone (UTC−12 to
+    /// UTC+14): they bound the index range scanned on `starts_at`.
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
     min_minute: i64,
     max_minute: i64,
     limit: i64,
@@ -447,9 +451,12 @@ impl SlotQuery {
             .part_of_day
             .map(PartOfDay::minutes)
             .unwrap_or((0, 24 * 60));
+        let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
         Ok(Window {
             from,
             to,
+            after: midnight(from) - Duration::hours(14),
+            before: midnight(to) + Duration::hours(12),
             min_minute,
             max_minute,
             limit: self.limit.unwrap_or(50).clamp(1, 200),
@@ -464,18 +471,22 @@ pub async fn free_for_doctor(
     q: &SlotQuery,
     now: DateTime<Utc>,
 ) -> Result<Vec<Slot>> {
-    let doctor = doctors::get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    let today = now
-        .with_timezone(&clinics::tz_of(&doctor.time_zone))
-        .date_naive();
+    const DOCTOR: &str = "SELECT c.time_zone, COALESCE(sc.min_notice_minutes, 0) FROM doctors d \
+        JOIN clinics c ON c.id = d.clinic_id LEFT JOIN schedules sc ON sc.doctor_id = d.id \
+        WHERE d.id = $1 AND d.deleted_at IS NULL";
+    let (time_zone, notice): (String, i64) = on_db!(db, |pool| sqlx::query_as(DOCTOR)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?
+    .ok_or_else(|| Error::not_found("doctor"))?;
+    let today = now.with_timezone(&clinics::tz_of(&time_zone)).date_naive();
     let w = q.window(today)?;
-    let earliest = now + min_notice(db, doctor_id).await?;
+    let earliest = (now + Duration::minutes(notice)).max(w.after);
     const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
         JOIN clinics c ON c.id = s.clinic_id WHERE s.doctor_id = $1 AND c.status = 'active' \
+        AND s.starts_at >= $7 AND s.starts_at < $9 \
         AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
-        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) AND s.starts_at >= $7 \
+        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
         ORDER BY s.starts_at LIMIT $8";
     Ok(on_db!(db, |pool| sqlx::query_as::<_, Slot>(SQL)
         .bind(doctor_id)
@@ -486,6 +497,7 @@ pub async fn free_for_doctor(
         .bind(now)
         .bind(earliest)
         .bind(w.limit)
+        .bind(w.before)
         .fetch_all(pool)
         .await)?)
 }
@@ -521,9 +533,6 @@ pub async fn free_for_specialty(
     q: &SlotQuery,
     now: DateTime<Utc>,
 ) -> Result<Vec<SpecialtySlot>> {
-    let specialty = crate::domain::specialties::by_slug(db, slug)
-        .await?
-        .ok_or_else(|| Error::not_found("specialty"))?;
     let w = q.window(now.date_naive())?;
     let language = q
         .language
@@ -531,16 +540,17 @@ pub async fn free_for_specialty(
         .map(|l| format!("%,{},%", l.trim().to_lowercase()));
     const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
         d.display_name AS doctor_name, c.name AS clinic_name, d.fee_cents, d.currency, sc.min_notice_minutes \
-        FROM doctor_specialties ds JOIN slots s ON s.doctor_id = ds.doctor_id JOIN doctors d ON d.id = ds.doctor_id \
-        JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
-        WHERE ds.specialty_id = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
+        FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN slots s ON s.doctor_id = ds.doctor_id \
+        JOIN doctors d ON d.id = ds.doctor_id JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
+        WHERE sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
+        AND s.starts_at >= $11 AND s.starts_at < $12 \
         AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
-        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) AND s.starts_at >= $6 \
+        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
         AND ($7 IS NULL OR d.languages LIKE $7) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
         ORDER BY s.starts_at, s.id LIMIT $10";
     // Fetch a little more than asked, then drop slots inside a doctor's minimum notice.
     let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(SQL)
-        .bind(specialty.id)
+        .bind(slug)
         .bind(w.from)
         .bind(w.to)
         .bind(w.min_minute)
@@ -550,8 +560,17 @@ pub async fn free_for_specialty(
         .bind(q.clinic_id)
         .bind(q.max_fee_cents)
         .bind(w.limit * 2)
+        .bind(now.max(w.after))
+        .bind(w.before)
         .fetch_all(pool)
         .await)?;
+    if rows.is_empty()
+        && crate::domain::specialties::by_slug(db, slug)
+            .await?
+            .is_none()
+    {
+        return Err(Error::not_found("specialty"));
+    }
     Ok(rows
         .into_iter()
         .filter(|r| r.slot.starts_at >= now + Duration::minutes(r.min_notice_minutes))

@@ -146,3 +146,89 @@ async fn create_admin_makes_a_system_admin_who_can_sign_in() {
     );
     assert!(!String::from_utf8_lossy(&again.stdout).contains("password:"));
 }
+
+/// `clinic demo-data` loads three clinics in three zones, twenty doctors with slots, a
+/// pending application and sign-in-ready accounts, prints them, and loads nothing twice.
+#[tokio::test]
+async fn demo_data_loads_once_and_its_accounts_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(BIN)
+            .arg("demo-data")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("ARGON2_MEMORY_KIB", "64")
+            .env("ARGON2_ITERATIONS", "1")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("demo data loaded: 3 clinics, 20 doctors"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("patient@demo.clinic"), "{stdout}");
+    assert!(
+        stdout.contains("password for all: demo-password"),
+        "{stdout}"
+    );
+    let again = run();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already loaded"));
+
+    clinic::install_crypto_provider();
+    let data = dir.path().join("data").to_string_lossy().into_owned();
+    let config =
+        clinic::config::Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone()))
+            .unwrap();
+    let state = clinic::app::AppState::build(config).await.unwrap();
+    let db = &state.db;
+    let clinics = clinic::domain::clinics::list(db, None, None).await.unwrap();
+    let mut zones: Vec<&str> = clinics.iter().map(|c| c.time_zone.as_str()).collect();
+    zones.sort_unstable();
+    assert_eq!(
+        zones,
+        ["America/New_York", "Europe/Berlin", "Europe/Lisbon"]
+    );
+    let doctors = clinic::domain::doctors::browse(db, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(doctors.len(), 20);
+    let pending = clinic::domain::clinics::list_requests(
+        db,
+        &clinic::domain::actor::Actor::System,
+        Some("pending"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pending.len(), 1);
+    let slots = clinic::domain::slots::free_for_doctor(
+        db,
+        doctors[0].id,
+        &Default::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(!slots.is_empty(), "demo doctors have free slots soon");
+    for email in [
+        "patient@demo.clinic",
+        "admin@demo.clinic",
+        "doctor@demo.clinic",
+    ] {
+        let outcome = state.identity.login(email, "demo-password").await.unwrap();
+        assert!(
+            matches!(
+                outcome,
+                clinic::domain::identity::LoginOutcome::Authenticated(_)
+            ),
+            "{email}: {outcome:?}"
+        );
+    }
+    state.db.close().await;
+}

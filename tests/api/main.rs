@@ -12,4 +12,5 @@ mod platform;
 mod roles;
 mod scheduling;
 mod team;
+mod time_zones;
 mod tokens;
