@@ -186,10 +186,10 @@ pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
     }
 }
 
-/// Everything a booking shows, read in one query before the booking transaction: the
-/// slot, its doctor and clinic, and the patient's name (`None` when no such patient).
+/// A slot just claimed inside the booking transaction, with everything the booking shows:
+/// its doctor and clinic, and the patient's name (`None` when no such active patient).
 #[derive(sqlx::FromRow)]
-struct Target {
+struct Claimed {
     #[sqlx(flatten)]
     slot: Slot,
     doctor_name: String,
@@ -198,21 +198,22 @@ struct Target {
     patient_name: Option<String>,
 }
 
-async fn target(db: &Db, slot_id: Uuid, patient_id: Uuid) -> Result<Target> {
-    const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
-        d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, \
-        (SELECT u.display_name FROM users u WHERE u.id = $2 AND u.deactivated_at IS NULL) AS patient_name \
-        FROM slots s JOIN doctors d ON d.id = s.doctor_id JOIN clinics c ON c.id = s.clinic_id WHERE s.id = $1";
-    on_db!(db, |pool| sqlx::query_as::<_, Target>(SQL)
-        .bind(slot_id)
-        .bind(patient_id)
-        .fetch_optional(pool)
-        .await)?
-    .ok_or_else(|| Error::not_found("slot"))
+/// What a claim returns: one statement claims the slot and reads what the answer needs.
+macro_rules! claim_returning {
+    ($update:literal) => {
+        concat!(
+            $update,
+            " RETURNING id, doctor_id, clinic_id, starts_at, ends_at, local_date, local_minute, ",
+            "(SELECT d.display_name FROM doctors d WHERE d.id = slots.doctor_id) AS doctor_name, ",
+            "(SELECT c.name FROM clinics c WHERE c.id = slots.clinic_id) AS clinic_name, ",
+            "(SELECT c.time_zone FROM clinics c WHERE c.id = slots.clinic_id) AS time_zone, ",
+            "(SELECT u.display_name FROM users u WHERE u.id = $3 AND u.deactivated_at IS NULL) AS patient_name"
+        )
+    };
 }
 
-impl Target {
-    /// The appointment just written from this target (what a read-back would return).
+impl Claimed {
+    /// The appointment just written for this claim (what a read-back would return).
     fn booked(self, id: Uuid, patient_id: Uuid, reason: String, now: DateTime<Utc>) -> Appointment {
         Appointment {
             id,
@@ -234,46 +235,73 @@ impl Target {
     }
 }
 
-/// Turns the caller's live hold into an appointment.
-pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Result<Appointment> {
-    let p = patient(actor)?;
-    let reason = checked_reason(reason)?;
-    // Microseconds: what both databases keep, so the answer equals a later read.
-    let now = Utc::now().trunc_subsecs(6);
-    let target = target(db, slot_id, p.user_id).await?;
-    let mut tx = db.begin().await?;
-    const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
-        WHERE id = $1 AND status = 'held' AND held_by = $2 AND hold_expires_at > $3";
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
-        .bind(slot_id)
-        .bind(p.user_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if claimed == 0 {
-        return Err(Error::new(
-            Code::HoldExpired,
-            "Your hold on that time has lapsed; please pick a time again.",
-        ));
-    }
-    let id = insert(&mut tx, &target.slot, p.user_id, p.user_id, &reason, now).await?;
+/// Writes the appointment and its audit record for a claimed slot, and commits.
+async fn book_claimed(
+    mut tx: Tx,
+    actor: &Actor,
+    claimed: Claimed,
+    patient_id: Uuid,
+    (booked_by, via): (Uuid, &str),
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<Appointment> {
+    let id = insert(&mut tx, &claimed.slot, patient_id, booked_by, &reason, now).await?;
     audit::record(
         &mut tx,
         actor,
         Entry {
             action: "appointment.booked",
             subject: format!("appointment:{id}"),
-            clinic_id: Some(target.slot.clinic_id),
-            details: json!({"slot": slot_id, "via": "hold"}),
+            clinic_id: Some(claimed.slot.clinic_id),
+            details: json!({"slot": claimed.slot.id, "via": via, "patient": patient_id}),
         },
     )
     .await?;
     tx.commit().await?;
-    Ok(target.booked(id, p.user_id, reason, now))
+    Ok(claimed.booked(id, patient_id, reason, now))
 }
 
-/// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins).
+/// Turns the caller's live hold into an appointment.
+pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Result<Appointment> {
+    let p = patient(actor)?;
+    let reason = checked_reason(reason)?;
+    // Microseconds: what both databases keep, so the answer equals a later read.
+    let now = Utc::now().trunc_subsecs(6);
+    let mut tx = db.begin().await?;
+    const CLAIM: &str = claim_returning!(
+        "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'held' AND held_by = $3 AND hold_expires_at > $2"
+    );
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(CLAIM)
+        .bind(slot_id)
+        .bind(now)
+        .bind(p.user_id)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    let Some(claimed) = claimed else {
+        drop(tx);
+        slots::get(db, slot_id)
+            .await?
+            .ok_or_else(|| Error::not_found("slot"))?;
+        return Err(Error::new(
+            Code::HoldExpired,
+            "Your hold on that time has lapsed; please pick a time again.",
+        ));
+    };
+    book_claimed(
+        tx,
+        actor,
+        claimed,
+        p.user_id,
+        (p.user_id, "hold"),
+        reason,
+        now,
+    )
+    .await
+}
+
+/// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins). The
+/// claim comes first; whoever may not book at that clinic has it rolled back.
 pub async fn book_for(
     db: &Db,
     actor: &Actor,
@@ -283,41 +311,53 @@ pub async fn book_for(
 ) -> Result<Appointment> {
     let staff = actor.principal()?.user_id;
     let reason = checked_reason(reason)?;
-    let target = target(db, slot_id, patient_id).await?;
-    clinics::require_staff_of(actor, target.slot.clinic_id)?;
-    if target.patient_name.is_none() {
-        return Err(Error::not_found("patient"));
-    }
     let now = Utc::now().trunc_subsecs(6);
-    if target.slot.starts_at <= now {
-        return Err(Error::new(Code::TooLate, "That time has passed."));
-    }
     let mut tx = db.begin().await?;
-    const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
-        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND hold_expires_at <= $2))";
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+    const CLAIM: &str = claim_returning!(
+        "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND starts_at > $2 AND (status = 'open' OR (status = 'held' AND hold_expires_at <= $2))"
+    );
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(CLAIM)
         .bind(slot_id)
         .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    if claimed == 0 {
-        return Err(slot_taken());
+        .bind(patient_id)
+        .fetch_optional(&mut *conn)
+        .await)?;
+    let Some(claimed) = claimed else {
+        drop(tx);
+        return Err(why_not_bookable(db, actor, slot_id, now).await);
+    };
+    // Dropping `tx` on these returns rolls the claim back.
+    clinics::require_staff_of(actor, claimed.slot.clinic_id)?;
+    if claimed.patient_name.is_none() {
+        return Err(Error::not_found("patient"));
     }
-    let id = insert(&mut tx, &target.slot, patient_id, staff, &reason, now).await?;
-    audit::record(
-        &mut tx,
+    book_claimed(
+        tx,
         actor,
-        Entry {
-            action: "appointment.booked",
-            subject: format!("appointment:{id}"),
-            clinic_id: Some(target.slot.clinic_id),
-            details: json!({"slot": slot_id, "via": "staff", "patient": patient_id}),
-        },
+        claimed,
+        patient_id,
+        (staff, "staff"),
+        reason,
+        now,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(target.booked(id, patient_id, reason, now))
+    .await
+}
+
+/// Why staff could not claim a slot, told only to those who may book there.
+async fn why_not_bookable(db: &Db, actor: &Actor, slot_id: Uuid, now: DateTime<Utc>) -> Error {
+    let slot = match slots::get(db, slot_id).await {
+        Ok(Some((slot, _))) => slot,
+        Ok(None) => return Error::not_found("slot"),
+        Err(e) => return e,
+    };
+    if let Err(e) = clinics::require_staff_of(actor, slot.clinic_id) {
+        return e;
+    }
+    if slot.starts_at <= now {
+        return Error::new(Code::TooLate, "That time has passed.");
+    }
+    slot_taken()
 }
 
 async fn insert(

@@ -474,6 +474,22 @@ async fn the_visit_moves_through_check_in_to_completion(app: TestApp) {
         .await;
     let slot = app.free_slots(doctor, "").await[0].clone();
     let (patient_id, ana) = app.user_with("ana@example.org", &[]).await;
+    // Another clinic's admin cannot book here; the slot stays free.
+    let outsider = app.approved_clinic("Elsewhere", "UTC").await;
+    app.post_as(
+        &outsider.admin,
+        &format!("/api/v1/slots/{}/book", slot["id"].as_str().unwrap()),
+        json!({"patient_id": patient_id}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.post_as(
+        &clinic.admin,
+        &format!("/api/v1/slots/{}/book", slot["id"].as_str().unwrap()),
+        json!({"patient_id": uuid::Uuid::now_v7()}),
+    )
+    .await
+    .assert_problem(404, "not_found");
     // Staff book for a walk-in.
     let booked = app
         .post_as(
