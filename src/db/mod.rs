@@ -5,6 +5,7 @@
 //! the concrete pool or transaction. Native `Uuid`, `DateTime<Utc>` and JSON work on both.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -17,15 +18,32 @@ use crate::config::DatabaseUrl;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// A connection pool on one of the two supported backends.
+/// A connection pool on one of the two supported backends, and what this process
+/// remembers about the database between transactions.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pool: Pool,
+    audit_tail: AuditTail,
+}
+
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
+/// The last audit record this process wrote or read, as (seq, hash): a guess that saves a
+/// read per audited write. The audit module checks it inside the insert and falls back to
+/// reading the tail when another writer (or a rolled-back transaction) made it stale.
+pub type AuditTail = Arc<Mutex<Option<(i64, String)>>>;
+
 /// An open transaction; commit it with [`Tx::commit`], or drop it to roll back.
-pub enum Tx {
+pub struct Tx {
+    conn: TxConn,
+    pub(crate) audit_tail: AuditTail,
+}
+
+pub enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -34,9 +52,9 @@ pub enum Tx {
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+        match $db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -45,12 +63,12 @@ macro_rules! on_db {
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Sqlite(tx) => {
+        match $tx.conn_mut() {
+            $crate::db::TxConn::Sqlite(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
-            $crate::db::Tx::Postgres(tx) => {
+            $crate::db::TxConn::Postgres(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
@@ -90,7 +108,7 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self::Sqlite(pool))
+        Ok(Self::new(Pool::Sqlite(pool)))
     }
 
     pub async fn connect_postgres(
@@ -102,30 +120,45 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self::Postgres(pool))
+        Ok(Self::new(Pool::Postgres(pool)))
+    }
+
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            audit_tail: AuditTail::default(),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 
     /// Applies the migrations this build carries that the database has not seen yet.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        Ok(match self {
+        let conn = match &self.pool {
             // IMMEDIATE takes SQLite's write lock up front, so two writers queue on the
             // busy timeout instead of one failing at its first write with SQLITE_BUSY.
-            Self::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            audit_tail: self.audit_tail.clone(),
         })
     }
 
@@ -143,10 +176,14 @@ impl Db {
 }
 
 impl Tx {
+    pub fn conn_mut(&mut self) -> &mut TxConn {
+        &mut self.conn
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(tx) => tx.commit().await,
-            Self::Postgres(tx) => tx.commit().await,
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await,
+            TxConn::Postgres(tx) => tx.commit().await,
         }
     }
 }

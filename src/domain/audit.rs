@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, TxConn};
 use crate::domain::actor::Actor;
 use crate::error::{Error, Result};
 use crate::{on_db, on_tx};
@@ -89,10 +89,25 @@ fn chain_hash(
 pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
     // One writer at a time extends the chain: SQLite's write lock already serialises
     // transactions; on PostgreSQL a transaction-scoped advisory lock does.
-    if let Tx::Postgres(t) = tx {
+    if let TxConn::Postgres(t) = tx.conn_mut() {
         sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
             .execute(&mut **t)
             .await?;
+    }
+    let row = Row {
+        // Microseconds: what both databases keep, so the hash can be recomputed from the row.
+        at: Utc::now().trunc_subsecs(6),
+        id: Uuid::now_v7(),
+        actor_id: actor.user_id(),
+        details: entry.details.to_string(),
+        entry,
+    };
+    // First on the tail this process last saw: the insert checks it is still the tail.
+    let guess = tx.audit_tail.lock().ok().and_then(|tail| tail.clone());
+    if let Some((seq, prev)) = guess
+        && append(tx, &row, seq + 1, &prev, true).await?
+    {
+        return Ok(());
     }
     const LAST: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
     let last: Option<(i64, String)> = on_tx!(tx, |conn| sqlx::query_as(LAST)
@@ -102,40 +117,59 @@ pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
-    // Microseconds: what both databases keep, so the hash can be recomputed from the row.
-    let at = Utc::now().trunc_subsecs(6);
-    let id = Uuid::now_v7();
-    let details = entry.details.to_string();
-    let actor_id = actor.user_id();
+    append(tx, &row, seq, &prev, false).await?;
+    Ok(())
+}
+
+struct Row {
+    at: DateTime<Utc>,
+    id: Uuid,
+    actor_id: Option<Uuid>,
+    details: String,
+    entry: Entry,
+}
+
+/// Inserts the record as `seq` after `prev`; `guarded`, only if `prev` is still the tail
+/// (otherwise nothing is written and it answers false).
+async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> Result<bool> {
     let hash = chain_hash(
-        &prev,
+        prev,
         seq,
-        id,
-        at,
-        actor_id,
-        entry.action,
-        &entry.subject,
-        entry.clinic_id,
-        &details,
+        row.id,
+        row.at,
+        row.actor_id,
+        row.entry.action,
+        &row.entry.subject,
+        row.entry.clinic_id,
+        &row.details,
     );
     const INSERT: &str = "INSERT INTO audit (seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    on_tx!(tx, |conn| sqlx::query(INSERT)
+    const GUARDED: &str = "INSERT INTO audit (seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash) \
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+        WHERE NOT EXISTS (SELECT 1 FROM audit WHERE seq >= $1) \
+        AND EXISTS (SELECT 1 FROM audit WHERE seq = $1 - 1 AND hash = $9)";
+    let sql = if guarded { GUARDED } else { INSERT };
+    let written = on_tx!(tx, |conn| sqlx::query(sql)
         .bind(seq)
-        .bind(id)
-        .bind(at)
-        .bind(actor_id)
-        .bind(entry.action)
-        .bind(&entry.subject)
-        .bind(entry.clinic_id)
-        .bind(&details)
-        .bind(&prev)
+        .bind(row.id)
+        .bind(row.at)
+        .bind(row.actor_id)
+        .bind(row.entry.action)
+        .bind(&row.entry.subject)
+        .bind(row.entry.clinic_id)
+        .bind(&row.details)
+        .bind(prev)
         .bind(&hash)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
-    tracing::info!(target: "audit", seq, action = entry.action, subject = %entry.subject, actor = ?actor_id, "audit");
-    Ok(())
+    if written == 1
+        && let Ok(mut tail) = tx.audit_tail.lock()
+    {
+        *tail = Some((seq, hash));
+    }
+    Ok(written == 1)
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

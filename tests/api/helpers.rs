@@ -36,6 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Db,
     pub backend: Backend,
+    /// The PostgreSQL schema of this app, when on PostgreSQL.
+    pg_schema: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -109,6 +111,7 @@ impl TestApp {
         for (k, v) in settings {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
+        let mut pg_schema = None;
         let db = match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{data_dir}/clinic.db");
@@ -120,7 +123,9 @@ impl TestApp {
             Backend::Postgres => {
                 let url = Backend::postgres_url().expect("TEST_DATABASE_URL");
                 env.insert("DATABASE_URL".into(), url.clone());
-                fresh_postgres_schema(&url).await
+                let (db, schema) = fresh_postgres_schema(&url).await;
+                pg_schema = Some(schema);
+                db
             }
         };
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
@@ -139,7 +144,27 @@ impl TestApp {
             client,
             db,
             backend,
+            pg_schema,
             _dir: dir,
+        }
+    }
+
+    /// A second pool on the same database, as another replica of the service would hold.
+    pub async fn replica(&self) -> Db {
+        match &self.pg_schema {
+            None => {
+                let url = format!("sqlite://{}/clinic.db", self.data_dir().display());
+                Db::connect(&clinic::config::DatabaseUrl::new(url), 2)
+                    .await
+                    .expect("sqlite replica")
+            }
+            Some(schema) => {
+                let url = Backend::postgres_url().expect("TEST_DATABASE_URL");
+                let base = PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL");
+                Db::connect_postgres(base.options([("search_path", schema.as_str())]), 2)
+                    .await
+                    .expect("pg replica")
+            }
         }
     }
 
@@ -353,7 +378,7 @@ async fn answer(res: reqwest::Response) -> Answer {
 }
 
 /// A new, empty schema on the test server, with the pool's search_path set to it.
-async fn fresh_postgres_schema(url: &str) -> Db {
+async fn fresh_postgres_schema(url: &str) -> (Db, String) {
     let base = PgConnectOptions::from_str(url).expect("TEST_DATABASE_URL");
     let schema = format!("t_{}", Uuid::now_v7().simple());
     let admin = sqlx::PgPool::connect_with(base.clone())
@@ -364,9 +389,10 @@ async fn fresh_postgres_schema(url: &str) -> Db {
         .await
         .expect("create schema");
     admin.close().await;
-    Db::connect_postgres(base.options([("search_path", schema.as_str())]), 5)
+    let db = Db::connect_postgres(base.options([("search_path", schema.as_str())]), 5)
         .await
-        .expect("pg pool")
+        .expect("pg pool");
+    (db, schema)
 }
 
 /// Declares each listed `async fn(TestApp)` test once per backend: `sqlite::name` always,

@@ -3,6 +3,7 @@
 mod helpers;
 mod smtp;
 
+mod audit;
 mod auth;
 mod bad_input;
 mod booking;
