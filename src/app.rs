@@ -7,10 +7,16 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use sha2::{Digest, Sha256};
+
+use crate::agent::session::SessionStore;
+use crate::agent::{Agent, AgentSettings};
+use crate::config::{Config, SessionStoreKind};
 use crate::crypto::password::PasswordHashing;
+use crate::crypto::seal::Sealer;
 use crate::db::Db;
 use crate::domain::identity::{Identity, JwtKeys, Settings};
+use crate::llm::orchestrate::{Orchestrator, RetryPolicy};
 use crate::notify::mail::Mailer;
 use crate::storage::{FileStore, LocalFiles};
 
@@ -22,6 +28,7 @@ pub struct AppState {
     pub identity: Arc<Identity>,
     pub mailer: Mailer,
     pub files: Arc<dyn FileStore>,
+    pub agent: Arc<Agent>,
 }
 
 impl AppState {
@@ -55,14 +62,62 @@ impl AppState {
             Settings::from_config(&config),
         );
         let files: Arc<dyn FileStore> = Arc::new(LocalFiles::new(&config.upload_dir));
+        let agent = Arc::new(build_agent(&config, db.clone())?);
         Ok(Self {
             files,
+            agent,
             config: Arc::new(config),
             db,
             identity: Arc::new(identity),
             mailer,
         })
     }
+}
+
+/// The booking agent: providers in order of preference, sealed sessions, settings.
+fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
+    let key = |secret: &secrecy::SecretString| -> [u8; 32] {
+        Sha256::digest(secret.expose_secret().as_bytes()).into()
+    };
+    let sealer = Sealer::new(
+        &key(&config.agent.session_key),
+        &config
+            .agent
+            .old_session_keys
+            .iter()
+            .map(key)
+            .collect::<Vec<_>>(),
+    );
+    let sessions = match config.agent.session_store {
+        SessionStoreKind::Files => SessionStore::Files {
+            dir: config.agent.sessions_dir.clone(),
+            sealer,
+        },
+        SessionStoreKind::Database => SessionStore::Table {
+            db: db.clone(),
+            sealer,
+        },
+    };
+    let providers = crate::llm::configured_providers(&config.llm)?;
+    let policy = RetryPolicy {
+        attempt_timeout: config.llm.attempt_timeout,
+        max_retries: config.llm.max_retries,
+        ..RetryPolicy::default()
+    };
+    let llm = Orchestrator::new(
+        db.clone(),
+        providers,
+        policy,
+        Some(config.agent.log_dir.clone()),
+    );
+    let settings = AgentSettings {
+        service_name: config.agent.service_name.clone(),
+        default_time_zone: config.agent.default_time_zone.clone(),
+        hold_minutes: config.hold_minutes,
+        max_steps: config.agent.max_steps.max(1),
+        token_budget: config.agent.token_budget,
+    };
+    Agent::new(db, llm, sessions, settings).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A bound server, ready to run.

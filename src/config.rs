@@ -38,6 +38,55 @@ pub struct Config {
     pub hold_minutes: i64,
     /// Fill a fresh database with demo clinics, doctors and accounts (`serve --demo`).
     pub demo: bool,
+    pub llm: LlmConfig,
+    pub agent: AgentConfig,
+}
+
+/// Which language models the agent uses (the offline assistant is always last).
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    /// An OpenAI-compatible server: `OPENAI_BASE_URL` (or `OPENAI_API_KEY` for OpenAI).
+    pub openai: Option<OpenAiConfig>,
+    /// An Ollama server: `OLLAMA_HOST`.
+    pub ollama: Option<OllamaConfig>,
+    pub attempt_timeout: Duration,
+    pub max_retries: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct OpenAiConfig {
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub model: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct OllamaConfig {
+    pub host: String,
+    pub model: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStoreKind {
+    /// One sealed file per session under `sessions_dir` (the embedded default).
+    Files,
+    /// The `chat_sessions` table, for replicas sharing a database.
+    Database,
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub max_steps: usize,
+    pub token_budget: u32,
+    pub session_store: SessionStoreKind,
+    pub sessions_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// Seals chat contexts; older keys still open what they sealed.
+    pub session_key: SecretString,
+    pub old_session_keys: Vec<SecretString>,
+    /// The zone relative days are read in when the widget does not say.
+    pub default_time_zone: String,
+    pub service_name: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +172,7 @@ impl Config {
     /// Builds the configuration from any key lookup (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let data_dir = PathBuf::from(get("CLINIC_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let data_dir_for_keys = data_dir.clone();
         let database = match get("DATABASE_URL") {
             Some(url) => DatabaseUrl::new(url),
             None => DatabaseUrl::new(format!("sqlite://{}", data_dir.join("clinic.db").display())),
@@ -172,8 +222,71 @@ impl Config {
             log_format,
             hold_minutes: parse(&get, "HOLD_MINUTES", "5")?,
             demo: false,
+            llm: llm_config(&get)?,
+            agent: agent_config(&get, &data_dir_for_keys)?,
         })
     }
+}
+
+fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig> {
+    let model = get("LLM_MODEL");
+    let api_key = get("OPENAI_API_KEY").map(SecretString::from);
+    let openai = match (get("OPENAI_BASE_URL"), &api_key) {
+        (Some(url), _) => Some(url),
+        (None, Some(_)) => Some("https://api.openai.com/v1".to_owned()),
+        (None, None) => None,
+    }
+    .map(|base_url| OpenAiConfig {
+        base_url,
+        api_key: api_key.clone(),
+        model: model.clone().unwrap_or_else(|| "gpt-4o-mini".into()),
+    });
+    let ollama = get("OLLAMA_HOST").map(|host| OllamaConfig {
+        host,
+        model: model.clone().unwrap_or_else(|| "llama3.1".into()),
+    });
+    Ok(LlmConfig {
+        openai,
+        ollama,
+        attempt_timeout: secs(parse(get, "LLM_TIMEOUT_SECS", "30")?),
+        max_retries: parse(get, "LLM_MAX_RETRIES", "3")?,
+    })
+}
+
+fn agent_config(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<AgentConfig> {
+    let session_store = match get("SESSION_STORE").as_deref() {
+        None | Some("files") => SessionStoreKind::Files,
+        Some("database") => SessionStoreKind::Database,
+        Some(other) => bail!("SESSION_STORE must be files or database, not {other:?}"),
+    };
+    let session_key = match get("SESSION_KEY") {
+        Some(k) if k.len() >= 32 => SecretString::from(k),
+        Some(_) => bail!("SESSION_KEY must be at least 32 characters"),
+        None => load_or_create_secret(&data_dir.join("session.key"))?,
+    };
+    let default_time_zone = get("CLINIC_TIME_ZONE").unwrap_or_else(|| "UTC".into());
+    if chrono_tz::Tz::from_str(&default_time_zone).is_err() {
+        bail!("CLINIC_TIME_ZONE={default_time_zone:?} is not an IANA time zone");
+    }
+    Ok(AgentConfig {
+        max_steps: parse(get, "AGENT_MAX_STEPS", "6")?,
+        token_budget: parse(get, "AGENT_TOKEN_BUDGET", "3000")?,
+        session_store,
+        sessions_dir: PathBuf::from(get("SESSIONS_DIR").unwrap_or_else(|| "sessions".into())),
+        log_dir: PathBuf::from(get("LOG_DIR").unwrap_or_else(|| "logs".into())),
+        session_key,
+        old_session_keys: get("OLD_SESSION_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| SecretString::from(k.trim().to_owned()))
+            .collect(),
+        default_time_zone,
+        service_name: get("CLINIC_SERVICE_NAME").unwrap_or_else(|| "Clinic".into()),
+    })
 }
 
 fn secs(n: u64) -> Duration {

@@ -44,6 +44,8 @@ pub enum Code {
     MethodNotAllowed,
     Conflict,
     RoleAlreadyGranted,
+    ConsentRequired,
+    NothingPending,
     SlotTaken,
     HoldExpired,
     TooManyHolds,
@@ -61,7 +63,7 @@ impl Code {
         use Code::*;
         match self {
             MalformedJson | InvalidPath | InvalidQuery => StatusCode::BAD_REQUEST,
-            InvalidBody | ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidBody | ValidationFailed | ConsentRequired => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidToken | TokenExpired | InvalidCredentials
@@ -77,7 +79,8 @@ impl Code {
                 StatusCode::CONFLICT
             }
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            SlotTaken
+            NothingPending
+            | SlotTaken
             | HoldExpired
             | TooManyHolds
             | TooLate
@@ -120,6 +123,8 @@ impl Code {
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
             RoleAlreadyGranted => "role_already_granted",
+            ConsentRequired => "consent_required",
+            NothingPending => "nothing_pending",
             SlotTaken => "slot_taken",
             HoldExpired => "hold_expired",
             TooManyHolds => "too_many_holds",

@@ -3,6 +3,7 @@
 //! `http` (REST) and `cli` call `domain`, which owns the rules and the SQL on `db`;
 //! `crypto` keeps secrets at rest, `notify` sends mail and `jobs` runs the periodic work.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -13,8 +14,10 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod llm;
 pub mod notify;
 pub mod storage;
+pub mod tools;
 
 /// Installs ring as rustls' process-wide crypto provider (the build carries no other).
 pub fn install_crypto_provider() {

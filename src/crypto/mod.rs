@@ -1,6 +1,7 @@
 //! Secrets at rest: password hashes, and keyed digests of codes and tokens.
 
 pub mod password;
+pub mod seal;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

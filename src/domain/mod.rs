@@ -16,3 +16,4 @@ pub mod slots;
 pub mod specialties;
 pub mod staff;
 pub mod validate;
+pub mod waitlist;

@@ -554,10 +554,10 @@ pub async fn free_for_specialty(
     // CROSS JOIN keeps SQLite's planner on the specialty's doctors first, each scanning
     // its own slots in the window (PostgreSQL plans it freely). Ordered by the start
     // alone (SQLite sorts three times faster than by start and id); ties are put in id
-    // order below. Slots inside a doctor's minimum notice are dropped here, so when some
-    // were, the query runs again for more.
+    // order below. Slots inside a doctor's minimum notice are dropped here: twice what was
+    // asked is fetched, and when the notice dropped more than that, more.
     let wanted = usize::try_from(w.limit).unwrap_or(50);
-    let mut fetch = w.limit;
+    let mut fetch = w.limit * 2;
     loop {
         let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(
             SPECIALTY_SEARCH_SQL

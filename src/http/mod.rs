@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod booking;
+pub mod chat;
 pub mod client_ip;
 pub mod clinics;
 pub mod extract;
@@ -74,7 +75,8 @@ pub fn api(
         .merge(people::routes())
         .merge(clinics::routes())
         .merge(booking::routes())
-        .merge(team::routes());
+        .merge(team::routes())
+        .merge(chat::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

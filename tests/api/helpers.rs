@@ -36,6 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Db,
     pub backend: Backend,
+    /// The running service's state (for loading demo data, reaching the agent).
+    pub state: AppState,
     /// The PostgreSQL schema of this app, when on PostgreSQL.
     pg_schema: Option<String>,
     _dir: tempfile::TempDir,
@@ -108,6 +110,8 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         env.insert("CLINIC_DATA_DIR".into(), data_dir.clone());
+        env.insert("SESSIONS_DIR".into(), format!("{data_dir}/sessions"));
+        env.insert("LOG_DIR".into(), format!("{data_dir}/logs"));
         for (k, v) in settings {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -132,7 +136,7 @@ impl TestApp {
         let state = AppState::with_db(config, db.clone())
             .await
             .expect("app state");
-        let app = Application::with_state(state).await.expect("bind");
+        let app = Application::with_state(state.clone()).await.expect("bind");
         let addr = app.local_addr().expect("addr");
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
@@ -144,6 +148,7 @@ impl TestApp {
             client,
             db,
             backend,
+            state,
             pg_schema,
             _dir: dir,
         }

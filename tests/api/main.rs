@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod booking;
+mod chat;
 mod cli;
 mod mfa;
 mod platform;

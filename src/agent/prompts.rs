@@ -1,0 +1,84 @@
+//! The prompts, as tera templates in `prompts/` (compiled into the binary). Each template
+//! starts with a `version:` comment that is recorded with every model call.
+
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::error::{Error, Result};
+
+const SYSTEM: &str = include_str!("../../prompts/system.tera");
+
+pub struct Prompts {
+    tera: Tera,
+    system_version: String,
+}
+
+/// What the system prompt is rendered from.
+#[derive(Serialize)]
+pub struct SystemFacts<'a> {
+    pub service: &'a str,
+    pub today: String,
+    pub weekday: String,
+    pub time_zone: &'a str,
+    /// The signed-in user's name, if any.
+    pub user: Option<&'a str>,
+    pub summary: &'a str,
+}
+
+fn version_of(template: &str) -> String {
+    template
+        .lines()
+        .next()
+        .and_then(|l| l.split("version:").nth(1))
+        .map(|v| v.trim().trim_end_matches("-#}").trim().to_owned())
+        .unwrap_or_else(|| "unversioned".into())
+}
+
+impl Prompts {
+    pub fn new() -> Result<Self> {
+        let mut tera = Tera::default();
+        tera.add_raw_template("system", SYSTEM)
+            .map_err(|e| Error::internal(format!("prompts/system.tera: {e}")))?;
+        Ok(Self {
+            tera,
+            system_version: version_of(SYSTEM),
+        })
+    }
+
+    pub fn system_version(&self) -> &str {
+        &self.system_version
+    }
+
+    pub fn system(&self, facts: &SystemFacts<'_>) -> Result<String> {
+        let context = Context::from_serialize(facts)
+            .map_err(|e| Error::internal(format!("prompt facts: {e}")))?;
+        self.tera
+            .render("system", &context)
+            .map_err(|e| Error::internal(format!("rendering the system prompt: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_prompt_carries_the_date_zone_and_user_and_a_version() {
+        let prompts = Prompts::new().unwrap();
+        assert_eq!(prompts.system_version(), "system-2026-11-24.1");
+        let text = prompts
+            .system(&SystemFacts {
+                service: "Clinic",
+                today: "2026-11-24".into(),
+                weekday: "Tuesday".into(),
+                time_zone: "Europe/Lisbon",
+                user: Some("Ana"),
+                summary: "",
+            })
+            .unwrap();
+        assert!(text.contains("Today is Tuesday 2026-11-24"));
+        assert!(text.contains("Europe/Lisbon"));
+        assert!(text.contains("signed in as Ana"));
+        assert!(!text.contains("version:"));
+    }
+}

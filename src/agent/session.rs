@@ -1,0 +1,176 @@
+//! Per-session chat context, saved after every turn: one AES-256-GCM sealed JSON file per
+//! session under `sessions/` (the embedded default), or a table when several replicas
+//! share PostgreSQL. Idle sessions expire.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::crypto::seal::Sealer;
+use crate::db::Db;
+use crate::error::{Code, Error, Result};
+use crate::llm::Message;
+use crate::on_db;
+use crate::tools::Proposal;
+use crate::tools::browse::SlotChoice;
+
+pub const IDLE_EXPIRY_MINUTES: i64 = 30;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Session {
+    pub id: Uuid,
+    /// The signed-in user it belongs to; an anonymous session is bound to the first user
+    /// who signs in while using it.
+    pub user_id: Option<Uuid>,
+    pub consent_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_active: DateTime<Utc>,
+    pub time_zone: String,
+    /// The conversation since `summary` (no system prompt).
+    pub messages: Vec<Message>,
+    /// What was said before `messages`, in short.
+    pub summary: String,
+    /// The single side effect waiting for the user's yes.
+    pub pending: Option<Proposal>,
+    /// Answers of committed proposals, so a retried confirm answers the same.
+    #[serde(default)]
+    pub committed: Vec<(Uuid, Value)>,
+    /// The slot buttons last offered.
+    #[serde(default)]
+    pub offered: Vec<SlotChoice>,
+}
+
+impl Session {
+    pub fn new(user_id: Option<Uuid>, time_zone: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            user_id,
+            consent_at: now,
+            created_at: now,
+            last_active: now,
+            time_zone,
+            messages: Vec::new(),
+            summary: String::new(),
+            pending: None,
+            committed: Vec::new(),
+            offered: Vec::new(),
+        }
+    }
+
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        now - self.last_active > Duration::minutes(IDLE_EXPIRY_MINUTES)
+    }
+}
+
+/// Where sealed sessions are kept.
+pub enum SessionStore {
+    Files { dir: PathBuf, sealer: Sealer },
+    Table { db: Db, sealer: Sealer },
+}
+
+fn not_found() -> Error {
+    Error::new(
+        Code::NotFound,
+        "No such chat session; it may have expired. Start a new one.",
+    )
+}
+
+impl SessionStore {
+    fn sealer(&self) -> &Sealer {
+        match self {
+            Self::Files { sealer, .. } | Self::Table { sealer, .. } => sealer,
+        }
+    }
+
+    fn path(dir: &std::path::Path, id: Uuid) -> PathBuf {
+        dir.join(format!("{id}.session"))
+    }
+
+    pub async fn save(&self, session: &Session) -> Result<()> {
+        let json = serde_json::to_vec(session)
+            .map_err(|e| Error::internal(format!("session json: {e}")))?;
+        let sealed = self.sealer().seal(&json, session.id.as_bytes());
+        match self {
+            Self::Files { dir, .. } => {
+                let path = Self::path(dir, session.id);
+                let partial = path.with_extension("partial");
+                let write = async {
+                    tokio::fs::create_dir_all(dir).await?;
+                    tokio::fs::write(&partial, &sealed).await?;
+                    tokio::fs::rename(&partial, &path).await
+                };
+                write
+                    .await
+                    .map_err(|e| Error::internal(format!("saving a session: {e}")))
+            }
+            Self::Table { db, .. } => {
+                const SQL: &str = "INSERT INTO chat_sessions (id, sealed, updated_at) VALUES ($1, $2, $3) \
+                    ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+                on_db!(db, |pool| sqlx::query(SQL)
+                    .bind(session.id)
+                    .bind(&sealed)
+                    .bind(Utc::now())
+                    .execute(pool)
+                    .await
+                    .map(|_| ()))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The session, unless it does not exist or has been idle too long (then it is removed).
+    pub async fn load(&self, id: Uuid, now: DateTime<Utc>) -> Result<Session> {
+        let sealed = match self {
+            Self::Files { dir, .. } => match tokio::fs::read(Self::path(dir, id)).await {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+                Err(e) => return Err(Error::internal(format!("reading a session: {e}"))),
+            },
+            Self::Table { db, .. } => {
+                const SQL: &str = "SELECT sealed FROM chat_sessions WHERE id = $1";
+                let row: Option<(Vec<u8>,)> = on_db!(db, |pool| sqlx::query_as(SQL)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await)?;
+                row.ok_or_else(not_found)?.0
+            }
+        };
+        let json = self
+            .sealer()
+            .open(&sealed, id.as_bytes())
+            .map_err(|e| Error::internal(format!("opening session {id}: {e}")))?;
+        let session: Session = serde_json::from_slice(&json)
+            .map_err(|e| Error::internal(format!("session {id}: {e}")))?;
+        if session.expired(now) {
+            self.delete(id).await?;
+            return Err(Error::new(
+                Code::NotFound,
+                "This chat session has expired; start a new one.",
+            ));
+        }
+        Ok(session)
+    }
+
+    pub async fn delete(&self, id: Uuid) -> Result<()> {
+        match self {
+            Self::Files { dir, .. } => match tokio::fs::remove_file(Self::path(dir, id)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::internal(format!("removing a session: {e}")))
+                }
+                _ => Ok(()),
+            },
+            Self::Table { db, .. } => {
+                const SQL: &str = "DELETE FROM chat_sessions WHERE id = $1";
+                on_db!(db, |pool| sqlx::query(SQL)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ()))?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The chat API the widget, `clinic chat` and integrators use. Replies are JSON, or a
+//! server-sent event stream when the client accepts `text/event-stream`.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::header::ACCEPT;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::agent::Reply;
+use crate::app::AppState;
+use crate::domain::actor::Actor;
+use crate::error::{Problem, Result};
+use crate::http::extract::{Json, Path};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(message))
+        .routes(routes!(confirm))
+        .routes(routes!(decline))
+        .routes(routes!(delete))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartChat {
+    /// The user agrees that the conversation is kept (encrypted; deletable at any time).
+    pub consent: bool,
+    /// The user's IANA time zone, e.g. `Europe/Lisbon`; relative days are read in it.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatMessage {
+    pub text: String,
+}
+
+/// Starts a conversation (anonymous or signed in); consent is required.
+#[utoipa::path(post, path = "/chat/sessions", tag = "chat", request_body = StartChat, responses(
+    (status = 201, body = Reply),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn start(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(body): Json<StartChat>,
+) -> Result<(StatusCode, Json<Reply>)> {
+    let reply = s
+        .agent
+        .start(&actor, body.consent, body.time_zone.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Sends the user's message; the reply carries slot buttons and the pending proposal.
+/// With `Accept: text/event-stream` the reply text streams as `token` events, then a
+/// `reply` event with the whole answer.
+#[utoipa::path(post, path = "/chat/sessions/{id}/messages", tag = "chat", params(("id" = Uuid, Path)),
+    request_body = ChatMessage, responses(
+    (status = 200, body = Reply),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn message(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ChatMessage>,
+) -> Result<Response> {
+    let reply = s.agent.message(&actor, id, &body.text).await?;
+    Ok(answer(&headers, reply))
+}
+
+/// Commits the pending proposal (the widget's Confirm button). Idempotent.
+#[utoipa::path(post, path = "/chat/sessions/{id}/confirm", tag = "chat", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Reply),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn confirm(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    Ok(answer(&headers, s.agent.confirm(&actor, id).await?))
+}
+
+/// Drops the pending proposal (the widget's Decline button).
+#[utoipa::path(post, path = "/chat/sessions/{id}/decline", tag = "chat", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Reply),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn decline(
+    State(s): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    Ok(answer(&headers, s.agent.decline(&actor, id).await?))
+}
+
+/// Deletes the conversation data.
+#[utoipa::path(delete, path = "/chat/sessions/{id}", tag = "chat", params(("id" = Uuid, Path)), responses(
+    (status = 204, description = "deleted"),
+))]
+async fn delete(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    s.agent.delete(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+fn answer(headers: &HeaderMap, reply: Reply) -> Response {
+    if !wants_stream(headers) {
+        return Json(reply).into_response();
+    }
+    let mut events: Vec<std::result::Result<Event, Infallible>> = Vec::new();
+    let mut piece = String::new();
+    for word in reply.reply.split_inclusive(' ') {
+        piece.push_str(word);
+        if piece.len() >= 24 {
+            events.push(Ok(Event::default()
+                .event("token")
+                .data(std::mem::take(&mut piece))));
+        }
+    }
+    if !piece.is_empty() {
+        events.push(Ok(Event::default().event("token").data(piece)));
+    }
+    let whole = serde_json::to_string(&reply).unwrap_or_default();
+    events.push(Ok(Event::default().event("reply").data(whole)));
+    Sse::new(futures_util::stream::iter(events)).into_response()
+}

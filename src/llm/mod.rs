@@ -1,0 +1,170 @@
+//! Language models behind one trait: an OpenAI-compatible server, Ollama, or the
+//! offline assistant (deterministic rules; the default and the last fallback).
+//! [`orchestrate::Orchestrator`] adds timeouts, retries, fallback and the records.
+
+pub mod offline;
+pub mod ollama;
+pub mod openai;
+pub mod orchestrate;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// One message of a conversation, in the shape every provider is mapped from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For tool results: the call they answer, and the tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+}
+
+impl Message {
+    fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            tool_name: None,
+        }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+
+    pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call.id.clone()),
+            tool_name: Some(call.name.clone()),
+            ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it (it may not parse).
+    pub arguments: String,
+}
+
+/// A tool as offered to a model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// A model's answer: text, or tool calls to run first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Completion {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// Token counts the provider reported, if it did.
+    pub tokens_in: Option<u32>,
+    pub tokens_out: Option<u32>,
+    pub model: String,
+}
+
+/// Why a call failed, and so whether trying again can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    Timeout,
+    Connection,
+    RateLimited,
+    Server,
+    /// The answer could not be read (a truncated stream, broken JSON).
+    Malformed,
+    /// The request was refused (4xx other than 429): retrying cannot help.
+    Client,
+}
+
+#[derive(Clone, Debug)]
+pub struct LlmError {
+    pub class: ErrorClass,
+    pub message: String,
+    /// What the server asked us to wait (429 `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl LlmError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Timeouts, connection errors, 429, 5xx and unreadable answers are worth a retry.
+    pub fn is_transient(&self) -> bool {
+        self.class != ErrorClass::Client
+    }
+}
+
+impl std::fmt::Display for LlmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.class, self.message)
+    }
+}
+
+/// The providers the configuration names, best first (the orchestrator adds offline).
+pub fn configured_providers(
+    config: &crate::config::LlmConfig,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {
+    let mut providers: Vec<std::sync::Arc<dyn Provider>> = Vec::new();
+    if let Some(openai) = &config.openai {
+        providers.push(std::sync::Arc::new(openai::OpenAi::new(openai)?));
+    }
+    if let Some(ollama) = &config.ollama {
+        providers.push(std::sync::Arc::new(ollama::Ollama::new(ollama)?));
+    }
+    Ok(providers)
+}
+
+pub type CompletionFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Completion, LlmError>> + Send + 'a>>;
+
+/// A chat model that can call tools.
+pub trait Provider: Send + Sync {
+    /// `openai`, `ollama` or `offline`.
+    fn name(&self) -> &'static str;
+    fn model(&self) -> &str;
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a [ToolSpec],
+    ) -> CompletionFuture<'a>;
+}

@@ -1,0 +1,272 @@
+//! Any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, LM Studio,
+//! gateways), through async-openai with our own wire types (`byot`), streamed. The
+//! client's own retries are replaced by a plain transport: the orchestrator retries,
+//! so every attempt is recorded, and a 429's `Retry-After` is handed to it.
+
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::llm::{
+    Completion, CompletionFuture, ErrorClass, LlmError, Message, Provider, Role, ToolCall, ToolSpec,
+};
+
+pub struct OpenAi {
+    client: Client<OpenAIConfig>,
+    model: String,
+}
+
+/// A 429 answer, with how long the server asked us to wait.
+#[derive(Debug)]
+struct RateLimited {
+    retry_after: Option<Duration>,
+}
+
+impl std::fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "429 Too Many Requests")
+    }
+}
+
+impl std::error::Error for RateLimited {}
+
+impl OpenAi {
+    pub fn new(config: &config::OpenAiConfig) -> anyhow::Result<Self> {
+        let mut openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/'));
+        if let Some(key) = &config.api_key {
+            openai = openai.with_api_key(key.expose_secret());
+        }
+        let http = reqwest::Client::builder().build()?;
+        let transport = tower::service_fn(move |factory: HttpRequestFactory| {
+            let http = http.clone();
+            async move {
+                let request = factory.build().await?;
+                let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
+                if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64);
+                    return Err(OpenAIError::Boxed(Box::new(RateLimited { retry_after })));
+                }
+                Ok::<_, OpenAIError>(response)
+            }
+        });
+        Ok(Self {
+            client: Client::with_config(openai).with_http_service(transport),
+            model: config.model.clone(),
+        })
+    }
+
+    fn request(&self, messages: &[Message], tools: &[ToolSpec]) -> Value {
+        let messages: Vec<Value> = messages.iter().map(wire_message).collect();
+        let mut request = json!({
+            "model": self.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if !tools.is_empty() {
+            request["tools"] = tools
+                .iter()
+                .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+                .collect();
+        }
+        request
+    }
+
+    async fn stream(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> Result<Completion, LlmError> {
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream_byot::<Value, Value>(self.request(messages, tools))
+            .await
+            .map_err(classify)?;
+        let mut answer = Assembly::default();
+        while let Some(chunk) = stream.next().await {
+            answer.add(&chunk.map_err(classify)?)?;
+        }
+        answer.finish(&self.model)
+    }
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a [ToolSpec],
+    ) -> CompletionFuture<'a> {
+        Box::pin(self.stream(messages, tools))
+    }
+}
+
+fn wire_message(m: &Message) -> Value {
+    match m.role {
+        Role::System => json!({"role": "system", "content": m.content}),
+        Role::User => json!({"role": "user", "content": m.content}),
+        Role::Tool => json!({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}),
+        Role::Assistant if m.tool_calls.is_empty() => {
+            json!({"role": "assistant", "content": m.content})
+        }
+        Role::Assistant => json!({
+            "role": "assistant",
+            "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
+            "tool_calls": m.tool_calls.iter().map(|c| json!({
+                "id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// A streamed answer put back together: text deltas, tool-call pieces by index, usage.
+#[derive(Default)]
+struct Assembly {
+    content: String,
+    calls: Vec<ToolCall>,
+    finished: bool,
+    tokens_in: Option<u32>,
+    tokens_out: Option<u32>,
+    model: Option<String>,
+}
+
+impl Assembly {
+    fn add(&mut self, chunk: &Value) -> Result<(), LlmError> {
+        if let Some(error) = chunk.get("error") {
+            return Err(LlmError::new(
+                ErrorClass::Server,
+                format!("error in stream: {error}"),
+            ));
+        }
+        if let Some(model) = chunk["model"].as_str() {
+            self.model = Some(model.to_owned());
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.tokens_in = usage["prompt_tokens"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok());
+            self.tokens_out = usage["completion_tokens"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok());
+        }
+        let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) else {
+            return Ok(());
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str() {
+            self.content.push_str(text);
+        }
+        for piece in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = piece["index"].as_u64().unwrap_or(0) as usize;
+            if index > 64 {
+                return Err(LlmError::new(
+                    ErrorClass::Malformed,
+                    "tool call index out of range",
+                ));
+            }
+            while self.calls.len() <= index {
+                self.calls.push(ToolCall {
+                    id: String::new(),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+            }
+            let call = &mut self.calls[index];
+            if let Some(id) = piece["id"].as_str() {
+                call.id = id.to_owned();
+            }
+            if let Some(name) = piece["function"]["name"].as_str() {
+                call.name.push_str(name);
+            }
+            if let Some(args) = piece["function"]["arguments"].as_str() {
+                call.arguments.push_str(args);
+            }
+        }
+        if choice["finish_reason"].is_string() {
+            self.finished = true;
+        }
+        Ok(())
+    }
+
+    fn finish(self, model: &str) -> Result<Completion, LlmError> {
+        if !self.finished {
+            return Err(LlmError::new(
+                ErrorClass::Malformed,
+                "the stream ended before the answer was complete",
+            ));
+        }
+        let calls: Vec<ToolCall> = self
+            .calls
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| !c.name.is_empty())
+            .map(|(i, c)| ToolCall {
+                id: if c.id.is_empty() {
+                    format!("call_{i}")
+                } else {
+                    c.id
+                },
+                ..c
+            })
+            .collect();
+        Ok(Completion {
+            content: self.content,
+            tool_calls: calls,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            model: self.model.unwrap_or_else(|| model.to_owned()),
+        })
+    }
+}
+
+fn classify(e: OpenAIError) -> LlmError {
+    match e {
+        OpenAIError::Boxed(b) => match b.downcast::<RateLimited>() {
+            Ok(limited) => LlmError {
+                retry_after: limited.retry_after,
+                ..LlmError::new(ErrorClass::RateLimited, "429 Too Many Requests")
+            },
+            Err(other) => LlmError::new(ErrorClass::Connection, other.to_string()),
+        },
+        OpenAIError::ApiError(api) => {
+            let status = api.status_code.as_u16();
+            let class = match status {
+                429 => ErrorClass::RateLimited,
+                500..=599 => ErrorClass::Server,
+                _ => ErrorClass::Client,
+            };
+            LlmError::new(class, api.to_string())
+        }
+        OpenAIError::Reqwest(r) if r.is_timeout() => {
+            LlmError::new(ErrorClass::Timeout, r.to_string())
+        }
+        OpenAIError::Reqwest(r) if r.is_decode() || r.is_body() => {
+            LlmError::new(ErrorClass::Malformed, r.to_string())
+        }
+        OpenAIError::Reqwest(r) => LlmError::new(ErrorClass::Connection, r.to_string()),
+        OpenAIError::JSONDeserialize(e, _) => LlmError::new(ErrorClass::Malformed, e.to_string()),
+        OpenAIError::StreamError(e) => LlmError::new(ErrorClass::Malformed, e.to_string()),
+        other => LlmError::new(ErrorClass::Client, other.to_string()),
+    }
+}

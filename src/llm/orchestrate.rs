@@ -1,0 +1,311 @@
+//! `orchestrated_call`: every model call goes through here. Each attempt has a timeout;
+//! transient failures (timeouts, connection errors, 429 honouring `Retry-After`, 5xx,
+//! unreadable answers) are retried with exponential backoff and jitter (backon), client
+//! errors never; then the next provider is tried, the offline assistant last. Every attempt
+//! becomes one orchestration record: a JSON line in `logs/orchestration.log` and a row.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::llm::{Completion, ErrorClass, LlmError, Message, Provider, ToolSpec};
+use crate::on_db;
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub attempt_timeout: Duration,
+    /// Retries after the first attempt, per provider.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(30),
+            max_retries: 3,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Where one call comes from, for the records.
+pub struct CallInfo<'a> {
+    pub session_id: Option<Uuid>,
+    /// `chat`, `summary`, …
+    pub pipeline: &'a str,
+    pub prompt_version: &'a str,
+}
+
+/// A completed call: the answer, who gave it, and how it went.
+pub struct Outcome {
+    pub completion: Completion,
+    pub provider: &'static str,
+    pub attempts: u32,
+    pub tokens_in: u32,
+    pub tokens_out: u32,
+}
+
+/// The providers in order of preference, the policy and the records.
+pub struct Orchestrator {
+    providers: Vec<Arc<dyn Provider>>,
+    policy: RetryPolicy,
+    db: Db,
+    log: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+impl Orchestrator {
+    /// `providers` are tried in order; the offline assistant is added last when absent.
+    pub fn new(
+        db: Db,
+        mut providers: Vec<Arc<dyn Provider>>,
+        policy: RetryPolicy,
+        log_dir: Option<PathBuf>,
+    ) -> Self {
+        if !providers.iter().any(|p| p.name() == "offline") {
+            providers.push(Arc::new(crate::llm::offline::Offline));
+        }
+        let log = log_dir.and_then(|dir| {
+            let open = std::fs::create_dir_all(&dir).and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("orchestration.log"))
+            });
+            match open {
+                Ok(f) => Some(Arc::new(Mutex::new(f))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "orchestration.log cannot be opened; records go to the database only");
+                    None
+                }
+            }
+        });
+        Self {
+            providers,
+            policy,
+            db,
+            log,
+        }
+    }
+
+    /// The provider that answers first when all is well.
+    pub fn primary(&self) -> &dyn Provider {
+        self.providers[0].as_ref()
+    }
+
+    /// Writes one event as a JSON line (the database gets the attempts).
+    pub fn event(&self, event: serde_json::Value) {
+        if let Some(log) = &self.log
+            && let Ok(mut f) = log.lock()
+        {
+            let mut line = event;
+            line["ts"] = json!(Utc::now());
+            if let Err(e) = writeln!(f, "{line}") {
+                tracing::warn!(error = %e, "writing orchestration.log failed");
+            }
+        }
+    }
+
+    /// Asks the providers in turn until one answers.
+    pub async fn call(
+        &self,
+        info: &CallInfo<'_>,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> Result<Outcome, LlmError> {
+        let started = Instant::now();
+        self.event(
+            json!({"event": "pipeline_start", "pipeline": info.pipeline, "session": info.session_id,
+            "prompt_version": info.prompt_version, "messages": messages.len()}),
+        );
+        let mut last_error = LlmError::new(ErrorClass::Client, "no provider configured");
+        let mut attempts = 0u32;
+        for provider in &self.providers {
+            match self
+                .with_retries(provider.as_ref(), info, messages, tools, &mut attempts)
+                .await
+            {
+                Ok(outcome) => {
+                    self.event(json!({"event": "pipeline_end", "pipeline": info.pipeline, "session": info.session_id,
+                        "outcome": "success", "provider": outcome.provider, "attempts": attempts,
+                        "runtime_ms": started.elapsed().as_millis() as u64,
+                        "tokens_in": outcome.tokens_in, "tokens_out": outcome.tokens_out}));
+                    return Ok(Outcome {
+                        attempts,
+                        ..outcome
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(provider = provider.name(), error = %e, "provider failed; trying the next");
+                    last_error = e;
+                }
+            }
+        }
+        self.event(
+            json!({"event": "pipeline_end", "pipeline": info.pipeline, "session": info.session_id,
+            "outcome": "failure", "error_class": last_error.class, "attempts": attempts,
+            "runtime_ms": started.elapsed().as_millis() as u64}),
+        );
+        Err(last_error)
+    }
+
+    async fn with_retries(
+        &self,
+        provider: &dyn Provider,
+        info: &CallInfo<'_>,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        attempts: &mut u32,
+    ) -> Result<Outcome, LlmError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(self.policy.max_delay)
+            .with_max_times(self.policy.max_retries)
+            .with_jitter()
+            .build();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            *attempts += 1;
+            let t = Instant::now();
+            let result = match tokio::time::timeout(
+                self.policy.attempt_timeout,
+                provider.complete(messages, tools),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(LlmError::new(
+                    ErrorClass::Timeout,
+                    format!("no answer within {:?}", self.policy.attempt_timeout),
+                )),
+            };
+            let latency = t.elapsed();
+            match result {
+                Ok(completion) => {
+                    let tokens_in = completion
+                        .tokens_in
+                        .unwrap_or_else(|| count_messages(messages, tools));
+                    let tokens_out = completion
+                        .tokens_out
+                        .unwrap_or_else(|| count_completion(&completion));
+                    self.record(
+                        info, provider, attempt, None, latency, tokens_in, tokens_out,
+                    )
+                    .await;
+                    return Ok(Outcome {
+                        completion,
+                        provider: provider.name(),
+                        attempts: *attempts,
+                        tokens_in,
+                        tokens_out,
+                    });
+                }
+                Err(e) => {
+                    self.record(info, provider, attempt, Some(&e), latency, 0, 0)
+                        .await;
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    match backoff.next() {
+                        Some(delay) => {
+                            tokio::time::sleep(
+                                e.retry_after
+                                    .map_or(delay, |wait| wait.min(self.policy.max_delay * 4)),
+                            )
+                            .await
+                        }
+                        None => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        info: &CallInfo<'_>,
+        provider: &dyn Provider,
+        attempt: u32,
+        error: Option<&LlmError>,
+        latency: Duration,
+        tokens_in: u32,
+        tokens_out: u32,
+    ) {
+        let outcome = if error.is_some() {
+            "failure"
+        } else {
+            "success"
+        };
+        let error_class = error.map(|e| serde_json::to_value(e.class).unwrap_or_default());
+        let latency_ms = latency.as_millis() as i64;
+        self.event(json!({"event": "attempt", "pipeline": info.pipeline, "session": info.session_id,
+            "provider": provider.name(), "model": provider.model(), "attempt": attempt, "outcome": outcome,
+            "error_class": error_class, "error": error.map(|e| e.message.clone()), "latency_ms": latency_ms,
+            "tokens_in": tokens_in, "tokens_out": tokens_out, "prompt_version": info.prompt_version}));
+        const SQL: &str = "INSERT INTO orchestration_calls (id, session_id, pipeline, provider, model, attempt, outcome, \
+            error_class, latency_ms, tokens_in, tokens_out, prompt_version, at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        let class = error_class
+            .as_ref()
+            .and_then(|c| c.as_str())
+            .map(str::to_owned);
+        let stored = on_db!(&self.db, |pool| sqlx::query(SQL)
+            .bind(Uuid::now_v7())
+            .bind(info.session_id)
+            .bind(info.pipeline)
+            .bind(provider.name())
+            .bind(provider.model())
+            .bind(i64::from(attempt))
+            .bind(outcome)
+            .bind(class)
+            .bind(latency_ms)
+            .bind(i64::from(tokens_in))
+            .bind(i64::from(tokens_out))
+            .bind(info.prompt_version)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(|_| ()));
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "storing an orchestration record failed");
+        }
+    }
+}
+
+/// Tokens of a request, by cl100k (the providers' own count is used when they give one).
+pub fn count_messages(messages: &[Message], tools: &[ToolSpec]) -> u32 {
+    let bpe = tiktoken_rs::cl100k_base_singleton();
+    let mut n = 0usize;
+    for m in messages {
+        n += 4 + bpe.encode_ordinary(&m.content).len();
+        for c in &m.tool_calls {
+            n += bpe.encode_ordinary(&c.name).len() + bpe.encode_ordinary(&c.arguments).len();
+        }
+    }
+    for t in tools {
+        n += bpe.encode_ordinary(&t.description).len()
+            + bpe.encode_ordinary(&t.parameters.to_string()).len();
+    }
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn count_completion(c: &Completion) -> u32 {
+    count_messages(
+        &[Message {
+            tool_calls: c.tool_calls.clone(),
+            ..Message::assistant(c.content.clone())
+        }],
+        &[],
+    )
+}

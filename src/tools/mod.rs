@@ -1,0 +1,271 @@
+//! The tools the booking agent may call. Each tool is a type: its arguments (whose doc
+//! comments are what the model reads), its result, and one `call` that runs the domain
+//! with the chatting user's [`Actor`]: a tool can do nothing that user could not do over
+//! REST. Side-effecting tools only *propose*; the orchestrator commits a proposal when the
+//! user confirms it.
+
+pub mod booking;
+pub mod browse;
+pub mod dates;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::actor::Actor;
+use crate::error::{Code, Error};
+
+/// What a tool runs with: the database, the chatting user, and their clock and zone.
+pub struct ToolContext<'a> {
+    pub db: &'a Db,
+    pub actor: &'a Actor,
+    pub session_id: Uuid,
+    pub now: DateTime<Utc>,
+    /// The user's zone: relative dates ("next Tuesday") are resolved in it.
+    pub time_zone: Tz,
+    pub hold_minutes: i64,
+}
+
+/// A failure the model can read and correct: a stable code and a plain explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ToolError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("invalid_arguments", message)
+    }
+}
+
+impl From<Error> for ToolError {
+    fn from(e: Error) -> Self {
+        match e.code() {
+            // Internal failures are logged by the error type; the model hears no details.
+            Code::Internal | Code::ServiceUnavailable => Self::new(
+                e.code().as_str(),
+                "The booking system could not answer just now.",
+            ),
+            code => Self::new(code.as_str(), e.to_string()),
+        }
+    }
+}
+
+/// One side effect waiting for the user's explicit yes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub action: ProposedAction,
+    /// What the user is asked to confirm, in plain words.
+    pub summary: String,
+    /// When the held time lapses, for bookings.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProposedAction {
+    Book {
+        slot_id: Uuid,
+        reason: String,
+    },
+    Reschedule {
+        appointment_id: Uuid,
+        slot_id: Uuid,
+    },
+    Cancel {
+        appointment_id: Uuid,
+        reason: String,
+    },
+}
+
+/// A tool, defined once.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    /// What the model is told the tool is for.
+    const DESCRIPTION: &'static str;
+    type Args: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize;
+
+    fn call(
+        ctx: &ToolContext<'_>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}
+
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send + 'a>>;
+
+/// A tool as the registry holds it: named, described, with a JSON Schema, called on JSON.
+pub trait DynTool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn parameters(&self) -> Value;
+    fn call<'a>(&'a self, ctx: &'a ToolContext<'a>, arguments: &'a str) -> ToolFuture<'a>;
+}
+
+struct Registered<T>(std::marker::PhantomData<T>);
+
+impl<T: Tool> DynTool for Registered<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn description(&self) -> &'static str {
+        T::DESCRIPTION
+    }
+
+    fn parameters(&self) -> Value {
+        let mut schema = serde_json::to_value(schemars::schema_for!(T::Args)).unwrap_or_default();
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("$schema");
+            o.remove("title");
+        }
+        schema
+    }
+
+    fn call<'a>(&'a self, ctx: &'a ToolContext<'a>, arguments: &'a str) -> ToolFuture<'a> {
+        Box::pin(async move {
+            let text = if arguments.trim().is_empty() {
+                "{}"
+            } else {
+                arguments
+            };
+            let args: T::Args = serde_json::from_str(text).map_err(|e| {
+                ToolError::invalid(format!(
+                    "The arguments do not fit the {} schema: {e}",
+                    T::NAME
+                ))
+            })?;
+            let output = T::call(ctx, args).await?;
+            serde_json::to_value(output)
+                .map_err(|e| ToolError::new("internal", format!("unreadable result: {e}")))
+        })
+    }
+}
+
+fn register<T: Tool>() -> Box<dyn DynTool> {
+    Box::new(Registered::<T>(std::marker::PhantomData))
+}
+
+/// Every tool the agent has; adding one is one file and one line here.
+pub struct Registry {
+    tools: Vec<Box<dyn DynTool>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self {
+            tools: vec![
+                register::<browse::FindSpecialty>(),
+                register::<browse::SearchClinics>(),
+                register::<browse::ListDoctors>(),
+                register::<browse::ListAvailableSlots>(),
+                register::<booking::ProposeBooking>(),
+                register::<booking::ConfirmBooking>(),
+                register::<booking::ProposeReschedule>(),
+                register::<booking::ProposeCancellation>(),
+                register::<booking::MyAppointments>(),
+                register::<booking::JoinWaitlist>(),
+            ],
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &dyn DynTool> {
+        self.tools.iter().map(|t| t.as_ref())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn DynTool> {
+        self.all().find(|t| t.name() == name)
+    }
+
+    /// The file each tool's schema is kept in (`tools/<name>.json`), with its content.
+    pub fn schema_files(&self) -> Vec<(String, String)> {
+        self.all()
+            .map(|t| {
+                let doc = serde_json::json!({
+                    "name": t.name(),
+                    "description": t.description(),
+                    "parameters": t.parameters(),
+                });
+                let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+                (format!("{}.json", t.name()), text)
+            })
+            .collect()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A uuid the model sent as text, or a tool error it can correct.
+pub fn parse_id(field: &str, value: &str) -> Result<Uuid, ToolError> {
+    value.trim().parse().map_err(|_| {
+        ToolError::invalid(format!(
+            "{field} must be an id exactly as a previous tool result gave it, not {value:?}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tools/*.json` is what the code defines; regenerate with
+    /// `CLINIC_WRITE_TOOL_SCHEMAS=1 cargo test --lib tool_schemas`.
+    #[test]
+    fn tool_schemas_in_the_tools_folder_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+        let write = std::env::var_os("CLINIC_WRITE_TOOL_SCHEMAS").is_some();
+        let registry = Registry::new();
+        for (file, text) in registry.schema_files() {
+            let path = dir.join(&file);
+            if write {
+                std::fs::write(&path, &text).unwrap();
+            }
+            let stored = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(
+                stored, text,
+                "tools/{file} is stale: run CLINIC_WRITE_TOOL_SCHEMAS=1 cargo test --lib tool_schemas"
+            );
+        }
+        let names: Vec<&str> = registry.all().map(|t| t.name()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn every_argument_is_described_for_the_model() {
+        for tool in Registry::new().all() {
+            let params = tool.parameters();
+            for (name, prop) in params["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    prop.get("description").is_some(),
+                    "{}.{name} has no description",
+                    tool.name()
+                );
+            }
+        }
+    }
+}

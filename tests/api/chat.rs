@@ -1,0 +1,427 @@
+//! The booking agent over the chat API with the offline assistant: the shared patient
+//! scenarios, consent, confirmation rules, idempotent commits and sealed sessions.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Answer, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    the_shared_scenarios_pass_with_the_offline_assistant,
+    a_chat_needs_consent_and_its_data_can_be_deleted,
+    a_double_confirmation_books_once_and_a_decline_frees_the_hold,
+    a_session_belongs_to_the_user_who_signed_in,
+);
+
+impl TestApp {
+    pub async fn with_demo(&self) {
+        clinic::demo::load(&self.state).await.expect("demo data");
+    }
+
+    pub async fn chat_start(&self, token: Option<&str>) -> String {
+        let a = self
+            .request(
+                Method::POST,
+                "/api/v1/chat/sessions",
+                token,
+                Some(json!({"consent": true, "time_zone": "Europe/Lisbon"})),
+            )
+            .await;
+        a.assert_ok(201);
+        a.str("session_id")
+    }
+
+    pub async fn say(&self, token: Option<&str>, session: &str, text: &str) -> Answer {
+        self.request(
+            Method::POST,
+            &format!("/api/v1/chat/sessions/{session}/messages"),
+            token,
+            Some(json!({"text": text})),
+        )
+        .await
+    }
+
+    pub async fn appointments_of(&self, token: &str) -> Vec<Value> {
+        let a = self.get_as(token, "/api/v1/appointments/mine").await;
+        a.assert_ok(200).as_array().unwrap().clone()
+    }
+}
+
+/// What a finished scenario left behind.
+struct Run {
+    replies: Vec<Value>,
+    proposals_made: i64,
+}
+
+async fn run_scenario(app: &TestApp, scenario: &Value, token: Option<&str>) -> Run {
+    let session = app.chat_start(token).await;
+    let mut replies: Vec<Value> = Vec::new();
+    for turn in scenario["turns"].as_array().unwrap() {
+        let turn = turn.as_str().unwrap();
+        let answer = if turn == "<confirm>" {
+            app.request(
+                Method::POST,
+                &format!("/api/v1/chat/sessions/{session}/confirm"),
+                token,
+                None,
+            )
+            .await
+        } else if let Some(n) = turn
+            .strip_prefix("<pick ")
+            .and_then(|t| t.strip_suffix('>'))
+        {
+            let n: usize = n.parse().unwrap();
+            let picks: Vec<Value> = replies
+                .last()
+                .map(|r| {
+                    r["actions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|a| a["kind"] == "pick_slot")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            match picks.get(n - 1) {
+                Some(action) => {
+                    app.say(token, &session, action["message"].as_str().unwrap())
+                        .await
+                }
+                None => continue,
+            }
+        } else {
+            app.say(token, &session, turn).await
+        };
+        if answer.status.is_success() {
+            replies.push(answer.body.clone());
+        } else {
+            replies.push(json!({"reply": answer.body["detail"], "actions": []}));
+        }
+    }
+    let proposals_made = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE action = 'agent.tool_call' AND subject = $1 AND details LIKE '%propose_%'",
+            &format!("chat:{session}"),
+        )
+        .await;
+    Run {
+        replies,
+        proposals_made,
+    }
+}
+
+/// Checks one scenario's expectations; the failure says why.
+async fn check(
+    app: &TestApp,
+    scenario: &Value,
+    token: Option<&str>,
+    before: &[Value],
+    run: &Run,
+) -> Result<(), String> {
+    let expect = &scenario["expect"];
+    let after = match token {
+        Some(t) => app.appointments_of(t).await,
+        None => Vec::new(),
+    };
+    let old: HashSet<&str> = before.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let new: Vec<&Value> = after
+        .iter()
+        .filter(|a| !old.contains(a["id"].as_str().unwrap()))
+        .collect();
+    let texts: Vec<String> = run
+        .replies
+        .iter()
+        .map(|r| r["reply"].as_str().unwrap_or("").to_lowercase())
+        .collect();
+    if let Some(booked) = expect.get("booked") {
+        if new.len() != 1 {
+            return Err(format!(
+                "expected one new appointment, got {}: {texts:#?}",
+                new.len()
+            ));
+        }
+        let a = new[0];
+        let tz: chrono_tz::Tz = a["time_zone"].as_str().unwrap().parse().unwrap();
+        let starts: DateTime<Utc> = a["starts_at"].as_str().unwrap().parse().unwrap();
+        let local = starts.with_timezone(&tz);
+        if let Some(day) = booked.get("weekday").and_then(Value::as_str)
+            && local.format("%A").to_string() != day
+        {
+            return Err(format!("booked on {local}, not a {day}"));
+        }
+        if let Some(part) = booked.get("part_of_day").and_then(Value::as_str) {
+            let hour: u32 = local.format("%H").to_string().parse().unwrap();
+            let actual = match hour {
+                0..=11 => "morning",
+                12..=16 => "afternoon",
+                _ => "evening",
+            };
+            if actual != part {
+                return Err(format!("booked at {local}, not in the {part}"));
+            }
+        }
+        if let Some(specialty) = booked.get("specialty").and_then(Value::as_str) {
+            let doctor = app
+                .get(&format!(
+                    "/api/v1/doctors/{}",
+                    a["doctor_id"].as_str().unwrap()
+                ))
+                .await;
+            let slugs: Vec<String> = doctor.body["specialties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            let wanted = specialty.to_lowercase();
+            if !slugs.iter().any(|s| {
+                s.replace('-', " ")
+                    .starts_with(&wanted[..wanted.len().min(6)])
+            }) {
+                return Err(format!("booked with {slugs:?}, not {specialty}"));
+            }
+        }
+    }
+    if expect.get("no_booking") == Some(&json!(true)) {
+        if !new.is_empty() {
+            return Err(format!("something was booked: {new:?}"));
+        }
+        let cancelled = after.iter().filter(|a| a["status"] == "cancelled").count();
+        let cancelled_before = before.iter().filter(|a| a["status"] == "cancelled").count();
+        if cancelled != cancelled_before {
+            return Err("an appointment was cancelled".into());
+        }
+    }
+    if let Some(words) = expect.get("reply_contains_any").and_then(Value::as_array) {
+        let found = words.iter().any(|w| {
+            texts
+                .iter()
+                .any(|t| t.contains(&w.as_str().unwrap().to_lowercase()))
+        });
+        if !found {
+            return Err(format!("no reply contains any of {words:?}: {texts:#?}"));
+        }
+    }
+    if expect.get("emergency") == Some(&json!(true)) {
+        if run.replies.first().map(|r| r["emergency"] == true) != Some(true) {
+            return Err(format!(
+                "the first reply is not the emergency answer: {texts:?}"
+            ));
+        }
+        if run.proposals_made != 0 {
+            return Err("a side-effecting tool was called".into());
+        }
+    }
+    Ok(())
+}
+
+async fn the_shared_scenarios_pass_with_the_offline_assistant(app: TestApp) {
+    app.with_demo().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{} scenarios", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let scenario: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let name = scenario["name"].as_str().unwrap().to_owned();
+        // Each scenario starts from a patient with no appointments.
+        let email = format!("{name}@patients.example.org");
+        let token = if scenario["user"] == "patient" {
+            app.verified_patient(&email).await;
+            Some(app.access_token(&email).await)
+        } else {
+            None
+        };
+        let before = match &token {
+            Some(t) => app.appointments_of(t).await,
+            None => Vec::new(),
+        };
+        let run = run_scenario(&app, &scenario, token.as_deref()).await;
+        if let Err(why) = check(&app, &scenario, token.as_deref(), &before, &run).await {
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+    let passed = files.len() - failures.len();
+    println!(
+        "scenarios with the offline assistant: {passed}/{} passed ({:.0} %)",
+        files.len(),
+        100.0 * passed as f64 / files.len() as f64
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+async fn a_chat_needs_consent_and_its_data_can_be_deleted(app: TestApp) {
+    app.post("/api/v1/chat/sessions", json!({"consent": false}))
+        .await
+        .assert_problem(422, "consent_required");
+    app.post("/api/v1/chat/sessions", json!({}))
+        .await
+        .assert_problem(422, "invalid_body");
+    let session = app.chat_start(None).await;
+    let reply = app
+        .say(None, &session, "I have a very itchy rash on my elbow")
+        .await;
+    assert_eq!(reply.assert_ok(200)["assistant"], "Offline assistant");
+    // The context is on disk, sealed: the words are not in the file.
+    let file = app.data_dir().join(format!("sessions/{session}.session"));
+    let raw = std::fs::read(&file).expect("a session file");
+    assert!(
+        !raw.windows(5).any(|w| w == b"itchy"),
+        "the session file holds plaintext"
+    );
+    let log = std::fs::read_to_string(app.data_dir().join("logs/orchestration.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"event\":\"attempt\"") && l.contains("\"provider\":\"offline\"")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"event\":\"context_saved\"")),
+        "{log}"
+    );
+
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/chat/sessions/{session}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status.as_u16(), 204);
+    assert!(!file.exists());
+    app.say(None, &session, "hello again")
+        .await
+        .assert_problem(404, "not_found");
+    app.say(None, "not-a-uuid", "hello")
+        .await
+        .assert_problem(400, "invalid_path");
+    let long = "a".repeat(2001);
+    let session = app.chat_start(None).await;
+    app.say(None, &session, &long)
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+async fn a_double_confirmation_books_once_and_a_decline_frees_the_hold(app: TestApp) {
+    app.with_demo().await;
+    app.verified_patient("pia@example.org").await;
+    let token = app.access_token("pia@example.org").await;
+    let session = app.chat_start(Some(&token)).await;
+    let listed = app
+        .say(
+            Some(&token),
+            &session,
+            "I need a dermatologist, any day next week",
+        )
+        .await;
+    let picks: Vec<Value> = listed.assert_ok(200)["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "pick_slot")
+        .cloned()
+        .collect();
+    assert!(picks.len() >= 2, "{:#}", listed.body);
+
+    // Pick, then decline: the hold is let go, nothing is booked.
+    let proposed = app
+        .say(
+            Some(&token),
+            &session,
+            picks[0]["message"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(
+        proposed.assert_ok(200)["pending"]["kind"],
+        "book",
+        "{:#}",
+        proposed.body
+    );
+    let declined = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/chat/sessions/{session}/decline"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert!(declined.assert_ok(200)["pending"].is_null());
+    assert_eq!(
+        app.scalar_i64_str("SELECT COUNT(*) FROM slots WHERE status = $1", "held")
+            .await,
+        0,
+        "the declined hold was let go"
+    );
+    assert!(app.appointments_of(&token).await.is_empty());
+
+    // Pick again; the Confirm button pressed twice (and a "yes" after) books once.
+    let proposed = app
+        .say(
+            Some(&token),
+            &session,
+            picks[1]["message"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(proposed.assert_ok(200)["pending"]["kind"], "book");
+    let confirm = format!("/api/v1/chat/sessions/{session}/confirm");
+    let (a, b) = tokio::join!(
+        app.request(Method::POST, &confirm, Some(&token), None),
+        app.request(Method::POST, &confirm, Some(&token), None),
+    );
+    let statuses = [a.status.as_u16(), b.status.as_u16()];
+    assert!(
+        statuses.contains(&200),
+        "{statuses:?} {:#} {:#}",
+        a.body,
+        b.body
+    );
+    let booked = app.appointments_of(&token).await;
+    assert_eq!(booked.len(), 1, "{booked:#?}");
+    assert_eq!(booked[0]["slot_id"], picks[1]["slot_id"]);
+    let again = app.say(Some(&token), &session, "yes").await;
+    assert!(again.assert_ok(200)["committed"].is_null());
+    assert_eq!(app.appointments_of(&token).await.len(), 1);
+    app.request(Method::POST, &confirm, Some(&token), None)
+        .await
+        .assert_problem(409, "nothing_pending");
+}
+
+async fn a_session_belongs_to_the_user_who_signed_in(app: TestApp) {
+    app.with_demo().await;
+    app.verified_patient("una@example.org").await;
+    app.verified_patient("eve@example.org").await;
+    let una = app.access_token("una@example.org").await;
+    let eve = app.access_token("eve@example.org").await;
+    // Started anonymously, it becomes Una's when she sends a message signed in.
+    let session = app.chat_start(None).await;
+    app.say(Some(&una), &session, "what appointments do I have?")
+        .await
+        .assert_ok(200);
+    app.say(Some(&eve), &session, "what did she say?")
+        .await
+        .assert_problem(404, "not_found");
+    app.say(None, &session, "hello")
+        .await
+        .assert_problem(404, "not_found");
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/chat/sessions/{session}"),
+        Some(&eve),
+        None,
+    )
+    .await;
+    app.say(Some(&una), &session, "hello").await.assert_ok(200);
+}
