@@ -102,6 +102,7 @@ fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
     let policy = RetryPolicy {
         attempt_timeout: config.llm.attempt_timeout,
         max_retries: config.llm.max_retries,
+        min_delay: config.llm.backoff_min,
         ..RetryPolicy::default()
     };
     let llm = Orchestrator::new(

@@ -51,6 +51,8 @@ pub struct LlmConfig {
     pub ollama: Option<OllamaConfig>,
     pub attempt_timeout: Duration,
     pub max_retries: usize,
+    /// The first retry's delay; later ones double (with jitter), up to 8 s.
+    pub backoff_min: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -248,8 +250,9 @@ fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig
     Ok(LlmConfig {
         openai,
         ollama,
-        attempt_timeout: secs(parse(get, "LLM_TIMEOUT_SECS", "30")?),
+        attempt_timeout: Duration::from_millis(parse(get, "LLM_TIMEOUT_MS", "30000")?),
         max_retries: parse(get, "LLM_MAX_RETRIES", "3")?,
+        backoff_min: Duration::from_millis(parse(get, "LLM_BACKOFF_MIN_MS", "250")?),
     })
 }
 

@@ -1,8 +1,10 @@
 //! API tests: the real service over HTTP, on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
 
 mod helpers;
+mod model_server;
 mod smtp;
 
+mod agent_models;
 mod audit;
 mod auth;
 mod bad_input;
