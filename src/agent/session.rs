@@ -174,3 +174,44 @@ impl SessionStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sealed_session_round_trips_and_expires_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::Files {
+            dir: dir.path().to_path_buf(),
+            sealer: Sealer::new(&[3u8; 32], &[]),
+        };
+        let now = Utc::now();
+        let mut s = Session::new(None, "Europe/Lisbon".into(), now);
+        s.messages.push(Message::user("my itchy rash"));
+        store.save(&s).await.unwrap();
+        let raw = std::fs::read(dir.path().join(format!("{}.session", s.id))).unwrap();
+        assert!(!raw.windows(5).any(|w| w == b"itchy"));
+        let back = store.load(s.id, now + Duration::minutes(29)).await.unwrap();
+        assert_eq!(back.messages, s.messages);
+        let expired = store
+            .load(s.id, now + Duration::minutes(31))
+            .await
+            .unwrap_err();
+        assert_eq!(expired.code(), Code::NotFound);
+        assert!(
+            store.load(s.id, now).await.is_err(),
+            "an expired session is removed"
+        );
+        // Another key cannot open it.
+        store.save(&s).await.unwrap();
+        let other = SessionStore::Files {
+            dir: dir.path().to_path_buf(),
+            sealer: Sealer::new(&[4u8; 32], &[]),
+        };
+        assert_eq!(
+            other.load(s.id, now).await.unwrap_err().code(),
+            Code::Internal
+        );
+    }
+}

@@ -425,3 +425,44 @@ async fn a_session_belongs_to_the_user_who_signed_in(app: TestApp) {
     .await;
     app.say(Some(&una), &session, "hello").await.assert_ok(200);
 }
+
+/// With `SESSION_STORE=database` (replicas), contexts live sealed in `chat_sessions`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_can_live_in_the_database_for_replicas() {
+    let backend = if crate::helpers::Backend::postgres_url().is_some() {
+        crate::helpers::Backend::Postgres
+    } else {
+        crate::helpers::Backend::Sqlite
+    };
+    let app = TestApp::spawn_with(backend, &[("SESSION_STORE", "database")]).await;
+    let session = app.chat_start(None).await;
+    app.say(None, &session, "my itchy elbow")
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM chat_sessions WHERE sealed IS NOT NULL AND $1 <> ''",
+            "x"
+        )
+        .await,
+        1
+    );
+    // A second replica (another pool, same database and key) continues the conversation.
+    let other = app.replica().await;
+    let (sealed,): (Vec<u8>,) = clinic::on_db!(&other, |pool| sqlx::query_as(
+        "SELECT sealed FROM chat_sessions"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    assert!(!sealed.windows(5).any(|w| w == b"itchy"));
+    assert!(
+        !app.data_dir()
+            .join(format!("sessions/{session}.session"))
+            .exists()
+    );
+    app.say(None, &session, "I need a dermatologist")
+        .await
+        .assert_ok(200);
+    other.close().await;
+}
