@@ -9,6 +9,7 @@ pub mod clinics;
 pub mod doctors;
 pub mod idempotency;
 pub mod identity;
+pub mod orchestration;
 pub mod people;
 pub mod prices;
 pub mod schedules;

@@ -312,6 +312,25 @@ async fn transient_failures_are_retried_and_recorded_and_client_errors_fall_back
             "offline:success"
         ]
     );
+    // The admin console's figures.
+    let root = app.root().await;
+    let stats = app.get_as(&root, "/api/v1/admin/orchestration/stats").await;
+    let openai = &stats.assert_ok(200)["by_provider"]["openai"];
+    assert_eq!(openai["attempts"], 10, "{:#}", stats.body);
+    assert_eq!(openai["successes"], 3);
+    assert_eq!(openai["retries"], 4);
+    assert_eq!(
+        openai["errors"],
+        json!({"client": 3, "malformed": 1, "rate_limited": 1, "server": 1, "timeout": 1})
+    );
+    assert_eq!(stats.body["by_provider"]["offline"]["successes"], 3);
+    assert!(
+        openai["latency_p95_ms"].as_i64().unwrap() >= openai["latency_p50_ms"].as_i64().unwrap()
+    );
+    let (_, patient) = app.user_with("nosy@example.org", &[]).await;
+    app.get_as(&patient, "/api/v1/admin/orchestration/stats")
+        .await
+        .assert_problem(403, "forbidden");
     let log = std::fs::read_to_string(app.data_dir().join("logs/orchestration.log")).unwrap();
     assert!(
         log.lines()
