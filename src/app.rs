@@ -42,6 +42,10 @@ impl AppState {
 
     /// Like [`Self::build`], on a pool the caller opened (tests use a fresh schema each).
     pub async fn with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        let audit_log = config.agent.log_dir.join("audit.log");
+        let db = db
+            .with_audit_log(&audit_log)
+            .with_context(|| format!("opening {}", audit_log.display()))?;
         db.migrate().await.context("applying migrations")?;
         crate::domain::specialties::seed(&db)
             .await

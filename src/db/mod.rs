@@ -24,7 +24,11 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 pub struct Db {
     pool: Pool,
     audit_tail: AuditTail,
+    audit_log: Option<AuditLog>,
 }
+
+/// `logs/audit.log`: committed audit records, one JSON line each.
+pub type AuditLog = Arc<Mutex<std::fs::File>>;
 
 #[derive(Clone, Debug)]
 pub enum Pool {
@@ -41,6 +45,9 @@ pub type AuditTail = Arc<Mutex<Option<(i64, String)>>>;
 pub struct Tx {
     conn: TxConn,
     pub(crate) audit_tail: AuditTail,
+    audit_log: Option<AuditLog>,
+    /// Audit lines to mirror to the log once the transaction has committed.
+    pub(crate) audit_lines: Vec<String>,
 }
 
 pub enum TxConn {
@@ -127,7 +134,21 @@ impl Db {
         Self {
             pool,
             audit_tail: AuditTail::default(),
+            audit_log: None,
         }
+    }
+
+    /// Mirrors committed audit records to `path` (appending, one JSON line each).
+    pub fn with_audit_log(mut self, path: &std::path::Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        self.audit_log = Some(Arc::new(Mutex::new(file)));
+        Ok(self)
     }
 
     pub fn pool(&self) -> &Pool {
@@ -159,6 +180,8 @@ impl Db {
         Ok(Tx {
             conn,
             audit_tail: self.audit_tail.clone(),
+            audit_log: self.audit_log.clone(),
+            audit_lines: Vec::new(),
         })
     }
 
@@ -182,8 +205,21 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.conn {
-            TxConn::Sqlite(tx) => tx.commit().await,
-            TxConn::Postgres(tx) => tx.commit().await,
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
         }
+        if let Some(log) = &self.audit_log
+            && !self.audit_lines.is_empty()
+            && let Ok(mut file) = log.lock()
+        {
+            use std::io::Write;
+            for line in &self.audit_lines {
+                if let Err(e) = writeln!(file, "{line}") {
+                    tracing::warn!(error = %e, "mirroring to audit.log failed");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -164,10 +164,16 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
-    if written == 1
-        && let Ok(mut tail) = tx.audit_tail.lock()
-    {
-        *tail = Some((seq, hash));
+    if written == 1 {
+        let line = serde_json::json!({
+            "seq": seq, "id": row.id, "at": row.at, "actor_id": row.actor_id, "action": row.entry.action,
+            "subject": row.entry.subject, "clinic_id": row.entry.clinic_id, "details": row.entry.details,
+            "prev_hash": prev, "hash": hash,
+        });
+        tx.audit_lines.push(line.to_string());
+        if let Ok(mut tail) = tx.audit_tail.lock() {
+            *tail = Some((seq, hash));
+        }
     }
     Ok(written == 1)
 }

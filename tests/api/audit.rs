@@ -69,6 +69,24 @@ async fn two_replicas_extend_one_chain_and_an_edited_record_is_found(app: TestAp
         records
     );
 
+    // This replica mirrored its records to logs/audit.log, each as in the database.
+    let log = std::fs::read_to_string(app.data_dir().join("logs/audit.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 8, "{}", lines.len());
+    for line in &lines {
+        let seq = line["seq"].as_i64().unwrap();
+        const SQL: &str = "SELECT hash FROM audit WHERE seq = $1";
+        let (hash,): (String,) = clinic::on_db!(&app.db, |pool| sqlx::query_as(SQL)
+            .bind(seq)
+            .fetch_one(pool)
+            .await)
+        .unwrap();
+        assert_eq!(line["hash"], hash.as_str());
+    }
+
     // Someone edits a record in the database: the chain says where.
     app.execute("UPDATE audit SET details = '{\"reason\":\"approved after all\"}' WHERE seq = 5")
         .await;
