@@ -36,6 +36,17 @@ enum Command {
     DemoData,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Chat with the booking agent in the terminal (same configuration as `serve`).
+    /// Type /pick N, /confirm, /decline or /quit besides plain messages.
+    Chat {
+        /// Sign in as this account first (booking needs it); the password is read from
+        /// CLINIC_CHAT_PASSWORD or the first line of input.
+        #[arg(long)]
+        email: Option<String>,
+        /// The zone relative days are read in, e.g. Europe/Lisbon.
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
     /// Create the first system admin, or make an existing account one.
     CreateAdmin {
         #[arg(long)]
@@ -77,7 +88,105 @@ pub async fn run() -> anyhow::Result<()> {
             password,
         } => create_admin(config, &email, &name, password).await,
         Command::DemoData => load_demo(&AppState::build(config).await?).await,
+        Command::Chat { email, time_zone } => chat(config, email, time_zone).await,
     }
+}
+
+/// A terminal conversation: one line in, the agent's reply and its buttons out.
+async fn chat(
+    config: Config,
+    email: Option<String>,
+    time_zone: Option<String>,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let state = AppState::build(config).await?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let actor = match email {
+        None => crate::domain::actor::Actor::Anonymous,
+        Some(email) => {
+            let password = match std::env::var("CLINIC_CHAT_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    eprintln!("password for {email}:");
+                    lines.next_line().await?.unwrap_or_default()
+                }
+            };
+            let outcome = state
+                .identity
+                .login(&email, password.trim())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let crate::domain::identity::LoginOutcome::Authenticated(pair) = outcome else {
+                anyhow::bail!("this account needs a second factor; use the widget or the API");
+            };
+            let principal = state
+                .identity
+                .authenticate(&pair.access_token)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::domain::actor::Actor::User(principal)
+        }
+    };
+    let agent = &state.agent;
+    let mut reply = agent
+        .start(&actor, true, time_zone.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let session = reply.session_id;
+    loop {
+        print_reply(&reply);
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let line = line.trim();
+        let answer = match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/confirm" => agent.confirm(&actor, session).await,
+            "/decline" => agent.decline(&actor, session).await,
+            pick if pick.starts_with("/pick ") => {
+                let n: usize = pick[6..].trim().parse().unwrap_or(0);
+                let picks: Vec<_> = reply
+                    .actions
+                    .iter()
+                    .filter(|a| a.kind == "pick_slot")
+                    .collect();
+                match picks.get(n.wrapping_sub(1)).and_then(|a| a.message.clone()) {
+                    Some(message) => agent.message(&actor, session, &message).await,
+                    None => {
+                        println!("(no slot {n} on offer)");
+                        continue;
+                    }
+                }
+            }
+            text => agent.message(&actor, session, text).await,
+        };
+        match answer {
+            Ok(r) => reply = r,
+            Err(e) => println!("({e})"),
+        }
+    }
+    state.db.close().await;
+    Ok(())
+}
+
+fn print_reply(reply: &crate::agent::Reply) {
+    println!("[{}] {}", reply.assistant, reply.reply);
+    let mut n = 0;
+    for a in &reply.actions {
+        match a.kind {
+            "pick_slot" => {
+                n += 1;
+                println!("  /pick {n}  {}", a.label);
+            }
+            "confirm" => println!("  /confirm"),
+            "decline" => println!("  /decline"),
+            _ => println!("  ({})", a.label),
+        }
+    }
+    print!("> ");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }
 
 async fn load_demo(state: &AppState) -> anyhow::Result<()> {

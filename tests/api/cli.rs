@@ -232,3 +232,59 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
     }
     state.db.close().await;
 }
+
+/// `clinic chat` books a demo appointment from the terminal with the offline assistant.
+#[test]
+fn clinic_chat_books_from_the_terminal() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("ARGON2_MEMORY_KIB", "64")
+            .env("ARGON2_ITERATIONS", "1")
+            .env("CLINIC_CHAT_PASSWORD", "demo-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(run(&["demo-data"], "").status.success());
+    let out = run(
+        &[
+            "chat",
+            "--email",
+            "patient@demo.clinic",
+            "--time-zone",
+            "Europe/Lisbon",
+        ],
+        "I need a dermatologist next week\n/pick 1\n/confirm\n/quit\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[Offline assistant]"), "{stdout}");
+    assert!(stdout.contains("/pick 1"), "{stdout}");
+    assert!(stdout.contains("Booked:"), "{stdout}");
+    // The session and the audit trail were written under the working directory.
+    assert!(dir.path().join("logs/audit.log").exists());
+    assert!(
+        std::fs::read_dir(dir.path().join("sessions"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+}
