@@ -100,6 +100,44 @@ pub struct Reply {
     pub committed: Option<Value>,
 }
 
+/// The history as the model gets it: tool results of earlier turns are shortened (the
+/// patient has seen them; slot choices come back as the picked slot's id).
+fn compact(messages: &[Message]) -> Vec<Message> {
+    let current = messages
+        .iter()
+        .rposition(|m| m.role == Role::User)
+        .unwrap_or(0);
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if i >= current || m.role != Role::Tool {
+                return m.clone();
+            }
+            let content = match m.tool_name.as_deref() {
+                Some("list_available_slots") => {
+                    let offered = serde_json::from_str::<Value>(&m.content)
+                        .ok()
+                        .and_then(|v| v["slots"].as_array().map(Vec::len))
+                        .unwrap_or(0);
+                    json!({"offered_earlier": offered}).to_string()
+                }
+                // Small, and what a later "and on Friday?" builds on.
+                Some("find_specialty") => return m.clone(),
+                _ if m.content.len() > 600 => {
+                    let head: String = m.content.chars().take(200).collect();
+                    json!({"shortened": head}).to_string()
+                }
+                _ => return m.clone(),
+            };
+            Message {
+                content,
+                ..m.clone()
+            }
+        })
+        .collect()
+}
+
 /// Redacts tool arguments for the audit log: ids and choices stay, free text does not.
 fn redact(arguments: &str) -> Value {
     const KEEP: &[&str] = &[
@@ -399,17 +437,21 @@ impl Agent {
             time_zone: tz,
             hold_minutes: self.settings.hold_minutes,
         };
-        let info = CallInfo {
-            session_id: Some(s.id),
-            pipeline: "chat",
-            prompt_version: self.prompts.system_version(),
-        };
         let mut actions = Vec::new();
         let mut assistant = offline::LABEL.to_owned();
         for _ in 0..self.settings.max_steps {
             let mut messages = Vec::with_capacity(s.messages.len() + 1);
             messages.push(Message::system(system.clone()));
-            messages.extend(s.messages.iter().cloned());
+            messages.extend(compact(&s.messages));
+            // What sending everything would have cost, for the orchestration log.
+            let mut full = vec![Message::system(system.clone())];
+            full.extend(s.messages.iter().cloned());
+            let info = CallInfo {
+                session_id: Some(s.id),
+                pipeline: "chat",
+                prompt_version: self.prompts.system_version(),
+                full_history_tokens: Some(count_messages(&full, &specs)),
+            };
             let outcome = match self.llm.call(&info, &messages, &specs).await {
                 Ok(o) => o,
                 Err(e) => {

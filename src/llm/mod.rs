@@ -154,6 +154,8 @@ pub fn configured_providers(
     Ok(providers)
 }
 
+impl std::error::Error for LlmError {}
+
 pub type CompletionFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Completion, LlmError>> + Send + 'a>>;
 

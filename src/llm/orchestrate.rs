@@ -44,6 +44,8 @@ pub struct CallInfo<'a> {
     /// `chat`, `summary`, …
     pub pipeline: &'a str,
     pub prompt_version: &'a str,
+    /// Tokens the whole uncompacted history and all tools would have been (for the log).
+    pub full_history_tokens: Option<u32>,
 }
 
 /// A completed call: the answer, who gave it, and how it went.
