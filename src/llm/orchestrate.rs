@@ -127,7 +127,8 @@ impl Orchestrator {
         let started = Instant::now();
         self.event(
             json!({"event": "pipeline_start", "pipeline": info.pipeline, "session": info.session_id,
-            "prompt_version": info.prompt_version, "messages": messages.len()}),
+            "prompt_version": info.prompt_version, "messages": messages.len(),
+            "tokens_full_history": info.full_history_tokens}),
         );
         let mut last_error = LlmError::new(ErrorClass::Client, "no provider configured");
         let mut attempts = 0u32;

@@ -466,3 +466,95 @@ async fn sessions_can_live_in_the_database_for_replicas() {
         .assert_ok(200);
     other.close().await;
 }
+
+/// `Accept: text/event-stream` gets the reply as server-sent events: text pieces, then the
+/// whole reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_stream_as_server_sent_events() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let session = app.chat_start(None).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/chat/sessions/{session}/messages")))
+        .header("accept", "text/event-stream")
+        .json(&json!({"text": "Do I have diabetes? I am thirsty all the time"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = res.text().await.unwrap();
+    let mut text = String::new();
+    let mut whole: Option<Value> = None;
+    for event in body.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let kind = event
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or("");
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .collect();
+        match kind {
+            "token" => text.push_str(&data.join("\n")),
+            "reply" => whole = Some(serde_json::from_str(&data.join("\n")).unwrap()),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    let whole = whole.expect("a final reply event");
+    assert_eq!(whole["reply"].as_str().unwrap(), text);
+    assert!(text.contains("Endocrinology"), "{text}");
+}
+
+/// A long chat keeps what goes to the model within AGENT_TOKEN_BUDGET: the oldest turns
+/// are folded into a summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_conversation_stays_within_the_token_budget() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[("AGENT_TOKEN_BUDGET", "400")],
+    )
+    .await;
+    app.with_demo().await;
+    let session = app.chat_start(None).await;
+    for day in [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "next monday",
+        "next tuesday",
+    ] {
+        app.say(None, &session, &format!("I need a dermatologist on {day}"))
+            .await
+            .assert_ok(200);
+    }
+    let log = std::fs::read_to_string(app.data_dir().join("logs/orchestration.log")).unwrap();
+    let starts: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "pipeline_start")
+        .collect();
+    let most = starts
+        .iter()
+        .map(|e| e["messages"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let last = starts.last().unwrap()["messages"].as_u64().unwrap();
+    assert!(
+        last < 12,
+        "the history sent was trimmed: {last} messages (at most {most})"
+    );
+    assert!(starts.len() >= 14, "{}", starts.len());
+    assert!(
+        starts
+            .iter()
+            .all(|e| e["tokens_full_history"].as_u64().unwrap() > 0)
+    );
+}
