@@ -100,41 +100,35 @@ pub struct Reply {
     pub committed: Option<Value>,
 }
 
-/// The history as the model gets it: tool results of earlier turns are shortened (the
-/// patient has seen them; slot choices come back as the picked slot's id).
+/// The history as the model gets it. Earlier turns keep what was said; their tool calls
+/// and results are left out (the patient has seen them, and a picked slot comes back as
+/// its id), except the specialty found, which a later "and on Friday?" builds on.
 fn compact(messages: &[Message]) -> Vec<Message> {
     let current = messages
         .iter()
         .rposition(|m| m.role == Role::User)
         .unwrap_or(0);
+    let kept_call = |m: &Message| m.tool_calls.iter().any(|c| c.name == "find_specialty");
+    let kept_ids: Vec<&str> = messages[..current]
+        .iter()
+        .filter(|m| kept_call(m))
+        .flat_map(|m| m.tool_calls.iter().map(|c| c.id.as_str()))
+        .collect();
     messages
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            if i >= current || m.role != Role::Tool {
-                return m.clone();
-            }
-            let content = match m.tool_name.as_deref() {
-                Some("list_available_slots") => {
-                    let offered = serde_json::from_str::<Value>(&m.content)
-                        .ok()
-                        .and_then(|v| v["slots"].as_array().map(Vec::len))
-                        .unwrap_or(0);
-                    json!({"offered_earlier": offered}).to_string()
+        .filter(|(i, m)| {
+            *i >= current
+                || match m.role {
+                    Role::Tool => m
+                        .tool_call_id
+                        .as_deref()
+                        .is_some_and(|id| kept_ids.contains(&id)),
+                    Role::Assistant if !m.tool_calls.is_empty() => kept_call(m),
+                    _ => true,
                 }
-                // Small, and what a later "and on Friday?" builds on.
-                Some("find_specialty") => return m.clone(),
-                _ if m.content.len() > 600 => {
-                    let head: String = m.content.chars().take(200).collect();
-                    json!({"shortened": head}).to_string()
-                }
-                _ => return m.clone(),
-            };
-            Message {
-                content,
-                ..m.clone()
-            }
         })
+        .map(|(_, m)| m.clone())
         .collect()
 }
 

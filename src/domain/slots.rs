@@ -551,13 +551,23 @@ pub async fn free_for_specialty(
         .as_ref()
         .map(|l| format!("%,{},%", l.trim().to_lowercase()));
 
+    // Nothing sooner than the shortest minimum notice among the specialty's doctors can
+    // be offered, so the search starts there; a doctor with a longer notice has slots
+    // dropped below, and then more are fetched.
+    const NOTICE: &str = "SELECT COALESCE(MIN(sc.min_notice_minutes), 0) FROM specialties sp \
+        JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN schedules sc ON sc.doctor_id = ds.doctor_id \
+        WHERE sp.slug = $1";
+    let (shortest,): (i64,) = on_db!(db, |pool| sqlx::query_as(NOTICE)
+        .bind(slug)
+        .fetch_one(pool)
+        .await)?;
+    let earliest = (now + Duration::minutes(shortest)).max(w.after);
     // CROSS JOIN keeps SQLite's planner on the specialty's doctors first, each scanning
     // its own slots in the window (PostgreSQL plans it freely). Ordered by the start
     // alone (SQLite sorts three times faster than by start and id); ties are put in id
-    // order below. Slots inside a doctor's minimum notice are dropped here: twice what was
-    // asked is fetched, and when the notice dropped more than that, more.
+    // order below.
     let wanted = usize::try_from(w.limit).unwrap_or(50);
-    let mut fetch = w.limit * 2;
+    let mut fetch = w.limit;
     loop {
         let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(
             SPECIALTY_SEARCH_SQL
@@ -572,7 +582,7 @@ pub async fn free_for_specialty(
         .bind(q.clinic_id)
         .bind(q.max_fee_cents)
         .bind(fetch)
-        .bind(now.max(w.after))
+        .bind(earliest)
         .bind(w.before)
         .fetch_all(pool)
         .await)?;

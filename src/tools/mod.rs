@@ -137,6 +137,7 @@ impl<T: Tool> DynTool for Registered<T> {
             o.remove("$schema");
             o.remove("title");
         }
+        simplify(&mut schema);
         schema
     }
 
@@ -157,6 +158,28 @@ impl<T: Tool> DynTool for Registered<T> {
             serde_json::to_value(output)
                 .map_err(|e| ToolError::new("internal", format!("unreadable result: {e}")))
         })
+    }
+}
+
+/// Shorter schemas for the model (they are sent on every call): an optional field is
+/// simply not required, so `["string", "null"]` becomes `"string"` and `default: null` goes.
+fn simplify(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get("type")
+                && types.len() == 2
+                && let Some(kind) = types.iter().find(|t| *t != "null").cloned()
+                && types.iter().any(|t| t == "null")
+            {
+                map.insert("type".into(), kind);
+            }
+            map.values_mut().for_each(simplify);
+        }
+        Value::Array(items) => items.iter_mut().for_each(simplify),
+        _ => {}
     }
 }
 
