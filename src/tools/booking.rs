@@ -21,6 +21,14 @@ pub struct Proposed {
 
 const ASK_TO_CONFIRM: &str = "Tell the patient what was proposed and ask them to press Confirm or say yes. Nothing is booked or changed until they do.";
 
+/// An error for the model, saying plainly when the patient has to sign in first.
+fn signed_in_only(why: &'static str) -> impl FnOnce(crate::error::Error) -> ToolError {
+    move |e| match e.code() {
+        crate::error::Code::Unauthenticated => ToolError::new("unauthenticated", why),
+        _ => ToolError::from(e),
+    }
+}
+
 fn local(a_starts: chrono::DateTime<chrono::Utc>, tz: &str) -> String {
     a_starts
         .with_timezone(&clinics::tz_of(tz))
@@ -54,13 +62,9 @@ impl Tool for ProposeBooking {
         }
         let hold = appointments::hold(ctx.db, ctx.actor, slot_id, ctx.hold_minutes)
             .await
-            .map_err(|e| match e.code() {
-                crate::error::Code::Unauthenticated => ToolError::new(
-                    "unauthenticated",
-                    "The patient must log in (sign in) before booking; browsing works without it.",
-                ),
-                _ => ToolError::from(e),
-            })?;
+            .map_err(signed_in_only(
+                "The patient must log in (sign in) before booking; browsing works without it.",
+            ))?;
         let summary = format!(
             "{} with {} at {}, {} ({} time)",
             local(hold.starts_at, &hold.time_zone),
@@ -247,13 +251,9 @@ impl Tool for MyAppointments {
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let mine = appointments::mine(ctx.db, ctx.actor, args.include_past)
             .await
-            .map_err(|e| match e.code() {
-                crate::error::Code::Unauthenticated => ToolError::new(
-                    "unauthenticated",
-                    "The patient must log in to see their appointments.",
-                ),
-                _ => ToolError::from(e),
-            })?;
+            .map_err(signed_in_only(
+                "The patient must log in to see their appointments.",
+            ))?;
         let soon = ctx.now - Duration::hours(1);
         Ok(mine
             .into_iter()
