@@ -19,7 +19,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::{appointments, clinics, idempotency};
 use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
-use crate::llm::{Message, Role, ToolSpec, offline};
+use crate::llm::{Deltas, Message, Role, ToolSpec, offline};
 use crate::tools::browse::SlotList;
 use crate::tools::{Proposal, ProposedAction, Registry, ToolContext, ToolError};
 use prompts::{Prompts, SystemFacts};
@@ -205,6 +205,25 @@ impl Agent {
 
     /// One user message.
     pub async fn message(&self, actor: &Actor, id: Uuid, text: &str) -> Result<Reply> {
+        self.message_streaming(actor, id, text, None).await
+    }
+
+    /// Refuses what `message` would refuse before any work: bad text, an unknown session.
+    pub async fn check(&self, actor: &Actor, id: Uuid, text: &str) -> Result<()> {
+        let mut checks = crate::domain::validate::Checks::new();
+        checks.text("text", text, 1, 2000);
+        checks.finish()?;
+        self.load_for(actor, id, Utc::now()).await.map(|_| ())
+    }
+
+    /// One user message, the model's text sent to `deltas` as it is written.
+    pub async fn message_streaming(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        text: &str,
+        deltas: Option<&Deltas>,
+    ) -> Result<Reply> {
         let mut checks = crate::domain::validate::Checks::new();
         let text = checks.text("text", text, 1, 2000);
         checks.finish()?;
@@ -240,7 +259,7 @@ impl Agent {
             }
         }
         s.messages.push(Message::user(&text));
-        self.run_model(actor, s, now).await
+        self.run_model(actor, s, now, deltas).await
     }
 
     /// The widget's Confirm button: commits the pending proposal.
@@ -406,7 +425,13 @@ impl Agent {
         }
     }
 
-    async fn run_model(&self, actor: &Actor, mut s: Session, now: DateTime<Utc>) -> Result<Reply> {
+    async fn run_model(
+        &self,
+        actor: &Actor,
+        mut s: Session,
+        now: DateTime<Utc>,
+        deltas: Option<&Deltas>,
+    ) -> Result<Reply> {
         self.trim(&mut s);
         let tz = clinics::tz_of(&s.time_zone);
         let local = now.with_timezone(&tz);
@@ -445,6 +470,7 @@ impl Agent {
                 pipeline: "chat",
                 prompt_version: self.prompts.system_version(),
                 full_history_tokens: Some(count_messages(&full, &specs)),
+                deltas,
             };
             let outcome = match self.llm.call(&info, &messages, &specs).await {
                 Ok(o) => o,

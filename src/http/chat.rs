@@ -14,12 +14,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use futures_util::StreamExt;
+
 use crate::agent::Reply;
 use crate::app::AppState;
 use crate::domain::actor::Actor;
 use crate::domain::orchestration::{self, Stats, StatsQuery};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
+use crate::llm::{Delta, Deltas};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -94,8 +97,79 @@ async fn message(
     Path(id): Path<Uuid>,
     Json(body): Json<ChatMessage>,
 ) -> Result<Response> {
-    let reply = s.agent.message(&actor, id, &body.text).await?;
-    Ok(answer(&headers, reply))
+    if !wants_stream(&headers) {
+        return Ok(Json(s.agent.message(&actor, id, &body.text).await?).into_response());
+    }
+    // Problems with the request itself still get their status code; the turn then runs
+    // in its own task and the model's text is sent as it is written.
+    s.agent.check(&actor, id, &body.text).await?;
+    let (deltas, rx) = Deltas::new();
+    let agent = s.agent.clone();
+    let turn = tokio::spawn(async move {
+        agent
+            .message_streaming(&actor, id, &body.text, Some(&deltas))
+            .await
+    });
+    Ok(Sse::new(live(rx, turn)).into_response())
+}
+
+struct Live {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Delta>,
+    turn: Option<tokio::task::JoinHandle<Result<Reply>>>,
+    streamed: bool,
+}
+
+/// `token` events as the model writes (`reset` when an attempt broke off and the text
+/// starts again), then one `reply` event with the whole answer, or an `error` event.
+fn live(
+    rx: tokio::sync::mpsc::UnboundedReceiver<Delta>,
+    turn: tokio::task::JoinHandle<Result<Reply>>,
+) -> impl futures_util::Stream<Item = std::result::Result<Event, Infallible>> {
+    let state = Live {
+        rx,
+        turn: Some(turn),
+        streamed: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(delta) = st.rx.recv().await {
+            let event = match delta {
+                Delta::Text(text) => {
+                    st.streamed = true;
+                    Event::default().event("token").data(text)
+                }
+                Delta::Reset => {
+                    st.streamed = false;
+                    Event::default().event("reset").data("")
+                }
+            };
+            return Some((vec![Ok(event)], st));
+        }
+        let turn = st.turn.take()?;
+        let events = match turn.await {
+            Ok(Ok(reply)) => {
+                let mut events = if st.streamed {
+                    Vec::new()
+                } else {
+                    token_events(&reply.reply)
+                };
+                events.push(Ok(reply_event(&reply)));
+                events
+            }
+            Ok(Err(e)) => vec![Ok(Event::default().event("error").data(problem_json(&e)))],
+            Err(e) => {
+                tracing::error!(error = %e, "a chat turn panicked");
+                vec![Ok(Event::default()
+                    .event("error")
+                    .data("{\"code\":\"internal\"}"))]
+            }
+        };
+        Some((events, st))
+    })
+    .flat_map(futures_util::stream::iter)
+}
+
+fn problem_json(e: &crate::error::Error) -> String {
+    serde_json::json!({"code": e.code().as_str(), "detail": e.to_string()}).to_string()
 }
 
 /// Commits the pending proposal (the widget's Confirm button). Idempotent.
@@ -147,13 +221,11 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
-fn answer(headers: &HeaderMap, reply: Reply) -> Response {
-    if !wants_stream(headers) {
-        return Json(reply).into_response();
-    }
-    let mut events: Vec<std::result::Result<Event, Infallible>> = Vec::new();
+/// A reply the orchestrator wrote itself (no model), as events: its text in pieces.
+fn token_events(text: &str) -> Vec<std::result::Result<Event, Infallible>> {
+    let mut events = Vec::new();
     let mut piece = String::new();
-    for word in reply.reply.split_inclusive(' ') {
+    for word in text.split_inclusive(' ') {
         piece.push_str(word);
         if piece.len() >= 24 {
             events.push(Ok(Event::default()
@@ -164,7 +236,20 @@ fn answer(headers: &HeaderMap, reply: Reply) -> Response {
     if !piece.is_empty() {
         events.push(Ok(Event::default().event("token").data(piece)));
     }
-    let whole = serde_json::to_string(&reply).unwrap_or_default();
-    events.push(Ok(Event::default().event("reply").data(whole)));
+    events
+}
+
+fn reply_event(reply: &Reply) -> Event {
+    Event::default()
+        .event("reply")
+        .data(serde_json::to_string(reply).unwrap_or_default())
+}
+
+fn answer(headers: &HeaderMap, reply: Reply) -> Response {
+    if !wants_stream(headers) {
+        return Json(reply).into_response();
+    }
+    let mut events = token_events(&reply.reply);
+    events.push(Ok(reply_event(&reply)));
     Sse::new(futures_util::stream::iter(events)).into_response()
 }

@@ -159,11 +159,71 @@ impl std::error::Error for LlmError {}
 pub type CompletionFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Completion, LlmError>> + Send + 'a>>;
 
+/// What arrives while a model writes: text pieces, or "forget the pieces so far" when an
+/// attempt broke off and is tried again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delta {
+    Text(String),
+    Reset,
+}
+
+/// Where the text of a reply goes as it is written (the widget's event stream).
+#[derive(Clone)]
+pub struct Deltas {
+    tx: tokio::sync::mpsc::UnboundedSender<Delta>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Deltas {
+    pub fn new() -> (Self, tokio::sync::mpsc::UnboundedReceiver<Delta>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Self {
+                tx,
+                sent: Default::default(),
+            },
+            rx,
+        )
+    }
+
+    pub fn text(&self, piece: &str) {
+        if !piece.is_empty() {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The listener may have gone (client closed the stream); the turn goes on.
+            let _ = self.tx.send(Delta::Text(piece.to_owned()));
+        }
+    }
+
+    pub fn reset(&self) {
+        let _ = self.tx.send(Delta::Reset);
+    }
+
+    /// Pieces sent so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A chat model that can call tools.
 pub trait Provider: Send + Sync {
     /// `openai`, `ollama` or `offline`.
     fn name(&self) -> &'static str;
     fn model(&self) -> &str;
+
+    /// Like [`Provider::complete`], sending the answer's text to `deltas` as it comes.
+    /// Providers that cannot stream send it whole at the end.
+    fn complete_streaming<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a [ToolSpec],
+        deltas: &'a Deltas,
+    ) -> CompletionFuture<'a> {
+        Box::pin(async move {
+            let completion = self.complete(messages, tools).await?;
+            deltas.text(&completion.content);
+            Ok(completion)
+        })
+    }
     fn complete<'a>(
         &'a self,
         messages: &'a [Message],

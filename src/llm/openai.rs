@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use crate::config;
 use crate::llm::{
-    Completion, CompletionFuture, ErrorClass, LlmError, Message, Provider, Role, ToolCall, ToolSpec,
+    Completion, CompletionFuture, Deltas, ErrorClass, LlmError, Message, Provider, Role, ToolCall,
+    ToolSpec,
 };
 
 pub struct OpenAi {
@@ -89,6 +90,7 @@ impl OpenAi {
         &self,
         messages: &[Message],
         tools: &[ToolSpec],
+        deltas: Option<&Deltas>,
     ) -> Result<Completion, LlmError> {
         let mut stream = self
             .client
@@ -98,7 +100,10 @@ impl OpenAi {
             .map_err(classify)?;
         let mut answer = Assembly::default();
         while let Some(chunk) = stream.next().await {
-            answer.add(&chunk.map_err(classify)?)?;
+            let piece = answer.add(&chunk.map_err(classify)?)?;
+            if let (Some(deltas), Some(piece)) = (deltas, piece) {
+                deltas.text(&piece);
+            }
         }
         answer.finish(&self.model)
     }
@@ -118,7 +123,16 @@ impl Provider for OpenAi {
         messages: &'a [Message],
         tools: &'a [ToolSpec],
     ) -> CompletionFuture<'a> {
-        Box::pin(self.stream(messages, tools))
+        Box::pin(self.stream(messages, tools, None))
+    }
+
+    fn complete_streaming<'a>(
+        &'a self,
+        messages: &'a [Message],
+        tools: &'a [ToolSpec],
+        deltas: &'a Deltas,
+    ) -> CompletionFuture<'a> {
+        Box::pin(self.stream(messages, tools, Some(deltas)))
     }
 }
 
@@ -152,7 +166,8 @@ struct Assembly {
 }
 
 impl Assembly {
-    fn add(&mut self, chunk: &Value) -> Result<(), LlmError> {
+    /// Takes one chunk; answers the text it added, if any.
+    fn add(&mut self, chunk: &Value) -> Result<Option<String>, LlmError> {
         if let Some(error) = chunk.get("error") {
             return Err(LlmError::new(
                 ErrorClass::Server,
@@ -171,10 +186,14 @@ impl Assembly {
                 .and_then(|n| u32::try_from(n).ok());
         }
         let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) else {
-            return Ok(());
+            return Ok(None);
         };
         let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str() {
+        let text = delta["content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if let Some(text) = &text {
             self.content.push_str(text);
         }
         for piece in delta["tool_calls"].as_array().into_iter().flatten() {
@@ -206,7 +225,7 @@ impl Assembly {
         if choice["finish_reason"].is_string() {
             self.finished = true;
         }
-        Ok(())
+        Ok(text)
     }
 
     fn finish(self, model: &str) -> Result<Completion, LlmError> {

@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::llm::{Completion, ErrorClass, LlmError, Message, Provider, ToolSpec};
+use crate::llm::{Completion, Deltas, ErrorClass, LlmError, Message, Provider, ToolSpec};
 use crate::on_db;
 
 #[derive(Clone, Debug)]
@@ -46,6 +46,8 @@ pub struct CallInfo<'a> {
     pub prompt_version: &'a str,
     /// Tokens the whole uncompacted history and all tools would have been (for the log).
     pub full_history_tokens: Option<u32>,
+    /// Where the answer's text goes as it is written, when someone is listening.
+    pub deltas: Option<&'a Deltas>,
 }
 
 /// A completed call: the answer, who gave it, and how it went.
@@ -180,9 +182,13 @@ impl Orchestrator {
             attempt += 1;
             *attempts += 1;
             let t = Instant::now();
+            let sent_before = info.deltas.map(Deltas::sent);
             let result = match tokio::time::timeout(
                 self.policy.attempt_timeout,
-                provider.complete(messages, tools),
+                match info.deltas {
+                    Some(deltas) => provider.complete_streaming(messages, tools, deltas),
+                    None => provider.complete(messages, tools),
+                },
             )
             .await
             {
@@ -216,6 +222,12 @@ impl Orchestrator {
                 Err(e) => {
                     self.record(info, provider, attempt, Some(&e), latency, 0, 0)
                         .await;
+                    // Text of a broken-off attempt was already sent: the listener drops it.
+                    if let (Some(deltas), Some(before)) = (info.deltas, sent_before)
+                        && deltas.sent() > before
+                    {
+                        deltas.reset();
+                    }
                     if !e.is_transient() {
                         return Err(e);
                     }

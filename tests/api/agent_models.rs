@@ -539,3 +539,75 @@ async fn prompt_injection_cannot_reach_another_patients_appointment(backend: Bac
         2
     );
 }
+
+/// With `Accept: text/event-stream` the model's words reach the client as they are
+/// written; an attempt that broke off is retracted with a `reset` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_text_streams_to_the_client_as_it_is_written() {
+    let server = ModelServer::start(vec![
+        Step::Truncated(Reply::text("Hello, this answer breaks")),
+        Step::reply(Reply::text("A dermatologist can help with that rash.")),
+    ])
+    .await;
+    let app = app_with_openai(Backend::Sqlite, &server, &[]).await;
+    let session = app.chat_start(None).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/chat/sessions/{session}/messages")))
+        .header("accept", "text/event-stream")
+        .json(&json!({"text": "I have a rash"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body = res.text().await.unwrap();
+    let events: Vec<(String, String)> = body
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let kind = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("")
+                .to_owned();
+            let data: Vec<&str> = e
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            (kind, data.join("\n"))
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    let reset = kinds
+        .iter()
+        .position(|k| *k == "reset")
+        .expect("a reset after the broken attempt");
+    assert!(
+        kinds[..reset].iter().all(|k| *k == "token") && reset >= 1,
+        "{kinds:?}"
+    );
+    let after: Vec<&(String, String)> = events[reset + 1..]
+        .iter()
+        .filter(|(k, _)| k == "token")
+        .collect();
+    assert!(after.len() >= 2, "the answer came in pieces: {kinds:?}");
+    let streamed: String = after.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(streamed, "A dermatologist can help with that rash.");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "reply");
+    let reply: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(reply["reply"], "A dermatologist can help with that rash.");
+    // A request the service refuses keeps its status, stream or not.
+    let gone = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/chat/sessions/{}/messages",
+            Uuid::new_v4()
+        )))
+        .header("accept", "text/event-stream")
+        .json(&json!({"text": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+}
