@@ -272,8 +272,8 @@ pub async fn grant_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> 
             "The user already holds that role.",
         ));
     }
+    audit_role(&mut tx, actor, "role.granted", user_id, grant).await?;
     tx.commit().await?;
-    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, role = grant.role.as_str(), clinic = ?grant.clinic_id, "role granted");
     view(db, &user).await
 }
 
@@ -291,18 +291,40 @@ pub async fn revoke_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) ->
     let user = find(db, user_id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    let done = on_db!(db, |pool| sqlx::query(SQL)
+    let mut tx = db.begin().await?;
+    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(user_id)
         .bind(grant.role.as_str())
         .bind(grant.clinic_id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
     if done == 0 {
         return Err(Error::not_found("role grant"));
     }
-    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, role = grant.role.as_str(), "role revoked");
+    audit_role(&mut tx, actor, "role.revoked", user_id, grant).await?;
+    tx.commit().await?;
     view(db, &user).await
+}
+
+async fn audit_role(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &'static str,
+    user_id: Uuid,
+    grant: Grant,
+) -> Result<()> {
+    crate::domain::audit::record(
+        tx,
+        actor,
+        crate::domain::audit::Entry {
+            action,
+            subject: format!("user:{user_id}"),
+            clinic_id: grant.clinic_id,
+            details: serde_json::json!({"role": grant.role.as_str()}),
+        },
+    )
+    .await
 }
 
 async fn ensure_clinic(tx: &mut Tx, clinic_id: Uuid) -> Result<()> {
@@ -381,8 +403,18 @@ pub async fn deactivate(db: &Db, actor: &Actor, user_id: Uuid) -> Result<UserVie
     let user = find_in(&mut tx, user_id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
+    crate::domain::audit::record(
+        &mut tx,
+        actor,
+        crate::domain::audit::Entry {
+            action: "user.deactivated",
+            subject: format!("user:{user_id}"),
+            clinic_id: None,
+            details: serde_json::json!({}),
+        },
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(target: "audit", actor = ?actor.user_id(), user = %user_id, "user deactivated");
     view(db, &user).await
 }
 

@@ -210,6 +210,15 @@ async fn a_clinic_admin_manages_only_their_own_clinic(app: TestApp) {
     )
     .await
     .assert_problem(409, "role_already_granted");
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE action = $1",
+            "role.granted"
+        )
+        .await,
+        1,
+        "the role change is in the audit log"
+    );
     app.post_as(&admin_a, &grant_path, json!({"role": "doctor"}))
         .await
         .assert_problem(422, "validation_failed");
