@@ -5,6 +5,7 @@ pub mod actor;
 pub mod appointments;
 pub mod audit;
 pub mod branding;
+pub mod care_plans;
 pub mod clinics;
 pub mod doctors;
 pub mod idempotency;

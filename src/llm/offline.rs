@@ -121,6 +121,9 @@ fn on_user(text: &str, messages: &[Message]) -> Completion {
             json!({"slot_id": id, "reason": first_need(messages)}),
         );
     }
+    if let Some(note) = care_note(text, messages) {
+        return call("extract_care_plan", json!({"note": note}));
+    }
     if has_any(
         text,
         &[
@@ -172,6 +175,65 @@ fn on_user(text: &str, messages: &[Message]) -> Completion {
         return list_slots(&slug, text);
     }
     call("find_specialty", json!({"query": text}))
+}
+
+/// "care plan: …" / "note: …": a doctor asking for a note's checklist and plan (the note
+/// as written, from the original message).
+fn care_note(text: &str, messages: &[Message]) -> Option<String> {
+    let original = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)?
+        .content
+        .clone();
+    [
+        "care plan:",
+        "care plan for this note:",
+        "note:",
+        "extract:",
+    ]
+    .iter()
+    .find_map(|p| {
+        text.find(p)
+            .map(|i| original[i + p.len()..].trim().to_owned())
+    })
+    .filter(|n| !n.is_empty())
+}
+
+fn care_plan_found(value: &Value) -> Completion {
+    let mut text = String::from("From the note:\n");
+    let plan = value["plan"].as_array().cloned().unwrap_or_default();
+    let checklist = value["checklist"].as_array().cloned().unwrap_or_default();
+    if plan.is_empty() && checklist.is_empty() {
+        return say("I found no tasks or scheduled actions in that note.");
+    }
+    for p in &plan {
+        let how = match (p["times_per_day"].as_u64(), p["every_hours"].as_u64()) {
+            (_, Some(h)) => format!("every {h} hours"),
+            (Some(1), None) => "once a day".to_owned(),
+            (Some(n), None) => format!("{n} times a day"),
+            (None, None) => String::new(),
+        };
+        let days = p["duration_days"]
+            .as_u64()
+            .map(|d| format!(" for {d} days"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- Plan: {}, {how}{days}\n",
+            p["action"].as_str().unwrap_or("")
+        ));
+    }
+    for c in &checklist {
+        let due = c["due_in_days"]
+            .as_u64()
+            .map(|d| format!(" (in {d} days)"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- To do: {}{due}\n",
+            c["task"].as_str().unwrap_or("")
+        ));
+    }
+    say(text)
 }
 
 fn list_slots(slug: &str, text: &str) -> Completion {
@@ -229,6 +291,7 @@ fn after_tool(result: &Message, user: &str) -> Completion {
             ))
         }
         "my_appointments" => appointments_found(&value, user),
+        "extract_care_plan" => care_plan_found(&value),
         "join_waitlist" => {
             say("You are on the waitlist; we will offer you a time as soon as one frees up.")
         }
@@ -249,6 +312,7 @@ fn tool_failed(error: &Value) -> Completion {
         "too_many_holds" => {
             say("You are already holding several times; confirm or drop one of them first.")
         }
+        "forbidden" => say(format!("Sorry, I cannot do that for you: {message}")),
         _ => say(format!("Sorry, that did not work: {message}")),
     }
 }

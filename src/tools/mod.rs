@@ -6,6 +6,7 @@
 
 pub mod booking;
 pub mod browse;
+pub mod care;
 pub mod dates;
 
 use std::future::Future;
@@ -206,6 +207,7 @@ impl Registry {
                 register::<booking::ProposeCancellation>(),
                 register::<booking::MyAppointments>(),
                 register::<booking::JoinWaitlist>(),
+                register::<care::ExtractCarePlan>(),
             ],
         }
     }

@@ -15,6 +15,7 @@ on_both_backends!(
     a_chat_needs_consent_and_its_data_can_be_deleted,
     a_double_confirmation_books_once_and_a_decline_frees_the_hold,
     a_session_belongs_to_the_user_who_signed_in,
+    a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not,
 );
 
 impl TestApp {
@@ -557,4 +558,35 @@ async fn a_long_conversation_stays_within_the_token_budget() {
             .iter()
             .all(|e| e["tokens_full_history"].as_u64().unwrap() > 0)
     );
+}
+
+async fn a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not(app: TestApp) {
+    app.with_demo().await;
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "doctor@demo.clinic", "password": "demo-password"}),
+        )
+        .await;
+    let doctor = login.str("access_token");
+    let note = "Care plan: Take amoxicillin 500 mg twice daily for 7 days. Buy a thermometer. Book a follow-up in 3 weeks.";
+    let session = app.chat_start(Some(&doctor)).await;
+    let reply = app.say(Some(&doctor), &session, note).await;
+    let text = reply.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("Plan: Take amoxicillin 500 mg, 2 times a day for 7 days"),
+        "{text}"
+    );
+    assert!(text.contains("To do: Buy a thermometer"), "{text}");
+    assert!(
+        text.contains("To do: Book a follow-up (in 21 days)"),
+        "{text}"
+    );
+
+    app.verified_patient("curious@example.org").await;
+    let patient = app.access_token("curious@example.org").await;
+    let session = app.chat_start(Some(&patient)).await;
+    let refused = app.say(Some(&patient), &session, note).await;
+    let text = refused.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(text.contains("Only doctors"), "{text}");
 }
