@@ -3,6 +3,7 @@
 //! budget → model ↔ tools, bounded → save → reply. Tools act with the chatting user's
 //! identity; side effects only become proposals, committed on the user's own yes.
 
+pub mod history;
 pub mod prompts;
 pub mod safety;
 pub mod session;
@@ -19,7 +20,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::{appointments, clinics, idempotency};
 use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
-use crate::llm::{Deltas, Message, Role, ToolSpec, offline};
+use crate::llm::{Deltas, Message, ToolSpec, offline};
 use crate::tools::browse::SlotList;
 use crate::tools::{Proposal, ProposedAction, Registry, ToolContext, ToolError};
 use prompts::{Prompts, SystemFacts};
@@ -98,61 +99,6 @@ pub struct Reply {
     /// What a confirmed proposal did (the appointment), when this turn committed one.
     #[schema(value_type = Option<Object>)]
     pub committed: Option<Value>,
-}
-
-/// The history as the model gets it. Earlier turns keep what was said; their tool calls
-/// and results are left out (the patient has seen them, and a picked slot comes back as
-/// its id), except the specialty found, which a later "and on Friday?" builds on.
-fn compact(messages: &[Message]) -> Vec<Message> {
-    let current = messages
-        .iter()
-        .rposition(|m| m.role == Role::User)
-        .unwrap_or(0);
-    let kept_call = |m: &Message| m.tool_calls.iter().any(|c| c.name == "find_specialty");
-    let kept_ids: Vec<&str> = messages[..current]
-        .iter()
-        .filter(|m| kept_call(m))
-        .flat_map(|m| m.tool_calls.iter().map(|c| c.id.as_str()))
-        .collect();
-    messages
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| {
-            *i >= current
-                || match m.role {
-                    Role::Tool => m
-                        .tool_call_id
-                        .as_deref()
-                        .is_some_and(|id| kept_ids.contains(&id)),
-                    Role::Assistant if !m.tool_calls.is_empty() => kept_call(m),
-                    _ => true,
-                }
-        })
-        .map(|(_, m)| m.clone())
-        .collect()
-}
-
-/// Redacts tool arguments for the audit log: ids and choices stay, free text does not.
-fn redact(arguments: &str) -> Value {
-    const KEEP: &[&str] = &[
-        "specialty",
-        "date",
-        "part_of_day",
-        "include_past",
-        "language",
-        "max_fee_cents",
-    ];
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(Value::Object(map)) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let keep = k.ends_with("_id") || KEEP.contains(&k.as_str());
-                    (k, if keep { v } else { json!("[redacted]") })
-                })
-                .collect(),
-        ),
-        Ok(_) | Err(_) => json!("[unreadable]"),
-    }
 }
 
 impl Agent {
@@ -395,36 +341,6 @@ impl Agent {
             .collect()
     }
 
-    /// Folds the oldest turns into the summary until the history fits the budget.
-    fn trim(&self, s: &mut Session) {
-        while count_messages(&s.messages, &[]) > self.settings.token_budget {
-            // Cut at the second user message, so a tool call stays with its result.
-            let Some(cut) = s
-                .messages
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find(|(_, m)| m.role == Role::User)
-                .map(|(i, _)| i)
-            else {
-                break;
-            };
-            for m in s.messages.drain(..cut) {
-                let who = match m.role {
-                    Role::User => "Patient",
-                    Role::Assistant if !m.content.is_empty() => "Assistant",
-                    _ => continue,
-                };
-                let line: String = m.content.chars().take(160).collect();
-                s.summary.push_str(&format!("{who}: {line}\n"));
-            }
-            let excess = s.summary.chars().count().saturating_sub(1500);
-            if excess > 0 {
-                s.summary = s.summary.chars().skip(excess).collect();
-            }
-        }
-    }
-
     async fn run_model(
         &self,
         actor: &Actor,
@@ -432,7 +348,7 @@ impl Agent {
         now: DateTime<Utc>,
         deltas: Option<&Deltas>,
     ) -> Result<Reply> {
-        self.trim(&mut s);
+        history::fold_oldest(&mut s, self.settings.token_budget);
         let tz = clinics::tz_of(&s.time_zone);
         let local = now.with_timezone(&tz);
         let user_name = match actor.principal() {
@@ -461,7 +377,7 @@ impl Agent {
         for _ in 0..self.settings.max_steps {
             let mut messages = Vec::with_capacity(s.messages.len() + 1);
             messages.push(Message::system(system.clone()));
-            messages.extend(compact(&s.messages));
+            messages.extend(history::compact(&s.messages));
             // What sending everything would have cost, for the orchestration log.
             let mut full = vec![Message::system(system.clone())];
             full.extend(s.messages.iter().cloned());
@@ -521,7 +437,7 @@ impl Agent {
                     actor,
                     "agent.tool_call",
                     s.id,
-                    json!({"tool": call.name, "outcome": outcome, "arguments": redact(&call.arguments)}),
+                    json!({"tool": call.name, "outcome": outcome, "arguments": history::redact(&call.arguments)}),
                 )
                 .await?;
                 let content = match result {

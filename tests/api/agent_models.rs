@@ -561,22 +561,7 @@ async fn model_text_streams_to_the_client_as_it_is_written() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let body = res.text().await.unwrap();
-    let events: Vec<(String, String)> = body
-        .split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let kind = e
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or("")
-                .to_owned();
-            let data: Vec<&str> = e
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
-                .collect();
-            (kind, data.join("\n"))
-        })
-        .collect();
+    let events = crate::helpers::sse_events(&body);
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     let reset = kinds
         .iter()

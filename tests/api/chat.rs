@@ -492,18 +492,10 @@ async fn replies_stream_as_server_sent_events() {
     let body = res.text().await.unwrap();
     let mut text = String::new();
     let mut whole: Option<Value> = None;
-    for event in body.split("\n\n").filter(|e| !e.trim().is_empty()) {
-        let kind = event
-            .lines()
-            .find_map(|l| l.strip_prefix("event: "))
-            .unwrap_or("");
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .collect();
-        match kind {
-            "token" => text.push_str(&data.join("\n")),
-            "reply" => whole = Some(serde_json::from_str(&data.join("\n")).unwrap()),
+    for (kind, data) in crate::helpers::sse_events(&body) {
+        match kind.as_str() {
+            "token" => text.push_str(&data),
+            "reply" => whole = Some(serde_json::from_str(&data).unwrap()),
             other => panic!("unexpected event {other:?}"),
         }
     }

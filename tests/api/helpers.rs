@@ -360,6 +360,24 @@ impl TestApp {
     }
 }
 
+/// A server-sent event stream as (event, data) pairs; one space after `data:` is dropped.
+pub fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let kind = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("");
+            let data: Vec<&str> = e
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                .collect();
+            (kind.to_owned(), data.join("\n"))
+        })
+        .collect()
+}
+
 async fn answer(res: reqwest::Response) -> Answer {
     let status = res.status();
     let headers = res.headers().clone();
