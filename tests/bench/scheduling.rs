@@ -64,6 +64,13 @@ async fn main() -> AnyResult<()> {
 
     if db.backend() == "sqlite" {
         explain_specialty_search(&db, &world.specialties[0].0).await?;
+    } else {
+        // Fresh statistics after the bulk load, as autovacuum would soon gather: without
+        // them PostgreSQL's generic plans for the searches are far off.
+        on_db!(&db, |pool| sqlx::query("ANALYZE")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
     }
     let mut doctor_p50 = Vec::new();
     let mut doctor_p99 = Vec::new();
