@@ -42,6 +42,8 @@ pub struct Agent {
     db: Db,
     llm: Orchestrator,
     tools: Registry,
+    /// The tools as offered to the model; their schemas are built once.
+    specs: Vec<ToolSpec>,
     sessions: SessionStore,
     prompts: Prompts,
     settings: AgentSettings,
@@ -108,10 +110,20 @@ impl Agent {
         sessions: SessionStore,
         settings: AgentSettings,
     ) -> Result<Self> {
+        let tools = Registry::new();
+        let specs = tools
+            .all()
+            .map(|t| ToolSpec {
+                name: t.name().into(),
+                description: t.description().into(),
+                parameters: t.parameters(),
+            })
+            .collect();
         Ok(Self {
             db,
             llm,
-            tools: Registry::new(),
+            tools,
+            specs,
             sessions,
             prompts: Prompts::new()?,
             settings,
@@ -280,7 +292,7 @@ impl Agent {
         assistant: String,
         mut actions: Vec<Action>,
     ) -> Reply {
-        if let Some(p) = &s.pending {
+        if s.pending.is_some() {
             actions.retain(|a| a.kind != "pick_slot");
             actions.push(Action {
                 kind: "confirm",
@@ -294,7 +306,6 @@ impl Agent {
                 message: None,
                 slot_id: None,
             });
-            let _ = p;
         }
         Reply {
             session_id: s.id,
@@ -330,17 +341,6 @@ impl Agent {
         Ok(())
     }
 
-    fn tool_specs(&self) -> Vec<ToolSpec> {
-        self.tools
-            .all()
-            .map(|t| ToolSpec {
-                name: t.name().into(),
-                description: t.description().into(),
-                parameters: t.parameters(),
-            })
-            .collect()
-    }
-
     async fn run_model(
         &self,
         actor: &Actor,
@@ -363,7 +363,7 @@ impl Agent {
             user: user_name.as_deref(),
             summary: &s.summary,
         })?;
-        let specs = self.tool_specs();
+        let specs = &self.specs;
         let ctx = ToolContext {
             db: &self.db,
             actor,
@@ -385,10 +385,10 @@ impl Agent {
                 session_id: Some(s.id),
                 pipeline: "chat",
                 prompt_version: self.prompts.system_version(),
-                full_history_tokens: Some(count_messages(&full, &specs)),
+                full_history_tokens: Some(count_messages(&full, specs)),
                 deltas,
             };
-            let outcome = match self.llm.call(&info, &messages, &specs).await {
+            let outcome = match self.llm.call(&info, &messages, specs).await {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::error!(error = %e, "every provider failed");

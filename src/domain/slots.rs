@@ -519,6 +519,8 @@ pub struct SpecialtySlot {
     pub slot: Slot,
     pub doctor_name: String,
     pub clinic_name: String,
+    /// The clinic's zone, which `local_date` and `local_minute` are in.
+    pub time_zone: String,
     pub fee_cents: i64,
     pub currency: String,
     #[serde(skip)]
@@ -527,7 +529,7 @@ pub struct SpecialtySlot {
 
 /// The specialty search (public for the benchmark's query plan).
 pub const SPECIALTY_SEARCH_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
-    d.display_name AS doctor_name, c.name AS clinic_name, d.fee_cents, d.currency, sc.min_notice_minutes \
+    d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, d.fee_cents, d.currency, sc.min_notice_minutes \
     FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
     JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id CROSS JOIN slots s \
     WHERE s.doctor_id = ds.doctor_id AND sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \

@@ -256,22 +256,19 @@ impl ListAvailableSlots {
             }
             (Some(slug), None) => {
                 let found = slots::free_for_specialty(ctx.db, slug, &q, ctx.now).await?;
-                let mut out = Vec::new();
-                for s in &found {
-                    let tz = match clinics::get(ctx.db, s.slot.clinic_id).await? {
-                        Some(c) => c.time_zone,
-                        None => continue,
-                    };
-                    let fee = format!("{:.2} {}", s.fee_cents as f64 / 100.0, s.currency);
-                    out.push(choice(
-                        &s.slot,
-                        s.doctor_name.clone(),
-                        s.clinic_name.clone(),
-                        &tz,
-                        Some(fee),
-                    ));
-                }
-                Ok(out)
+                Ok(found
+                    .iter()
+                    .map(|s| {
+                        let fee = format!("{:.2} {}", s.fee_cents as f64 / 100.0, s.currency);
+                        choice(
+                            &s.slot,
+                            s.doctor_name.clone(),
+                            s.clinic_name.clone(),
+                            &s.time_zone,
+                            Some(fee),
+                        )
+                    })
+                    .collect())
             }
             (None, None) => Err(ToolError::invalid(
                 "give a specialty slug (from find_specialty) or a doctor_id (from list_doctors)",

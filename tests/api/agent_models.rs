@@ -551,14 +551,7 @@ async fn model_text_streams_to_the_client_as_it_is_written() {
     .await;
     let app = app_with_openai(Backend::Sqlite, &server, &[]).await;
     let session = app.chat_start(None).await;
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/chat/sessions/{session}/messages")))
-        .header("accept", "text/event-stream")
-        .json(&json!({"text": "I have a rash"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.say_streaming(&session, "I have a rash").await;
     assert_eq!(res.status().as_u16(), 200);
     let body = res.text().await.unwrap();
     let events = crate::helpers::sse_events(&body);
@@ -584,15 +577,7 @@ async fn model_text_streams_to_the_client_as_it_is_written() {
     assert_eq!(reply["reply"], "A dermatologist can help with that rash.");
     // A request the service refuses keeps its status, stream or not.
     let gone = app
-        .client
-        .post(app.url(&format!(
-            "/api/v1/chat/sessions/{}/messages",
-            Uuid::new_v4()
-        )))
-        .header("accept", "text/event-stream")
-        .json(&json!({"text": "hello"}))
-        .send()
-        .await
-        .unwrap();
+        .say_streaming(&Uuid::new_v4().to_string(), "hello")
+        .await;
     assert_eq!(gone.status().as_u16(), 404);
 }

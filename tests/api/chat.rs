@@ -36,6 +36,17 @@ impl TestApp {
         a.str("session_id")
     }
 
+    /// Sends a message asking for the reply as a server-sent event stream.
+    pub async fn say_streaming(&self, session: &str, text: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/v1/chat/sessions/{session}/messages")))
+            .header("accept", "text/event-stream")
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn say(&self, token: Option<&str>, session: &str, text: &str) -> Answer {
         self.request(
             Method::POST,
@@ -475,13 +486,8 @@ async fn replies_stream_as_server_sent_events() {
     let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
     let session = app.chat_start(None).await;
     let res = app
-        .client
-        .post(app.url(&format!("/api/v1/chat/sessions/{session}/messages")))
-        .header("accept", "text/event-stream")
-        .json(&json!({"text": "Do I have diabetes? I am thirsty all the time"}))
-        .send()
-        .await
-        .unwrap();
+        .say_streaming(&session, "Do I have diabetes? I am thirsty all the time")
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     assert!(
         res.headers()["content-type"]
