@@ -46,6 +46,7 @@ impl AppState {
         let db = db
             .with_audit_log(&audit_log)
             .with_context(|| format!("opening {}", audit_log.display()))?;
+        let db = db.with_policy(policy(&config));
         db.migrate().await.context("applying migrations")?;
         crate::domain::specialties::seed(&db)
             .await
@@ -78,11 +79,46 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The notification dispatcher on this state's database and channels.
+    pub fn dispatcher(&self) -> anyhow::Result<crate::notify::dispatch::Dispatcher> {
+        crate::notify::dispatch::Dispatcher::new(
+            self.db.clone(),
+            self.mailer.clone(),
+            self.config.notify.clone(),
+        )
+    }
+}
+
+/// A 32-byte key from a configured secret of any length.
+fn key(secret: &secrecy::SecretString) -> [u8; 32] {
+    Sha256::digest(secret.expose_secret().as_bytes()).into()
+}
+
+fn policy(config: &Config) -> crate::db::Policy {
+    let care = &config.care;
+    let minutes = |d: std::time::Duration| chrono::Duration::minutes((d.as_secs() / 60) as i64);
+    crate::db::Policy {
+        sealer: Sealer::new(
+            &key(&care.data_key),
+            &care.old_data_keys.iter().map(key).collect::<Vec<_>>(),
+        ),
+        appointment_reminders: config
+            .notify
+            .appointment_reminders
+            .iter()
+            .map(|d| minutes(*d))
+            .collect(),
+        webhook: config.notify.webhook.is_some(),
+        reminder_grace: minutes(care.reminder_grace),
+        plan_extension_limit: care.plan_extension_limit,
+        open_plan_days: care.open_plan_days,
+        waitlist_offer: chrono::Duration::minutes(care.waitlist_offer_minutes),
+    }
+}
+
 /// The booking agent: providers in order of preference, sealed sessions, settings.
 fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
-    let key = |secret: &secrecy::SecretString| -> [u8; 32] {
-        Sha256::digest(secret.expose_secret().as_bytes()).into()
-    };
     let sealer = Sealer::new(
         &key(&config.agent.session_key),
         &config
@@ -153,6 +189,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         let jobs = crate::jobs::spawn(db.clone());
+        let dispatcher = crate::notify::dispatch::spawn(self.state.dispatcher()?);
         let app = crate::http::router(self.state);
         axum::serve(
             self.listener,
@@ -162,6 +199,7 @@ impl Application {
         .await
         .context("serving HTTP")?;
         jobs.abort();
+        dispatcher.abort();
         db.close().await;
         Ok(())
     }

@@ -47,6 +47,9 @@ enum Command {
         #[arg(long)]
         time_zone: Option<String>,
     },
+    /// Print the checklist and plan the model extracts from a doctor's note (a text file;
+    /// `-` reads standard input). Stores nothing.
+    ExtractPlan { file: std::path::PathBuf },
     /// Create the first system admin, or make an existing account one.
     CreateAdmin {
         #[arg(long)]
@@ -88,6 +91,22 @@ pub async fn run() -> anyhow::Result<()> {
             password,
         } => create_admin(config, &email, &name, password).await,
         Command::DemoData => load_demo(&AppState::build(config).await?).await,
+        Command::ExtractPlan { file } => {
+            let note = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let state = AppState::build(config).await?;
+            let extraction = state
+                .agent
+                .extract_plan(&note)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&extraction)?);
+            Ok(())
+        }
         Command::Chat { email, time_zone } => chat(config, email, time_zone).await,
     }
 }

@@ -40,6 +40,59 @@ pub struct Config {
     pub demo: bool,
     pub llm: LlmConfig,
     pub agent: AgentConfig,
+    pub care: CareConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Doctors' notes and plans: the key that seals them, and how reminders behave.
+#[derive(Clone, Debug)]
+pub struct CareConfig {
+    /// Seals notes, plans and notification bodies (`DATA_KEY`, else `data/data.key`).
+    pub data_key: SecretString,
+    /// Earlier keys, still able to open what they sealed (`OLD_DATA_KEYS`).
+    pub old_data_keys: Vec<SecretString>,
+    /// A plan reminder not checked in within this is missed (`REMINDER_GRACE_MINUTES`).
+    pub reminder_grace: Duration,
+    /// How many missed check-ins extend one plan item (`PLAN_EXTENSION_LIMIT`).
+    pub plan_extension_limit: i64,
+    /// A plan item without a duration gets reminders for this many days.
+    pub open_plan_days: u32,
+    /// How long a freed slot is held for a waitlisted patient (`WAITLIST_OFFER_MINUTES`).
+    pub waitlist_offer_minutes: i64,
+}
+
+/// Notification channels and the dispatcher.
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// Appointment reminders, before the visit (`APPOINTMENT_REMINDERS=24h,2h`).
+    pub appointment_reminders: Vec<Duration>,
+    pub twilio: Option<TwilioConfig>,
+    pub webhook: Option<WebhookConfig>,
+    /// After this many failed attempts a notification is dead-lettered.
+    pub max_attempts: i64,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// How often the dispatcher looks for due notifications.
+    pub poll: Duration,
+    /// How long a dispatcher owns the notifications it claimed.
+    pub lease: Duration,
+}
+
+/// A Twilio-compatible messages API (SMS and WhatsApp).
+#[derive(Clone, Debug)]
+pub struct TwilioConfig {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub sms_from: String,
+    pub whatsapp_from: Option<String>,
+}
+
+/// Every notification also goes to this URL, signed with HMAC-SHA256.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: SecretString,
 }
 
 /// Which language models the agent uses (the offline assistant is always last).
@@ -226,8 +279,81 @@ impl Config {
             demo: false,
             llm: llm_config(&get)?,
             agent: agent_config(&get, &data_dir_for_keys)?,
+            care: care_config(&get, &data_dir_for_keys)?,
+            notify: notify_config(&get)?,
         })
     }
+}
+
+fn care_config(
+    get: &impl Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<CareConfig> {
+    let data_key = match get("DATA_KEY") {
+        Some(k) if k.len() >= 32 => SecretString::from(k),
+        Some(_) => bail!("DATA_KEY must be at least 32 characters"),
+        None => load_or_create_secret(&data_dir.join("data.key"))?,
+    };
+    Ok(CareConfig {
+        data_key,
+        old_data_keys: secret_list(get, "OLD_DATA_KEYS"),
+        reminder_grace: secs(parse::<u64>(get, "REMINDER_GRACE_MINUTES", "120")? * 60),
+        plan_extension_limit: parse(get, "PLAN_EXTENSION_LIMIT", "3")?,
+        open_plan_days: parse(get, "OPEN_PLAN_DAYS", "30")?,
+        waitlist_offer_minutes: parse(get, "WAITLIST_OFFER_MINUTES", "60")?,
+    })
+}
+
+fn notify_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<NotifyConfig> {
+    let appointment_reminders = get("APPOINTMENT_REMINDERS")
+        .unwrap_or_else(|| "24h,2h".into())
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            humantime::parse_duration(s)
+                .map_err(|e| anyhow::anyhow!("APPOINTMENT_REMINDERS: {s:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let twilio = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
+        (Some(account_sid), Some(token)) => Some(TwilioConfig {
+            base_url: get("TWILIO_BASE_URL").unwrap_or_else(|| "https://api.twilio.com".into()),
+            account_sid,
+            auth_token: SecretString::from(token),
+            sms_from: get("TWILIO_FROM")
+                .ok_or_else(|| anyhow::anyhow!("TWILIO_FROM is needed with TWILIO_ACCOUNT_SID"))?,
+            whatsapp_from: get("TWILIO_WHATSAPP_FROM"),
+        }),
+        (None, None) => None,
+        _ => bail!("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither"),
+    };
+    let webhook = match (get("WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
+        (Some(url), Some(secret)) if secret.len() >= 16 => Some(WebhookConfig {
+            url,
+            secret: SecretString::from(secret),
+        }),
+        (None, None) => None,
+        _ => bail!("WEBHOOK_URL needs WEBHOOK_SECRET (at least 16 characters)"),
+    };
+    Ok(NotifyConfig {
+        appointment_reminders,
+        twilio,
+        webhook,
+        max_attempts: parse(get, "NOTIFY_MAX_ATTEMPTS", "6")?,
+        retry_min: Duration::from_millis(parse(get, "NOTIFY_RETRY_MIN_MS", "30000")?),
+        retry_max: Duration::from_millis(parse(get, "NOTIFY_RETRY_MAX_MS", "3600000")?),
+        poll: Duration::from_millis(parse(get, "NOTIFY_POLL_MS", "5000")?),
+        lease: secs(parse(get, "NOTIFY_LEASE_SECS", "120")?),
+    })
+}
+
+fn secret_list(get: &impl Fn(&str) -> Option<String>, key: &str) -> Vec<SecretString> {
+    get(key)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| SecretString::from(k.trim().to_owned()))
+        .collect()
 }
 
 fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig> {
@@ -281,12 +407,7 @@ fn agent_config(
         sessions_dir: PathBuf::from(get("SESSIONS_DIR").unwrap_or_else(|| "sessions".into())),
         log_dir: PathBuf::from(get("LOG_DIR").unwrap_or_else(|| "logs".into())),
         session_key,
-        old_session_keys: get("OLD_SESSION_KEYS")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| SecretString::from(k.trim().to_owned()))
-            .collect(),
+        old_session_keys: secret_list(get, "OLD_SESSION_KEYS"),
         default_time_zone,
         service_name: get("CLINIC_SERVICE_NAME").unwrap_or_else(|| "Clinic".into()),
     })

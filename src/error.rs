@@ -56,6 +56,8 @@ pub enum Code {
     RateLimited,
     Internal,
     ServiceUnavailable,
+    /// A model's answer could not be read as what was asked (after repairs).
+    ExtractionFailed,
 }
 
 impl Code {
@@ -89,6 +91,7 @@ impl Code {
             IdempotencyKeyReused => StatusCode::CONFLICT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ExtractionFailed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -135,6 +138,7 @@ impl Code {
             RateLimited => "rate_limited",
             Internal => "internal",
             ServiceUnavailable => "service_unavailable",
+            ExtractionFailed => "extraction_failed",
         }
     }
 

@@ -3,6 +3,7 @@
 //! budget → model ↔ tools, bounded → save → reply. Tools act with the chatting user's
 //! identity; side effects only become proposals, committed on the user's own yes.
 
+pub mod extract;
 pub mod history;
 pub mod prompts;
 pub mod safety;

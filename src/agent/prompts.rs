@@ -7,10 +7,12 @@ use tera::{Context, Tera};
 use crate::error::{Error, Result};
 
 const SYSTEM: &str = include_str!("../../prompts/system.tera");
+const EXTRACT: &str = include_str!("../../prompts/extract_plan.tera");
 
 pub struct Prompts {
     tera: Tera,
     system_version: String,
+    extract_version: String,
 }
 
 /// What the system prompt is rendered from.
@@ -39,10 +41,27 @@ impl Prompts {
         let mut tera = Tera::default();
         tera.add_raw_template("system", SYSTEM)
             .map_err(|e| Error::internal(format!("prompts/system.tera: {e}")))?;
+        tera.add_raw_template("extract_plan", EXTRACT)
+            .map_err(|e| Error::internal(format!("prompts/extract_plan.tera: {e}")))?;
         Ok(Self {
             tera,
             system_version: version_of(SYSTEM),
+            extract_version: version_of(EXTRACT),
         })
+    }
+
+    pub fn extract_version(&self) -> &str {
+        &self.extract_version
+    }
+
+    /// The care-plan extraction prompt, with the output's JSON Schema.
+    pub fn extract(&self, today: &str, schema: &str) -> Result<String> {
+        let mut context = Context::new();
+        context.insert("today", today);
+        context.insert("schema", schema);
+        self.tera
+            .render("extract_plan", &context)
+            .map_err(|e| Error::internal(format!("rendering the extraction prompt: {e}")))
     }
 
     pub fn system_version(&self) -> &str {

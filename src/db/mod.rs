@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::config::DatabaseUrl;
+use crate::crypto::seal::Sealer;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -25,6 +26,47 @@ pub struct Db {
     pool: Pool,
     audit_tail: AuditTail,
     audit_log: Option<AuditLog>,
+    policy: Arc<Policy>,
+}
+
+/// What the domain needs beside the pool: the key that seals data at rest (notes, plans,
+/// notification bodies) and the care and notification rules from the configuration.
+#[derive(Clone)]
+pub struct Policy {
+    pub sealer: Sealer,
+    /// Appointment reminders, this long before the visit.
+    pub appointment_reminders: Vec<chrono::Duration>,
+    /// Every notification also goes to the signed webhook.
+    pub webhook: bool,
+    pub reminder_grace: chrono::Duration,
+    pub plan_extension_limit: i64,
+    pub open_plan_days: u32,
+    pub waitlist_offer: chrono::Duration,
+}
+
+impl Default for Policy {
+    /// A key of this process only (what it seals is lost at exit): for tools and benches
+    /// that open a database without the service's configuration.
+    fn default() -> Self {
+        Self {
+            sealer: Sealer::new(&rand::random(), &[]),
+            appointment_reminders: vec![chrono::Duration::hours(24), chrono::Duration::hours(2)],
+            webhook: false,
+            reminder_grace: chrono::Duration::hours(2),
+            plan_extension_limit: 3,
+            open_plan_days: 30,
+            waitlist_offer: chrono::Duration::hours(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("appointment_reminders", &self.appointment_reminders)
+            .field("webhook", &self.webhook)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `logs/audit.log`: committed audit records, one JSON line each.
@@ -135,7 +177,17 @@ impl Db {
             pool,
             audit_tail: AuditTail::default(),
             audit_log: None,
+            policy: Arc::new(Policy::default()),
         }
+    }
+
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Mirrors committed audit records to `path` (appending, one JSON line each).

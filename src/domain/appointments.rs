@@ -9,13 +9,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Policy, Tx};
 use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
 use crate::domain::doctors::{self, Doctor};
 use crate::domain::slots::{self, Slot};
 use crate::error::{Code, Error, Result};
+use crate::notify::{ics, outbox};
 use crate::{on_db, on_tx};
 
 /// How many slots one patient may hold at once (holds are for deciding, not hoarding).
@@ -236,8 +237,10 @@ impl Claimed {
 }
 
 /// Writes the appointment and its audit record for a claimed slot, and commits.
+#[allow(clippy::too_many_arguments)]
 async fn book_claimed(
     mut tx: Tx,
+    db_policy: &Policy,
     actor: &Actor,
     claimed: Claimed,
     patient_id: Uuid,
@@ -246,6 +249,15 @@ async fn book_claimed(
     now: DateTime<Utc>,
 ) -> Result<Appointment> {
     let id = insert(&mut tx, &claimed.slot, patient_id, booked_by, &reason, now).await?;
+    let visit = VisitFacts {
+        id,
+        doctor_name: &claimed.doctor_name,
+        clinic_name: &claimed.clinic_name,
+        time_zone: &claimed.time_zone,
+        starts_at: claimed.slot.starts_at,
+        ends_at: claimed.slot.ends_at,
+    };
+    notify_booked(&mut tx, db_policy, patient_id, &visit, "booked", now).await?;
     audit::record(
         &mut tx,
         actor,
@@ -290,6 +302,7 @@ pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Res
     };
     book_claimed(
         tx,
+        db.policy(),
         actor,
         claimed,
         p.user_id,
@@ -298,6 +311,99 @@ pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Res
         now,
     )
     .await
+}
+
+/// What the messages about a visit say.
+struct VisitFacts<'a> {
+    id: Uuid,
+    doctor_name: &'a str,
+    clinic_name: &'a str,
+    time_zone: &'a str,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+}
+
+impl VisitFacts<'_> {
+    fn when(&self) -> String {
+        let tz: chrono_tz::Tz = self.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        self.starts_at
+            .with_timezone(&tz)
+            .format("%A %-d %B %Y at %H:%M (%Z)")
+            .to_string()
+    }
+}
+
+/// In the booking's transaction: the confirmation (with a calendar file) and the
+/// reminders before the visit, replacing any still waiting for this appointment.
+async fn notify_booked(
+    tx: &mut Tx,
+    policy: &Policy,
+    patient_id: Uuid,
+    visit: &VisitFacts<'_>,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let about = format!("appointment:{}", visit.id);
+    if what != "booked" {
+        outbox::cancel_about(tx, &about, &["appointment_reminder"]).await?;
+    }
+    let to = outbox::contact(tx, patient_id).await?;
+    let summary = format!("Appointment with {}", visit.doctor_name);
+    let confirmation = outbox::Message {
+        subject: format!("Your appointment is {what}"),
+        body: format!(
+            "Hello {}, your appointment with {} at {} is {what} for {}.",
+            to.display_name,
+            visit.doctor_name,
+            visit.clinic_name,
+            visit.when()
+        ),
+        ics: Some(ics::appointment(
+            visit.id,
+            &summary,
+            visit.clinic_name,
+            visit.starts_at,
+            visit.ends_at,
+        )),
+    };
+    outbox::enqueue(
+        tx,
+        policy,
+        "appointment_confirmation",
+        &about,
+        &to,
+        &confirmation,
+        now,
+    )
+    .await?;
+    for before in &policy.appointment_reminders {
+        let at = visit.starts_at - *before;
+        if at <= now {
+            continue;
+        }
+        let reminder = outbox::Message {
+            subject: "Appointment reminder".into(),
+            body: format!(
+                "Hello {}, a reminder of your appointment with {} at {} on {}.",
+                to.display_name,
+                visit.doctor_name,
+                visit.clinic_name,
+                visit.when()
+            ),
+            ics: None,
+        };
+        outbox::enqueue(
+            tx,
+            policy,
+            "appointment_reminder",
+            &about,
+            &to,
+            &reminder,
+            at,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins). The
@@ -334,6 +440,7 @@ pub async fn book_for(
     }
     book_claimed(
         tx,
+        db.policy(),
         actor,
         claimed,
         patient_id,
@@ -459,6 +566,10 @@ pub async fn reschedule(
             "That time is too soon to book; please pick a later one.",
         ));
     }
+    let new_doctor = doctors::get(db, slot.doctor_id)
+        .await?
+        .map(|d| d.display_name)
+        .unwrap_or_default();
     let mut tx = db.begin().await?;
     // The patient's own hold on the new slot counts as free for them.
     const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
@@ -501,12 +612,25 @@ pub async fn reschedule(
             "The appointment changed meanwhile; reload it.",
         ));
     }
-    on_tx!(&mut tx, |conn| sqlx::query(FREE)
+    let freed = on_tx!(&mut tx, |conn| sqlx::query(FREE)
         .bind(a.slot_id)
         .bind(now)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
+    let visit = VisitFacts {
+        id,
+        doctor_name: &new_doctor,
+        clinic_name: &a.clinic_name,
+        time_zone: &a.time_zone,
+        starts_at: slot.starts_at,
+        ends_at: slot.ends_at,
+    };
+    notify_booked(&mut tx, db.policy(), a.patient_id, &visit, "moved", now).await?;
+    if freed > 0 {
+        crate::domain::waitlist::offer_freed_slot(&mut tx, db, a.slot_id, a.patient_id, now)
+            .await?;
+    }
     audit::record(
         &mut tx,
         actor,
@@ -546,12 +670,53 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
             format!("A {} appointment cannot be cancelled.", a.status),
         ));
     }
-    on_tx!(&mut tx, |conn| sqlx::query(FREE)
+    let freed = on_tx!(&mut tx, |conn| sqlx::query(FREE)
         .bind(a.slot_id)
         .bind(now)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
+    let about = format!("appointment:{id}");
+    outbox::cancel_about(
+        &mut tx,
+        &about,
+        &["appointment_reminder", "appointment_confirmation"],
+    )
+    .await?;
+    let to = outbox::contact(&mut tx, a.patient_id).await?;
+    let visit = VisitFacts {
+        id,
+        doctor_name: &a.doctor_name,
+        clinic_name: &a.clinic_name,
+        time_zone: &a.time_zone,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+    };
+    let notice = outbox::Message {
+        subject: "Your appointment is cancelled".into(),
+        body: format!(
+            "Hello {}, your appointment with {} at {} on {} is cancelled.",
+            to.display_name,
+            a.doctor_name,
+            a.clinic_name,
+            visit.when()
+        ),
+        ics: None,
+    };
+    outbox::enqueue(
+        &mut tx,
+        db.policy(),
+        "appointment_cancelled",
+        &about,
+        &to,
+        &notice,
+        now,
+    )
+    .await?;
+    if freed > 0 {
+        crate::domain::waitlist::offer_freed_slot(&mut tx, db, a.slot_id, a.patient_id, now)
+            .await?;
+    }
     audit::record(
         &mut tx,
         actor,
@@ -623,6 +788,14 @@ pub async fn mark(db: &Db, actor: &Actor, id: Uuid, to: Visit) -> Result<Appoint
             Code::Conflict,
             "The appointment changed meanwhile; reload it.",
         ));
+    }
+    if to != Visit::CheckedIn {
+        outbox::cancel_about(
+            &mut tx,
+            &format!("appointment:{id}"),
+            &["appointment_reminder"],
+        )
+        .await?;
     }
     audit::record(
         &mut tx,

@@ -477,3 +477,68 @@ pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<(
         Ok(())
     }
 }
+
+/// How a user hears from the service: channel, phone (E.164) and time zone.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `email`, `sms` or `whatsapp` (the last two need a phone).
+    pub channel: String,
+    /// E.164, e.g. `+351912345678`.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// IANA zone for reminder times, e.g. `Europe/Lisbon`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+pub async fn set_notifications(
+    db: &crate::db::Db,
+    actor: &Actor,
+    settings: NotificationSettings,
+) -> Result<NotificationSettings> {
+    let p = actor.principal()?;
+    let mut problems = Vec::new();
+    if !["email", "sms", "whatsapp"].contains(&settings.channel.as_str()) {
+        problems.push("channel: one of email, sms, whatsapp");
+    }
+    let phone = settings
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(phone) = phone {
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            problems.push("phone: E.164, e.g. +351912345678");
+        }
+    } else if settings.channel != "email" {
+        problems.push("phone: needed for sms and whatsapp");
+    }
+    let tz = settings
+        .time_zone
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if tz.is_some_and(|tz| tz.parse::<chrono_tz::Tz>().is_err()) {
+        problems.push("time_zone: an IANA time zone, e.g. Europe/Lisbon");
+    }
+    if !problems.is_empty() {
+        return Err(Error::new(Code::ValidationFailed, problems.join("; ")));
+    }
+    const SQL: &str = "UPDATE users SET notify_channel = $2, phone = $3, time_zone = $4, updated_at = $5 WHERE id = $1";
+    crate::on_db!(db, |pool| sqlx::query(SQL)
+        .bind(p.user_id)
+        .bind(&settings.channel)
+        .bind(phone)
+        .bind(tz)
+        .bind(chrono::Utc::now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(NotificationSettings {
+        channel: settings.channel,
+        phone: phone.map(str::to_owned),
+        time_zone: tz.map(str::to_owned),
+    })
+}

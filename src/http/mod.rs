@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod booking;
+pub mod care;
 pub mod chat;
 pub mod client_ip;
 pub mod clinics;
@@ -76,7 +77,8 @@ pub fn api(
         .merge(clinics::routes())
         .merge(booking::routes())
         .merge(team::routes())
-        .merge(chat::routes());
+        .merge(chat::routes())
+        .merge(care::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

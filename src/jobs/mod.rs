@@ -1,6 +1,8 @@
-//! Background jobs of one process: lapsed holds go back to the pool, and every
-//! doctor's slots are extended to the booking horizon each day. Both are safe to run
-//! on several replicas at once (each step is a conditional write).
+//! Background jobs of one process: lapsed holds go back to the pool (and lapsed waitlist
+//! offers pass to the next patient), missed plan check-ins extend their plans, and every
+//! doctor's slots are extended to the booking horizon each day. All are safe to run on
+//! several replicas at once (each step is a conditional write). Notifications have their
+//! own dispatcher ([`crate::notify::dispatch`]).
 
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use chrono::Utc;
 use tokio::task::JoinHandle;
 
 use crate::db::Db;
-use crate::domain::slots;
+use crate::domain::{reminders, slots, waitlist};
 
 const HOLD_SWEEP_EVERY: Duration = Duration::from_secs(30);
 const EXTEND_EVERY: Duration = Duration::from_secs(6 * 3600);
@@ -20,7 +22,11 @@ pub fn spawn(db: Db) -> JoinHandle<()> {
         let mut extend = tokio::time::interval(EXTEND_EVERY);
         loop {
             tokio::select! {
-                _ = sweep.tick() => release_expired_holds(&db).await,
+                _ = sweep.tick() => {
+                    expire_offers(&db).await;
+                    release_expired_holds(&db).await;
+                    sweep_missed(&db).await;
+                }
                 _ = extend.tick() => extend_slots(&db).await,
             }
         }
@@ -41,5 +47,23 @@ pub async fn extend_slots(db: &Db) {
             tracing::info!(target: "jobs", doctors, created, "slots extended to the horizon")
         }
         Err(e) => tracing::warn!(target: "jobs", error = %e, "extending slots failed"),
+    }
+}
+
+pub async fn expire_offers(db: &Db) {
+    match waitlist::expire_offers(db, Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(target: "jobs", expired = n, "lapsed waitlist offers passed on"),
+        Err(e) => tracing::warn!(target: "jobs", error = %e, "passing on lapsed offers failed"),
+    }
+}
+
+pub async fn sweep_missed(db: &Db) {
+    match reminders::sweep_missed(db, Utc::now()).await {
+        Ok((0, _)) => {}
+        Ok((missed, extended)) => {
+            tracing::info!(target: "jobs", missed, extended, "missed check-ins recorded")
+        }
+        Err(e) => tracing::warn!(target: "jobs", error = %e, "recording missed check-ins failed"),
     }
 }

@@ -9,6 +9,10 @@ use crate::tools::dates;
 
 pub const LABEL: &str = "Offline assistant";
 
+/// Opens the care-plan extraction prompt: the offline assistant then answers with the
+/// rule-based extractor's JSON instead of conversing.
+pub const EXTRACTION_TASK: &str = "Task: care-plan extraction.";
+
 #[derive(Default)]
 pub struct Offline;
 
@@ -52,6 +56,10 @@ fn call(name: &str, arguments: Value) -> Completion {
 
 /// The next step of the conversation.
 pub fn decide(messages: &[Message]) -> Completion {
+    if let Some(note) = extraction_note(messages) {
+        let extraction = crate::domain::care_plans::extract_rules(note);
+        return say(serde_json::to_string(&extraction).unwrap_or_default());
+    }
     let user = last_user(messages).unwrap_or_default();
     match messages.last() {
         Some(m) if m.role == Role::Tool => after_tool(m, &user),
@@ -60,6 +68,18 @@ pub fn decide(messages: &[Message]) -> Completion {
             "How can I help you today? Tell me what you need, for example \"a dermatologist next week\".",
         ),
     }
+}
+
+/// The note, when this is the care-plan extraction task rather than a conversation.
+fn extraction_note(messages: &[Message]) -> Option<&str> {
+    let system = messages.first().filter(|m| m.role == Role::System)?;
+    if !system.content.contains(EXTRACTION_TASK) {
+        return None;
+    }
+    messages
+        .iter()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
 }
 
 fn last_user(messages: &[Message]) -> Option<String> {

@@ -2,8 +2,8 @@
 //! and written to the log, so a newcomer running locally sees their verification code.
 
 use chrono::Utc;
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -89,6 +89,44 @@ impl Mailer {
             tracing::error!(target: "mail", error = %e, "recording mail in the outbox failed");
         }
         delivery
+    }
+
+    /// Sends a notification now, with an optional calendar attachment, and says whether
+    /// it left: the dispatcher retries on failure. Without SMTP it is logged, as codes are.
+    pub async fn notify(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        ics: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(smtp) = &self.smtp else {
+            tracing::info!(target: "mail", to, subject, "notification kept in the log (no SMTP_URL)");
+            return Ok(());
+        };
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(body.to_owned());
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject);
+        let message = match ics {
+            Some(ics) => {
+                let calendar = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
+                    .map_err(|e| e.to_string())?;
+                builder.multipart(MultiPart::mixed().singlepart(text).singlepart(
+                    Attachment::new("appointment.ics".into()).body(ics.to_owned(), calendar),
+                ))
+            }
+            None => builder.singlepart(text),
+        }
+        .map_err(|e| format!("building message: {e}"))?;
+        smtp.send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn deliver(

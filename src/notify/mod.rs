@@ -1,3 +1,8 @@
-//! Messages to people: mail today; SMS, WhatsApp and webhooks join here later.
+//! Messages to people: account mail ([`mail`]), and notifications (confirmations,
+//! reminders, waitlist offers) through the [`outbox`] and its [`dispatch`]er, by email,
+//! SMS or WhatsApp (a Twilio-compatible API), and a signed webhook.
 
+pub mod dispatch;
+pub mod ics;
 pub mod mail;
+pub mod outbox;

@@ -1,0 +1,281 @@
+//! The notification outbox: every message to a patient is a row written in the same
+//! transaction as the change it tells about, sent later by the dispatcher
+//! ([`crate::notify::dispatch`]). One row is one message on one channel; its body is
+//! sealed, so the table holds no medical text in the clear.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{Db, Policy, Tx};
+use crate::domain::actor::Actor;
+use crate::error::{Code, Error, Result};
+use crate::{on_db, on_tx};
+
+/// What a notification says. `ics` is a calendar attachment (appointment messages).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ics: Option<String>,
+}
+
+/// Where a user wants to hear from us.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Contact {
+    pub user_id: Uuid,
+    pub email: String,
+    pub phone: Option<String>,
+    /// `email`, `sms` or `whatsapp`.
+    pub notify_channel: String,
+    pub time_zone: Option<String>,
+    pub display_name: String,
+}
+
+pub async fn contact(tx: &mut Tx, user_id: Uuid) -> Result<Contact> {
+    const SQL: &str = "SELECT id AS user_id, email, phone, notify_channel, time_zone, display_name FROM users WHERE id = $1";
+    on_tx!(tx, |conn| sqlx::query_as::<_, Contact>(SQL)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await)?
+    .ok_or_else(|| Error::not_found("user"))
+}
+
+/// Queues `message` for `to` on their channel (email when they gave no phone), and for
+/// the webhook when one is configured, to leave at `due_at`.
+pub async fn enqueue(
+    tx: &mut Tx,
+    policy: &Policy,
+    kind: &str,
+    about: &str,
+    to: &Contact,
+    message: &Message,
+    due_at: DateTime<Utc>,
+) -> Result<()> {
+    let (channel, recipient) = match (to.notify_channel.as_str(), &to.phone) {
+        ("sms", Some(phone)) => ("sms", phone.as_str()),
+        ("whatsapp", Some(phone)) => ("whatsapp", phone.as_str()),
+        _ => ("email", to.email.as_str()),
+    };
+    let plain = serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?;
+    let now = Utc::now();
+    let mut rows = vec![(channel, recipient)];
+    if policy.webhook {
+        rows.push(("webhook", "webhook"));
+    }
+    const SQL: &str = "INSERT INTO outbox (id, kind, channel, recipient, user_id, about, sealed, due_at, status, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)";
+    for (channel, recipient) in rows {
+        let id = Uuid::now_v7();
+        let sealed = policy.sealer.seal(&plain, id.as_bytes());
+        on_tx!(tx, |conn| sqlx::query(SQL)
+            .bind(id)
+            .bind(kind)
+            .bind(channel)
+            .bind(recipient)
+            .bind(to.user_id)
+            .bind(about)
+            .bind(sealed)
+            .bind(due_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// Withdraws what is still waiting to be sent about something (a cancelled visit, a
+/// superseded plan). Returns how many messages were withdrawn.
+pub async fn cancel_about(tx: &mut Tx, about: &str, kinds: &[&str]) -> Result<u64> {
+    const SQL: &str = "UPDATE outbox SET status = 'cancelled', updated_at = $2 WHERE about = $1 AND status = 'pending' AND kind = $3";
+    let now = Utc::now();
+    let mut n = 0;
+    for kind in kinds {
+        n += on_tx!(tx, |conn| sqlx::query(SQL)
+            .bind(about)
+            .bind(now)
+            .bind(*kind)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(n)
+}
+
+/// One notification claimed by a dispatcher.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    pub about: String,
+    pub sealed: Vec<u8>,
+    pub due_at: DateTime<Utc>,
+    pub attempts: i64,
+}
+
+impl Claimed {
+    pub fn open(&self, policy: &Policy) -> Result<Message> {
+        let plain = policy
+            .sealer
+            .open(&self.sealed, self.id.as_bytes())
+            .map_err(|e| Error::internal(format!("notification {}: {e}", self.id)))?;
+        serde_json::from_slice(&plain).map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+/// The claim: due rows (or rows whose lease lapsed, a dispatcher having died mid-send)
+/// become `sending` under a lease. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas
+/// claim side by side without ever taking the same row; SQLite has one writer at a time.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET status = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 ",
+            "WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND due_at <= $1) ",
+            "OR (status = 'sending' AND lease_until < $1) ORDER BY due_at LIMIT $3",
+            $lock,
+            ") RETURNING id, kind, channel, recipient, about, sealed, due_at, attempts"
+        )
+    };
+}
+
+pub async fn claim(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    batch: i64,
+) -> Result<Vec<Claimed>> {
+    let mut tx = db.begin().await?;
+    let rows = match tx.conn_mut() {
+        crate::db::TxConn::Sqlite(conn) => {
+            sqlx::query_as::<_, Claimed>(claim_sql!(""))
+                .bind(now)
+                .bind(now + lease)
+                .bind(batch)
+                .fetch_all(&mut **conn)
+                .await?
+        }
+        crate::db::TxConn::Postgres(conn) => {
+            sqlx::query_as::<_, Claimed>(claim_sql!(" FOR UPDATE SKIP LOCKED"))
+                .bind(now)
+                .bind(now + lease)
+                .bind(batch)
+                .fetch_all(&mut **conn)
+                .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Records a delivery. Only the holder of the lease can finish a row.
+pub async fn sent(db: &Db, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    const SQL: &str = "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL, updated_at = $2 \
+        WHERE id = $1 AND status = 'sending'";
+    on_db!(db, |pool| sqlx::query(SQL)
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Records a failed attempt: tried again at `retry_at`, or dead-lettered when `None`.
+pub async fn failed(
+    db: &Db,
+    id: Uuid,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const RETRY: &str = "UPDATE outbox SET status = 'pending', due_at = $3, lease_until = NULL, last_error = $2, updated_at = $4 \
+        WHERE id = $1 AND status = 'sending'";
+    const DEAD: &str = "UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = $2, updated_at = $3 \
+        WHERE id = $1 AND status = 'sending'";
+    let error: String = error.chars().take(500).collect();
+    match retry_at {
+        Some(at) => on_db!(db, |pool| sqlx::query(RETRY)
+            .bind(id)
+            .bind(&error)
+            .bind(at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?,
+        None => on_db!(db, |pool| sqlx::query(DEAD)
+            .bind(id)
+            .bind(&error)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?,
+    }
+    Ok(())
+}
+
+/// A notification as admins see it (no body).
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Notification {
+    pub id: Uuid,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    pub about: String,
+    pub due_at: DateTime<Utc>,
+    /// `pending`, `sending`, `sent`, `dead` or `cancelled`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outbox for system admins, newest first, optionally one status only.
+pub async fn list(
+    db: &Db,
+    actor: &Actor,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Notification>> {
+    actor.require_system_admin()?;
+    if let Some(s) = status
+        && !["pending", "sending", "sent", "dead", "cancelled"].contains(&s)
+    {
+        return Err(Error::new(
+            Code::InvalidQuery,
+            "status: one of pending, sending, sent, dead, cancelled",
+        ));
+    }
+    const SQL: &str = "SELECT id, kind, channel, recipient, about, due_at, status, attempts, last_error, sent_at, created_at \
+        FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC LIMIT $2";
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Notification>(SQL)
+        .bind(status)
+        .bind(limit.clamp(1, 500))
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows)
+}
+
+/// Sends a dead-lettered notification again (system admins).
+pub async fn retry(db: &Db, actor: &Actor, id: Uuid) -> Result<()> {
+    actor.require_system_admin()?;
+    const SQL: &str = "UPDATE outbox SET status = 'pending', attempts = 0, due_at = $2, updated_at = $2 WHERE id = $1 AND status = 'dead'";
+    let done = on_db!(db, |pool| sqlx::query(SQL)
+        .bind(id)
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "Only dead-lettered notifications can be retried.",
+        ));
+    }
+    Ok(())
+}
