@@ -573,6 +573,11 @@ fn action(sentence: &str) -> String {
     let lower = sentence.to_lowercase();
     // "three times a day": the count before "times" belongs to the frequency.
     let before_times = lower.find(" times ").and_then(|t| lower[..t].rfind(' '));
+    // Dosing abbreviations count only as whole words ("od", not "odd").
+    let padded = format!("{lower} ");
+    let abbreviation = [" bid ", " tid ", " qid ", " od "]
+        .iter()
+        .filter_map(|m| padded.find(m));
     let cut = [
         " twice",
         " once",
@@ -580,18 +585,21 @@ fn action(sentence: &str) -> String {
         " for ",
         " daily",
         " in ",
-        " bid",
-        " tid",
-        " qid",
         " each day",
         " starting",
     ]
     .iter()
     .filter_map(|m| lower.find(m))
+    .chain(abbreviation)
     .chain(before_times)
     .min()
     .unwrap_or(sentence.len());
-    let text = sentence[..cut].trim().trim_end_matches([',', ':']);
+    // Lower-casing can change byte lengths outside ASCII: never slice off a boundary.
+    let text = sentence
+        .get(..cut)
+        .unwrap_or(sentence)
+        .trim()
+        .trim_end_matches([',', ':']);
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -732,5 +740,162 @@ mod tests {
             ]
         );
         assert!(e.plan.is_empty());
+    }
+
+    /// Whole notes as doctors write them: (note, plan rows, checklist rows).
+    #[test]
+    fn varied_notes_become_the_expected_checklist_and_plan() {
+        type Task<'a> = (&'a str, Option<u32>);
+        type Case<'a> = (&'a str, Vec<Row<&'a str>>, Vec<Task<'a>>);
+        let cases: Vec<Case> = vec![
+            (
+                "Patient presents with otitis. Take amoxicillin 500 mg three times a day for 7 days. Buy ear drops.",
+                vec![("Take amoxicillin 500 mg", Some(3), None, Some(7))],
+                vec![("Buy ear drops", None)],
+            ),
+            (
+                "Ibuprofen 400mg every 8 hours for 3 days; rest; book a follow-up in 2 weeks",
+                vec![("Ibuprofen 400mg", None, Some(8), Some(3))],
+                vec![("Book a follow-up", Some(14))],
+            ),
+            (
+                "Apply hydrocortisone cream twice a day for ten days.\nAvoid hot showers.",
+                vec![("Apply hydrocortisone cream", Some(2), None, Some(10))],
+                vec![],
+            ),
+            (
+                "Metformin 500 mg bid. Check blood sugar once daily for 2 weeks. Schedule HbA1c test in 3 months.",
+                vec![
+                    ("Metformin 500 mg", Some(2), None, None),
+                    ("Check blood sugar", Some(1), None, Some(14)),
+                ],
+                vec![("Schedule HbA1c test", Some(90))],
+            ),
+            (
+                "Salbutamol inhaler 2 puffs every 4 hours as needed. Get a spacer.",
+                vec![("Salbutamol inhaler 2 puffs", None, Some(4), None)],
+                vec![("Get a spacer", None)],
+            ),
+            (
+                "Omeprazole 20 mg once daily for 4 weeks, before breakfast.",
+                vec![("Omeprazole 20 mg", Some(1), None, Some(28))],
+                vec![],
+            ),
+            (
+                "Physiotherapy exercises 3 times a day for 6 weeks. Book physiotherapy in 1 week.",
+                vec![("Physiotherapy exercises", Some(3), None, Some(42))],
+                vec![("Book physiotherapy", Some(7))],
+            ),
+            (
+                "Eye drops: one drop four times a day for 5 days.",
+                vec![("Eye drops: one drop", Some(4), None, Some(5))],
+                vec![],
+            ),
+            (
+                "Start paracetamol 1 g every 6 hours for 2 days starting tomorrow.",
+                vec![("Start paracetamol 1 g", None, Some(6), Some(2))],
+                vec![],
+            ),
+            (
+                "Pick up the prescription from the pharmacy. Bring your glucose diary to the next visit.",
+                vec![],
+                vec![
+                    ("Pick up the prescription from the pharmacy", None),
+                    ("Bring your glucose diary to the next visit", None),
+                ],
+            ),
+            (
+                "Lisinopril 10 mg od. Measure blood pressure twice daily for one week. Arrange a kidney function test in 10 days.",
+                vec![
+                    ("Lisinopril 10 mg", Some(1), None, None),
+                    ("Measure blood pressure", Some(2), None, Some(7)),
+                ],
+                vec![("Arrange a kidney function test", Some(10))],
+            ),
+            (
+                "Nasal spray tid for 5 days",
+                vec![("Nasal spray", Some(3), None, Some(5))],
+                vec![],
+            ),
+            (
+                "Drink 2 litres of water every day. Walk 20 minutes daily for a month.",
+                vec![
+                    ("Drink 2 litres of water", Some(1), None, None),
+                    ("Walk 20 minutes", Some(1), None, Some(30)),
+                ],
+                vec![],
+            ),
+            (
+                "Call the clinic if the fever persists. Do a throat swab in 2 days.",
+                vec![],
+                vec![
+                    ("Call the clinic if the fever persists", None),
+                    ("Do a throat swab", Some(2)),
+                ],
+            ),
+            (
+                "Vitamin B12 injection every 168 hours for 4 weeks. Buy sharps container.",
+                vec![("Vitamin B12 injection", None, Some(168), Some(28))],
+                vec![("Buy sharps container", None)],
+            ),
+            (
+                "Diagnosis: contact dermatitis. No medication needed.",
+                vec![],
+                vec![],
+            ),
+        ];
+        assert!(cases.len() >= 15);
+        for (note, want_plan, want_tasks) in cases {
+            let e = extract_rules(note);
+            let got: Vec<Row<&str>> = e
+                .plan
+                .iter()
+                .map(|p| {
+                    (
+                        p.action.as_str(),
+                        p.times_per_day,
+                        p.every_hours,
+                        p.duration_days,
+                    )
+                })
+                .collect();
+            assert_eq!(got, want_plan, "{note}");
+            let tasks: Vec<Task> = e
+                .checklist
+                .iter()
+                .map(|c| (c.task.as_str(), c.due_in_days))
+                .collect();
+            assert_eq!(tasks, want_tasks, "{note}");
+            assert!(e.validate().is_ok(), "{note}: {:?}", e.validate());
+        }
+        let tomorrow = extract_rules("Take the tablets twice daily for 3 days starting tomorrow");
+        assert_eq!(tomorrow.plan[0].start_in_days, Some(1));
+        assert_eq!(tomorrow.plan[0].action, "Take the tablets");
+    }
+
+    #[test]
+    fn validation_names_what_a_model_got_wrong() {
+        let bad = Extraction {
+            checklist: vec![ChecklistItem {
+                task: " ".into(),
+                due_in_days: Some(400),
+            }],
+            plan: vec![PlanItem {
+                action: "Take it".into(),
+                times_per_day: Some(2),
+                every_hours: Some(8),
+                duration_days: Some(0),
+                start_in_days: None,
+            }],
+        };
+        let problems = bad.validate().unwrap_err();
+        for needle in [
+            "checklist[0].task",
+            "checklist[0].due_in_days",
+            "not both",
+            "plan[0].duration_days",
+        ] {
+            assert!(problems.contains(needle), "{problems}");
+        }
     }
 }

@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check_in))
         .routes(routes!(tick))
         .routes(routes!(notification_settings))
+        .routes(routes!(join_waitlist))
         .routes(routes!(my_offers))
         .routes(routes!(accept_offer))
         .routes(routes!(list_outbox))
@@ -183,6 +184,32 @@ async fn notification_settings(
     Json(b): Json<people::NotificationSettings>,
 ) -> Result<Json<people::NotificationSettings>> {
     Ok(Json(people::set_notifications(&s.db, &actor, b).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitlistBody {
+    /// Wait for this doctor…
+    pub doctor_id: Option<Uuid>,
+    /// …or for any doctor of this specialty (slug).
+    pub specialty: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Puts the signed-in patient on the waitlist: when a matching time is freed, it is
+/// held for the first in line and offered to them.
+#[utoipa::path(post, path = "/waitlist", tag = "care", security(("bearer" = [])), request_body = WaitlistBody, responses(
+    (status = 201, body = waitlist::WaitlistEntry),
+    (status = 409, description = "Already waiting", body = Problem, content_type = "application/problem+json"),
+))]
+async fn join_waitlist(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(b): Json<WaitlistBody>,
+) -> Result<(StatusCode, Json<waitlist::WaitlistEntry>)> {
+    let entry = waitlist::join(&s.db, &actor, b.doctor_id, b.specialty.as_deref(), &b.note).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
 }
 
 /// Freed times offered to the signed-in patient from the waitlist.

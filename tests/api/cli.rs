@@ -288,3 +288,51 @@ fn clinic_chat_books_from_the_terminal() {
             >= 1
     );
 }
+
+/// `clinic extract-plan FILE` prints the checklist and plan of a note (offline model),
+/// and a clear error for an empty one.
+#[test]
+fn extract_plan_prints_the_checklist_and_plan_of_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().join("note.txt");
+    std::fs::write(
+        &note,
+        "Take amoxicillin 500 mg twice daily for 7 days.\nBuy a thermometer. Book a follow-up in 3 weeks.",
+    )
+    .unwrap();
+    let run = |file: &std::path::Path| {
+        Command::new(BIN)
+            .arg("extract-plan")
+            .arg(file)
+            .current_dir(dir.path())
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(&note);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["plan"][0]["action"], "Take amoxicillin 500 mg");
+    assert_eq!(printed["plan"][0]["times_per_day"], 2);
+    assert_eq!(printed["plan"][0]["duration_days"], 7);
+    assert_eq!(printed["checklist"][1]["due_in_days"], 21);
+    // The call is in the orchestration log.
+    let log = std::fs::read_to_string(dir.path().join("logs/orchestration.log")).unwrap();
+    assert!(log.contains("\"pipeline\":\"extract\""), "{log}");
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "  \n").unwrap();
+    let out = run(&empty);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 to 20000 characters"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = run(&dir.path().join("nope.txt"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.txt"));
+}

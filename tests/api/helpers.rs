@@ -105,6 +105,8 @@ impl TestApp {
             ("AUTH_RATE_LIMIT_BURST", "10000"),
             ("AUTH_RATE_LIMIT_REPLENISH_MS", "1"),
             ("DB_MAX_CONNECTIONS", "5"),
+            // Tests run the notification dispatcher themselves.
+            ("NOTIFY_POLL_MS", "3600000"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -136,6 +138,8 @@ impl TestApp {
         let state = AppState::with_db(config, db.clone())
             .await
             .expect("app state");
+        // The app's own handle: it carries the data key and the audit log.
+        let db = state.db.clone();
         let app = Application::with_state(state.clone()).await.expect("bind");
         let addr = app.local_addr().expect("addr");
         tokio::spawn(app.run_until_stopped());

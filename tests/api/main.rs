@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod booking;
+mod care;
 mod chat;
 mod cli;
 mod mfa;
