@@ -283,7 +283,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
     people::create_admin(db, ADMIN, "Demo Admin", &hash)
         .await
         .map_err(anyhow_of)?;
-    account(state, PATIENT, "Pat Demo", &hash, Role::Patient).await?;
+    let patient_id = account(state, PATIENT, "Pat Demo", &hash, Role::Patient).await?;
+    let mut first_doctor = None;
 
     let (mut doctor_count, mut slot_count) = (0, 0);
     for c in CLINICS {
@@ -330,6 +331,11 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
                 .map_err(anyhow_of)
                 .with_context(|| *name)?;
             set_password(state, email, &hash).await?;
+            if first_doctor.is_none() {
+                first_doctor = doctor
+                    .user_id
+                    .map(|user| (doctor.id, user, clinic.id, *email));
+            }
             let schedule: ScheduleForm = serde_json::from_value(json!({
                 "rules": hours.rules(), "slot_minutes": 30, "buffer_minutes": 0, "min_notice_minutes": 60, "horizon_days": 60
             }))?;
@@ -339,6 +345,9 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
                 .created;
             doctor_count += 1;
         }
+    }
+    if let Some(doctor) = first_doctor {
+        submit_note(state, patient_id, doctor).await?;
     }
     let pending = ClinicApplication {
         name: "Porto Smile Dental".into(),
@@ -377,13 +386,47 @@ pub fn accounts() -> Vec<String> {
     lines
 }
 
+/// The demo's submit-notes flow: the demo patient chooses the first doctor, who writes a
+/// note; its checklist and plan (rule-based extraction) become reminders.
+async fn submit_note(
+    state: &AppState,
+    patient_id: uuid::Uuid,
+    (doctor_id, doctor_user, clinic_id, email): (uuid::Uuid, uuid::Uuid, uuid::Uuid, &str),
+) -> anyhow::Result<()> {
+    let as_user = |user_id, email: &str, grant| {
+        Actor::User(crate::domain::actor::Principal {
+            user_id,
+            session_id: uuid::Uuid::nil(),
+            email: email.to_owned(),
+            grants: vec![grant],
+        })
+    };
+    let patient = as_user(patient_id, PATIENT, Grant::global(Role::Patient));
+    doctors::select(&state.db, &patient, doctor_id)
+        .await
+        .map_err(anyhow_of)?;
+    let doctor = as_user(
+        doctor_user,
+        email,
+        Grant::in_clinic(Role::Doctor, clinic_id),
+    );
+    let extraction = crate::domain::care_plans::extract_rules(DEMO_NOTE);
+    crate::domain::notes::submit(&state.db, &doctor, patient_id, DEMO_NOTE, &extraction)
+        .await
+        .map_err(anyhow_of)?;
+    Ok(())
+}
+
+const DEMO_NOTE: &str = "Mild contact dermatitis on both forearms. Apply hydrocortisone 1% cream twice daily for 7 days. \
+    Take cetirizine 10 mg once daily for 5 days. Buy a fragrance-free moisturiser. Book a follow-up in 3 weeks.";
+
 async fn account(
     state: &AppState,
     email: &str,
     name: &str,
     hash: &str,
     role: Role,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<uuid::Uuid> {
     let now = Utc::now();
     let mut tx = state.db.begin().await?;
     let id = people::insert(
@@ -402,7 +445,7 @@ async fn account(
         .await
         .map_err(anyhow_of)?;
     tx.commit().await?;
-    Ok(())
+    Ok(id)
 }
 
 async fn set_password(state: &AppState, email: &str, hash: &str) -> anyhow::Result<()> {

@@ -230,6 +230,29 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
             "{email}: {outcome:?}"
         );
     }
+    // The submit-notes flow: the demo patient has a plan from Dr. Ana Costa's note.
+    let (patient,): (uuid::Uuid,) = clinic::on_db!(db, |pool| sqlx::query_as(
+        "SELECT id FROM users WHERE email = 'patient@demo.clinic'"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    let me = clinic::domain::actor::Actor::User(clinic::domain::actor::Principal {
+        user_id: patient,
+        session_id: uuid::Uuid::nil(),
+        email: "patient@demo.clinic".into(),
+        grants: vec![clinic::domain::actor::Grant::global(
+            clinic::domain::actor::Role::Patient,
+        )],
+    });
+    let steps = clinic::domain::care_plans::actionable_steps(db, &me, patient)
+        .await
+        .unwrap();
+    assert_eq!(steps.plans.len(), 1);
+    assert_eq!(steps.plans[0].doctor_name, "Dr. Ana Costa");
+    assert_eq!(steps.plans[0].plan.len(), 2);
+    assert_eq!(steps.plans[0].checklist.len(), 2);
+    assert!(!steps.upcoming.is_empty());
     state.db.close().await;
 }
 
