@@ -148,7 +148,7 @@ async fn chat(
     };
     let agent = &state.agent;
     let mut reply = agent
-        .start(&actor, true, time_zone.as_deref())
+        .start(&actor, true, time_zone.as_deref(), None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let session = reply.session_id;

@@ -42,6 +42,8 @@ pub struct Config {
     pub agent: AgentConfig,
     pub care: CareConfig,
     pub notify: NotifyConfig,
+    /// Where users reach the service (`PUBLIC_URL`); `https://…` makes cookies `Secure`.
+    pub public_url: Option<String>,
 }
 
 /// Doctors' notes and plans: the key that seals them, and how reminders behave.
@@ -281,6 +283,7 @@ impl Config {
             agent: agent_config(&get, &data_dir_for_keys)?,
             care: care_config(&get, &data_dir_for_keys)?,
             notify: notify_config(&get)?,
+            public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Clinic: a conversational booking agent service for clinics.
 //!
 //! `http` (REST) and `cli` call `domain`, which owns the rules and the SQL on `db`;
-//! `crypto` keeps secrets at rest, `notify` sends mail and `jobs` runs the periodic work.
+//! `crypto` keeps secrets at rest, `notify` sends mail and notifications, `jobs` runs the
+//! periodic work, and `web` serves the widget, the admin console and the doctors' pages.
 
 pub mod agent;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod llm;
 pub mod notify;
 pub mod storage;
 pub mod tools;
+pub mod web;
 
 /// Installs ring as rustls' process-wide crypto provider (the build carries no other).
 pub fn install_crypto_provider() {

@@ -141,6 +141,7 @@ impl Agent {
         actor: &Actor,
         consent: bool,
         time_zone: Option<&str>,
+        language: Option<&str>,
     ) -> Result<Reply> {
         if !consent {
             return Err(Error::new(
@@ -153,8 +154,13 @@ impl Agent {
             Some(tz) => clinics::parse_time_zone(&mut checks, "time_zone", tz),
             None => self.settings.default_time_zone.clone(),
         };
+        let language = language.map(str::trim).filter(|l| !l.is_empty());
+        if language.is_some_and(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_lowercase())) {
+            checks.fail("language", "an ISO 639-1 code such as en or pt");
+        }
         checks.finish()?;
-        let session = Session::new(actor.user_id(), zone, Utc::now());
+        let mut session = Session::new(actor.user_id(), zone, Utc::now());
+        session.language = language.map(str::to_owned);
         self.sessions.save(&session).await?;
         self.audit(actor, "chat.started", session.id, json!({}))
             .await?;
@@ -363,6 +369,7 @@ impl Agent {
             time_zone: &s.time_zone,
             user: user_name.as_deref(),
             summary: &s.summary,
+            language: s.language.as_deref(),
         })?;
         let specs = &self.specs;
         let ctx = ToolContext {

@@ -25,6 +25,8 @@ pub struct SystemFacts<'a> {
     /// The signed-in user's name, if any.
     pub user: Option<&'a str>,
     pub summary: &'a str,
+    /// The user's interface language (ISO 639-1), if known.
+    pub language: Option<&'a str>,
 }
 
 fn version_of(template: &str) -> String {
@@ -84,7 +86,7 @@ mod tests {
     #[test]
     fn the_system_prompt_carries_the_date_zone_and_user_and_a_version() {
         let prompts = Prompts::new().unwrap();
-        assert_eq!(prompts.system_version(), "system-2026-11-24.1");
+        assert_eq!(prompts.system_version(), "system-2026-11-24.2");
         let text = prompts
             .system(&SystemFacts {
                 service: "Clinic",
@@ -93,8 +95,10 @@ mod tests {
                 time_zone: "Europe/Lisbon",
                 user: Some("Ana"),
                 summary: "",
+                language: Some("pt"),
             })
             .unwrap();
+        assert!(text.contains("interface is set to \"pt\""));
         assert!(text.contains("Today is Tuesday 2026-11-24"));
         assert!(text.contains("Europe/Lisbon"));
         assert!(text.contains("signed in as Ana"));

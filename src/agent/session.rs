@@ -41,6 +41,9 @@ pub struct Session {
     /// The slot buttons last offered.
     #[serde(default)]
     pub offered: Vec<SlotChoice>,
+    /// The language of the user's interface (ISO 639-1), when their client said.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl Session {
@@ -57,6 +60,7 @@ impl Session {
             pending: None,
             committed: Vec::new(),
             offered: Vec::new(),
+            language: None,
         }
     }
 

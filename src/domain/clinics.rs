@@ -64,6 +64,9 @@ pub struct Clinic {
     pub description: String,
     pub status: String,
     pub cancellation_cutoff_minutes: i64,
+    /// Sites allowed to embed the chat widget (their origins, e.g. `https://clinic.example`).
+    #[sqlx(try_from = "String")]
+    pub widget_origins: Origins,
     #[serde(skip)]
     pub logo_path: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -91,13 +94,69 @@ pub struct ClinicPatch {
     pub contact_phone: Option<String>,
     /// Minutes before the start after which patients can no longer cancel or reschedule.
     pub cancellation_cutoff_minutes: Option<i64>,
+    /// Origins of the sites that embed the widget, e.g. `["https://clinic.example"]`.
+    pub widget_origins: Option<Vec<String>>,
+}
+
+/// A clinic's widget origins, stored as `,a,b,` so one LIKE finds an origin.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct Origins(pub Vec<String>);
+
+impl From<String> for Origins {
+    fn from(stored: String) -> Self {
+        Self(
+            stored
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
+/// `scheme://host[:port]` and nothing else (no path, no wildcard).
+fn checked_origin(checks: &mut Checks, origin: &str) -> String {
+    let o = origin.trim().trim_end_matches('/').to_lowercase();
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    });
+    if !ok {
+        checks.fail(
+            "widget_origins",
+            format!("{origin:?} is not an origin such as https://clinic.example"),
+        );
+    }
+    o
+}
+
+/// Whether an active clinic lets `origin` embed the widget.
+pub async fn widget_origin_allowed(db: &Db, origin: &str) -> bool {
+    let mut checks = Checks::new();
+    let origin = checked_origin(&mut checks, origin);
+    if checks.finish().is_err() {
+        return false;
+    }
+    const SQL: &str =
+        "SELECT COUNT(*) FROM clinics WHERE status = 'active' AND widget_origins LIKE $1";
+    let pattern = format!("%,{origin},%");
+    let n: std::result::Result<i64, sqlx::Error> = on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(&pattern)
+        .fetch_one(pool)
+        .await);
+    n.is_ok_and(|n| n > 0)
 }
 
 macro_rules! select_clinics {
     ($tail:literal) => {
         concat!(
             "SELECT c.id, c.name, c.address, c.time_zone, c.contact_email, c.contact_phone, c.description, c.status, ",
-            "c.cancellation_cutoff_minutes, c.logo_path, c.created_at FROM clinics c ",
+            "c.cancellation_cutoff_minutes, c.widget_origins, c.logo_path, c.created_at FROM clinics c ",
             $tail
         )
     };
@@ -422,6 +481,22 @@ pub async fn list(db: &Db, specialty: Option<&str>, q: Option<&str>) -> Result<V
         .await)?)
 }
 
+/// Every clinic, suspended ones too, for system admins; a clinic admin's own clinics.
+pub async fn list_all(db: &Db, actor: &Actor) -> Result<Vec<Clinic>> {
+    let p = actor.principal()?;
+    const SQL: &str = select_clinics!("ORDER BY c.name LIMIT 1000");
+    let mut all = on_db!(db, |pool| sqlx::query_as::<_, Clinic>(SQL)
+        .fetch_all(pool)
+        .await)?;
+    if !actor.is_system_admin() {
+        all.retain(|c| p.administers_clinic(c.id));
+        if all.is_empty() {
+            return Err(Error::forbidden());
+        }
+    }
+    Ok(all)
+}
+
 /// Specialty slugs a clinic offers.
 pub async fn specialties_of(db: &Db, clinic_id: Uuid) -> Result<Vec<String>> {
     const SQL: &str = "SELECT s.slug FROM clinic_specialties cs JOIN specialties s ON s.id = cs.specialty_id WHERE cs.clinic_id = $1 ORDER BY s.slug";
@@ -462,6 +537,23 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
     let cutoff = patch
         .cancellation_cutoff_minutes
         .unwrap_or(current.cancellation_cutoff_minutes);
+    let origins = match patch.widget_origins {
+        Some(list) if list.len() > 20 => {
+            checks.fail("widget_origins", "at most 20 origins");
+            String::from(",")
+        }
+        Some(list) => {
+            let mut v: Vec<String> = list
+                .iter()
+                .map(|o| checked_origin(&mut checks, o))
+                .collect();
+            v.sort();
+            v.dedup();
+            format!(",{},", v.join(","))
+        }
+        None => format!(",{},", current.widget_origins.0.join(",")),
+    }
+    .replace(",,", ",");
     if !(0..=10_080).contains(&cutoff) {
         checks.fail(
             "cancellation_cutoff_minutes",
@@ -471,7 +563,7 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
     checks.finish()?;
     let mut tx = db.begin().await?;
     const SQL: &str = "UPDATE clinics SET name = $2, address = $3, description = $4, contact_email = $5, contact_phone = $6, \
-        cancellation_cutoff_minutes = $7, updated_at = $8 WHERE id = $1";
+        cancellation_cutoff_minutes = $7, updated_at = $8, widget_origins = $9 WHERE id = $1";
     on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(clinic_id)
         .bind(&name)
@@ -481,6 +573,7 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
         .bind(&contact_phone)
         .bind(cutoff)
         .bind(Utc::now())
+        .bind(&origins)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -15,6 +15,7 @@ pub mod orchestration;
 pub mod people;
 pub mod prices;
 pub mod reminders;
+pub mod reports;
 pub mod schedules;
 pub mod slots;
 pub mod specialties;

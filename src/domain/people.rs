@@ -542,3 +542,93 @@ pub async fn set_notifications(
         time_zone: tz.map(str::to_owned),
     })
 }
+
+/// A system admin creates an account with one role; the person signs in with a mailed
+/// code (and may set a password by resetting it). An existing account gets the role.
+pub async fn create_user(
+    db: &Db,
+    mailer: &crate::notify::mail::Mailer,
+    actor: &Actor,
+    email: &str,
+    display_name: &str,
+    grant: Grant,
+) -> Result<Uuid> {
+    actor.require_system_admin()?;
+    let mut checks = crate::domain::validate::Checks::new();
+    let email = checks.email("email", email);
+    let name = checks.text("display_name", display_name, 2, 120);
+    checks.finish()?;
+    grant.validate()?;
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let id = invite(&mut tx, &email, &name, grant, now).await?;
+    crate::domain::audit::record(
+        &mut tx,
+        actor,
+        crate::domain::audit::Entry {
+            action: "user.created",
+            subject: format!("user:{id}"),
+            clinic_id: grant.clinic_id,
+            details: serde_json::json!({"role": grant.role.as_str()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let body = format!(
+        "Hello {name},\n\nAn account was opened for you as {}. Sign in with this address by asking for a \
+         sign-in code; you can set a password with a password reset.\n",
+        grant.role.as_str().replace('_', " ")
+    );
+    mailer.send(&email, "Your clinic account", &body).await;
+    Ok(id)
+}
+
+/// Deletes a person's account: it is deactivated and their name, address, phone and
+/// password are erased (records that refer to it keep only its id).
+pub async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<()> {
+    actor.require_system_admin()?;
+    if actor.user_id() == Some(user_id) {
+        return Err(Error::new(
+            Code::Conflict,
+            "You cannot delete your own account.",
+        ));
+    }
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    const ERASE: &str = "UPDATE users SET email = $3, display_name = 'Deleted user', password_hash = NULL, phone = NULL, \
+        totp_secret = NULL, totp_pending_secret = NULL, mfa_method = 'none', deactivated_at = COALESCE(deactivated_at, $2), \
+        updated_at = $2 WHERE id = $1";
+    const END_SESSIONS: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = 'deleted' \
+        WHERE user_id = $1 AND revoked_at IS NULL";
+    let placeholder = format!("deleted-{user_id}@invalid");
+    let done = on_tx!(&mut tx, |conn| {
+        sqlx::query(END_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(ERASE)
+            .bind(user_id)
+            .bind(now)
+            .bind(&placeholder)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if done == 0 {
+        return Err(Error::not_found("user"));
+    }
+    crate::domain::audit::record(
+        &mut tx,
+        actor,
+        crate::domain::audit::Entry {
+            action: "user.deleted",
+            subject: format!("user:{user_id}"),
+            clinic_id: None,
+            details: serde_json::json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

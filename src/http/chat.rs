@@ -56,6 +56,10 @@ pub struct StartChat {
     /// The user's IANA time zone, e.g. `Europe/Lisbon`; relative days are read in it.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// The language of the user's interface (ISO 639-1, e.g. `pt`); the model answers in it
+    /// where it can.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -76,7 +80,12 @@ async fn start(
 ) -> Result<(StatusCode, Json<Reply>)> {
     let reply = s
         .agent
-        .start(&actor, body.consent, body.time_zone.as_deref())
+        .start(
+            &actor,
+            body.consent,
+            body.time_zone.as_deref(),
+            body.language.as_deref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(reply)))
 }

@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -94,7 +95,10 @@ pub fn router(state: AppState) -> Router {
     let docs = SwaggerUi::new("/api/v1/docs")
         .url("/api/v1/openapi.json", openapi)
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
-    api        .merge(docs)
+    let cors = crate::web::cors(&state);
+    api.layer(cors)
+        .merge(docs)
+        .merge(crate::web::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -107,6 +111,14 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("same-origin"),
+                ))
                 .layer(CatchPanicLayer::custom(|_| internal_error())),
         )
 }

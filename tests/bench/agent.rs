@@ -54,7 +54,9 @@ async fn main() -> AnyResult<()> {
     for i in 0..CONVERSATIONS {
         let email = format!("bench{i}@patients.example.org");
         let actor = patient(&state, &email).await?;
-        let start = agent.start(&actor, true, Some("Europe/Lisbon")).await?;
+        let start = agent
+            .start(&actor, true, Some("Europe/Lisbon"), None)
+            .await?;
         let id = start.session_id;
         sessions.push(id.to_string());
         let t = Instant::now();

@@ -1,0 +1,740 @@
+//! The admin console (`/admin`): sign-in, clinic requests and clinics, users, the audit
+//! log with its chain check, the orchestration dashboard, clinic reports with CSV, and the
+//! notification outbox. Every page and action goes through the domain with the signed-in
+//! user's identity, so the console can do exactly what the REST API lets them do.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{NaiveDate, NaiveTime, Utc};
+use serde::Deserialize;
+use tera::Context;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::actor::{Grant, Role};
+use crate::domain::audit::{self, AuditFilter};
+use crate::domain::identity::LoginOutcome;
+use crate::domain::orchestration::{self, StatsQuery};
+use crate::domain::reports::{self, Period};
+use crate::domain::{clinics, people};
+use crate::notify::outbox;
+use crate::web::pages::{Chart, error_page, render};
+use crate::web::session::{self, ConsoleUser, SignedIn};
+
+fn service(s: &AppState) -> &str {
+    &s.config.agent.service_name
+}
+
+/// Pages for clinic and system admins only.
+fn require_admin(s: &AppState, user: &ConsoleUser) -> Result<(), Box<Response>> {
+    if user.is_admin() {
+        Ok(())
+    } else if user.is_doctor() {
+        Err(Box::new(Redirect::to("/doctor").into_response()))
+    } else {
+        Err(Box::new(error_page(
+            &crate::error::Error::forbidden(),
+            service(s),
+            Some(user),
+        )))
+    }
+}
+
+fn home_of(user: &ConsoleUser) -> &'static str {
+    if !user.is_admin() && user.is_doctor() {
+        "/doctor"
+    } else {
+        "/admin"
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn login_page(
+    State(s): State<AppState>,
+    user: Option<axum::Extension<ConsoleUser>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if let Some(axum::Extension(user)) = user {
+        return Redirect::to(home_of(&user)).into_response();
+    }
+    let mut c = Context::new();
+    c.insert(
+        "next",
+        &session::safe_next(q.next.as_deref()).unwrap_or_default(),
+    );
+    c.insert("email", "");
+    render("login.html", "Sign in", service(&s), None, c)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn signed_in(s: &AppState, pair: &crate::domain::identity::TokenPair, next: &str) -> Response {
+    let roles: Vec<Role> = pair.user.roles.iter().map(|g| g.role).collect();
+    let home = if roles
+        .iter()
+        .any(|r| matches!(r, Role::SystemAdmin | Role::ClinicAdmin))
+    {
+        "/admin"
+    } else if roles.contains(&Role::Doctor) {
+        "/doctor"
+    } else {
+        "/admin"
+    };
+    let to = session::safe_next(Some(next).filter(|n| !n.is_empty())).unwrap_or(home.into());
+    let mut response = Redirect::to(&to).into_response();
+    for c in session::cookies(s, Some(pair)) {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+fn login_error(s: &AppState, email: &str, next: &str, message: &str) -> Response {
+    let mut c = Context::new();
+    c.insert("next", next);
+    c.insert("email", email);
+    c.insert("error", message);
+    let mut r = render("login.html", "Sign in", service(s), None, c);
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r
+}
+
+pub async fn login(State(s): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    match s.identity.login(f.email.trim(), &f.password).await {
+        Ok(LoginOutcome::Authenticated(pair)) => signed_in(&s, &pair, &f.next),
+        Ok(LoginOutcome::MfaRequired(challenge)) => {
+            let mut c = Context::new();
+            c.insert("next", &f.next);
+            c.insert("mfa_token", &challenge.mfa_token);
+            render("login.html", "Second factor", service(&s), None, c)
+        }
+        Err(e) => login_error(&s, &f.email, &f.next, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MfaForm {
+    mfa_token: String,
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_mfa(State(s): State<AppState>, Form(f): Form<MfaForm>) -> Response {
+    match s.identity.complete_mfa(&f.mfa_token, f.code.trim()).await {
+        Ok(pair) => signed_in(&s, &pair, &f.next),
+        Err(e) => login_error(&s, "", &f.next, &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn logout(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = user.check_csrf(&f.csrf) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    if let Err(e) = s.identity.logout(&user.principal).await {
+        tracing::warn!(error = %e, "console logout");
+    }
+    let mut response = Redirect::to("/admin/login").into_response();
+    for c in session::cookies(&s, None) {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+pub async fn overview(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let mut c = Context::new();
+    if user.is_system_admin() {
+        let pending = clinics::list_requests(&s.db, &user.actor, Some("pending"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
+        let dead = outbox::list(&s.db, &user.actor, Some("dead"), 500)
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
+        c.insert("pending", &pending);
+        c.insert("dead", &dead);
+    }
+    render("overview.html", "Overview", service(&s), Some(&user), c)
+}
+
+/// Runs a console action, then goes back to `to` with a message (or shows the error).
+async fn act<T, F>(s: &AppState, user: &ConsoleUser, csrf: &str, to: &str, op: F) -> Response
+where
+    F: std::future::Future<Output = crate::error::Result<T>>,
+{
+    if let Err(e) = user.check_csrf(csrf) {
+        return error_page(&e, service(s), Some(user));
+    }
+    match op.await {
+        Ok(_) => Redirect::to(to).into_response(),
+        Err(e) => error_page(&e, service(s), Some(user)),
+    }
+}
+
+pub async fn clinic_requests(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let requests = match clinics::list_requests(&s.db, &user.actor, None).await {
+        Ok(mut r) => {
+            r.sort_by_key(|r| (r.status != "pending", std::cmp::Reverse(r.created_at)));
+            r
+        }
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let all = match clinics::list_all(&s.db, &user.actor).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let mut c = Context::new();
+    c.insert("requests", &requests);
+    c.insert("clinics", &all);
+    render("clinics.html", "Clinics", service(&s), Some(&user), c)
+}
+
+pub async fn decide_request(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path((id, decision)): Path<(Uuid, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let back = "/admin/clinic-requests";
+    match decision.as_str() {
+        "approve" => {
+            act(
+                &s,
+                &user,
+                &f.csrf,
+                back,
+                clinics::approve(&s.db, &s.mailer, &user.actor, id),
+            )
+            .await
+        }
+        "reject" => {
+            act(
+                &s,
+                &user,
+                &f.csrf,
+                back,
+                clinics::reject(&s.db, &s.mailer, &user.actor, id, &f.reason),
+            )
+            .await
+        }
+        _ => error_page(
+            &crate::error::Error::not_found("action"),
+            service(&s),
+            Some(&user),
+        ),
+    }
+}
+
+pub async fn clinic_status(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path((id, change)): Path<(Uuid, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let active = match change.as_str() {
+        "suspend" => false,
+        "reactivate" => true,
+        _ => {
+            return error_page(
+                &crate::error::Error::not_found("action"),
+                service(&s),
+                Some(&user),
+            );
+        }
+    };
+    let reason = if f.reason.trim().is_empty() {
+        "From the console"
+    } else {
+        f.reason.as_str()
+    };
+    act(
+        &s,
+        &user,
+        &f.csrf,
+        "/admin/clinic-requests",
+        clinics::set_status(&s.db, &user.actor, id, active, reason),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    offset: i64,
+}
+
+pub async fn users(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    const LIMIT: i64 = 50;
+    let offset = q.offset.max(0);
+    let list = match people::list(&s.db, &user.actor, LIMIT, offset).await {
+        Ok(l) => l,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let all = clinics::list_all(&s.db, &user.actor)
+        .await
+        .unwrap_or_default();
+    let mut c = Context::new();
+    c.insert("users", &list);
+    c.insert("clinics", &all);
+    c.insert(
+        "roles",
+        &[
+            "patient",
+            "doctor",
+            "clinic_staff",
+            "clinic_admin",
+            "pharmacist",
+            "system_admin",
+        ],
+    );
+    c.insert("offset", &offset);
+    c.insert("limit", &LIMIT);
+    c.insert("prev", &(offset - LIMIT).max(0));
+    c.insert("next", &(offset + LIMIT));
+    render("users.html", "Users", service(&s), Some(&user), c)
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    csrf: String,
+    email: String,
+    display_name: String,
+    role: String,
+    #[serde(default)]
+    clinic_id: String,
+}
+
+pub async fn create_user(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Form(f): Form<NewUserForm>,
+) -> Response {
+    let role = Role::parse(&f.role);
+    let clinic = f.clinic_id.parse::<Uuid>().ok();
+    let grant = match (role, clinic) {
+        (Some(role), Some(clinic)) if role.requires_clinic() => Grant::in_clinic(role, clinic),
+        (Some(role), _) if !role.requires_clinic() => Grant::global(role),
+        _ => {
+            let e = crate::error::Error::new(
+                crate::error::Code::ValidationFailed,
+                "Pick a role, and a clinic for clinic roles.",
+            );
+            return error_page(&e, service(&s), Some(&user));
+        }
+    };
+    act(
+        &s,
+        &user,
+        &f.csrf,
+        "/admin/users",
+        people::create_user(
+            &s.db,
+            &s.mailer,
+            &user.actor,
+            &f.email,
+            &f.display_name,
+            grant,
+        ),
+    )
+    .await
+}
+
+pub async fn user_action(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path((id, action)): Path<(Uuid, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    match action.as_str() {
+        "deactivate" => {
+            act(
+                &s,
+                &user,
+                &f.csrf,
+                "/admin/users",
+                people::deactivate(&s.db, &user.actor, id),
+            )
+            .await
+        }
+        "delete" => {
+            act(
+                &s,
+                &user,
+                &f.csrf,
+                "/admin/users",
+                people::erase(&s.db, &user.actor, id),
+            )
+            .await
+        }
+        _ => error_page(
+            &crate::error::Error::not_found("action"),
+            service(&s),
+            Some(&user),
+        ),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    actor_id: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before_seq: Option<i64>,
+}
+
+fn day_start(s: &str) -> Option<chrono::DateTime<Utc>> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+}
+
+pub async fn audit_log(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    const LIMIT: i64 = 50;
+    let filter = AuditFilter {
+        actor_id: q.actor_id.trim().parse().ok(),
+        action: Some(q.action.trim().to_owned()).filter(|a| !a.is_empty()),
+        from: day_start(&q.from),
+        to: day_start(&q.to).map(|t| t + chrono::Duration::days(1)),
+        before_seq: q.before_seq,
+        limit: Some(LIMIT),
+    };
+    let records = match audit::list(&s.db, &user.actor, &filter).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let chain = if user.is_system_admin() {
+        audit::verify(&s.db, &user.actor).await.ok()
+    } else {
+        None
+    };
+    let older = (records.len() as i64 == LIMIT)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten()
+        .map(|seq| {
+            let mut params = form_urlencoded::Serializer::new(String::new());
+            params
+                .append_pair("action", &q.action)
+                .append_pair("actor_id", &q.actor_id)
+                .append_pair("from", &q.from)
+                .append_pair("to", &q.to)
+                .append_pair("before_seq", &seq.to_string());
+            format!("/admin/audit?{}", params.finish())
+        });
+    let mut c = Context::new();
+    c.insert("records", &records);
+    c.insert("chain", &chain);
+    c.insert("older", &older);
+    c.insert(
+        "f",
+        &serde_json::json!({"action": q.action, "actor_id": q.actor_id, "from": q.from, "to": q.to}),
+    );
+    render("audit.html", "Audit log", service(&s), Some(&user), c)
+}
+
+pub async fn orchestration_page(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let stats = match orchestration::stats(&s.db, &user.actor, &StatsQuery::default()).await {
+        Ok(st) => st,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let days = |f: &dyn Fn(&orchestration::Figures) -> f64| -> Vec<(String, f64)> {
+        stats
+            .by_day
+            .iter()
+            .map(|(d, fig)| (d.format("%m-%d").to_string(), f(fig)))
+            .collect()
+    };
+    let charts = vec![
+        Chart::new(
+            "Calls (attempts) per day",
+            "#0b5fff",
+            &days(&|f| f.attempts as f64),
+        ),
+        Chart::new(
+            "Latency p50 per day (ms)",
+            "#2e7d32",
+            &days(&|f| f.latency_p50_ms as f64),
+        ),
+        Chart::new(
+            "Latency p95 per day (ms)",
+            "#ef6c00",
+            &days(&|f| f.latency_p95_ms as f64),
+        ),
+        Chart::new(
+            "Tokens per day (in + out)",
+            "#6a1b9a",
+            &days(&|f| (f.tokens_in + f.tokens_out) as f64),
+        ),
+        Chart::new("Retries per day", "#00838f", &days(&|f| f.retries as f64)),
+        Chart::new("Errors per day", "#c62828", &days(&|f| f.failures as f64)),
+    ];
+    let mut c = Context::new();
+    c.insert("stats", &stats);
+    c.insert("charts", &charts);
+    render(
+        "orchestration.html",
+        "Orchestration",
+        service(&s),
+        Some(&user),
+        c,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    clinic: Option<Uuid>,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// The clinics this user reports on, and the report asked for (or the first clinic's).
+async fn report_for(
+    s: &AppState,
+    user: &ConsoleUser,
+    q: &ReportQuery,
+) -> crate::error::Result<(Vec<clinics::Clinic>, Option<reports::Report>, Period)> {
+    let mut mine = clinics::list_all(&s.db, &user.actor).await?;
+    if !user.is_system_admin() {
+        mine.retain(|c| user.principal.administers_clinic(c.id));
+    }
+    let period = if q.period.is_empty() {
+        Period::Day
+    } else {
+        Period::parse(&q.period)?
+    };
+    let Some(clinic) = q
+        .clinic
+        .and_then(|id| mine.iter().find(|c| c.id == id))
+        .or_else(|| mine.first())
+    else {
+        return Ok((mine, None, period));
+    };
+    let (dfrom, dto) = reports::default_range(Utc::now(), clinic.tz());
+    let from = NaiveDate::parse_from_str(&q.from, "%Y-%m-%d").unwrap_or(dfrom);
+    let to = NaiveDate::parse_from_str(&q.to, "%Y-%m-%d").unwrap_or(dto);
+    let report = reports::clinic(&s.db, &user.actor, clinic.id, from, to, period).await?;
+    Ok((mine, Some(report), period))
+}
+
+pub async fn reports_page(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let (mine, report, period) = match report_for(&s, &user, &q).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
+    let mut c = Context::new();
+    c.insert("clinics", &mine);
+    c.insert(
+        "period",
+        match period {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+        },
+    );
+    if let Some(r) = &report {
+        let link = |kind: &str| {
+            format!(
+                "/admin/reports.csv?clinic={}&from={}&to={}&period={}&kind={kind}",
+                r.clinic_id,
+                r.from,
+                r.to,
+                if q.period.trim().is_empty() {
+                    "day"
+                } else {
+                    q.period.as_str()
+                }
+            )
+        };
+        let periods: Vec<(String, f64)> = r
+            .by_period
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.total() - v.cancelled) as f64))
+            .collect();
+        let no_shows: Vec<(String, f64)> = r
+            .by_period
+            .iter()
+            .map(|(k, v)| {
+                let due = v.completed + v.no_show;
+                (
+                    k.clone(),
+                    if due > 0 {
+                        v.no_show as f64 / due as f64 * 100.0
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+        let specialties: Vec<(String, f64)> = r
+            .by_specialty
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as f64))
+            .collect();
+        let hours: Vec<(String, f64)> = r
+            .by_hour
+            .iter()
+            .enumerate()
+            .map(|(h, v)| (format!("{h:02}"), *v as f64))
+            .collect();
+        let charts = vec![
+            serde_json::json!({"chart": Chart::new("Appointments per period", "#0b5fff", &periods), "csv": link("periods")}),
+            serde_json::json!({"chart": Chart::new("No-show rate per period (%)", "#c62828", &no_shows), "csv": link("periods")}),
+            serde_json::json!({"chart": Chart::new("Demand by specialty", "#6a1b9a", &specialties), "csv": link("specialties")}),
+            serde_json::json!({"chart": Chart::new("Demand by hour of day (local)", "#2e7d32", &hours), "csv": link("hours")}),
+        ];
+        c.insert("charts", &charts);
+        c.insert("from", &r.from.to_string());
+        c.insert("to", &r.to.to_string());
+    } else {
+        c.insert("from", "");
+        c.insert("to", "");
+    }
+    c.insert("report", &report);
+    render("reports.html", "Reports", service(&s), Some(&user), c)
+}
+
+pub async fn report_csv(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let csv = match report_for(&s, &user, &q).await {
+        Ok((_, Some(report), _)) => report.csv(if q.kind.is_empty() {
+            "periods"
+        } else {
+            &q.kind
+        }),
+        Ok((_, None, _)) => Err(crate::error::Error::not_found("clinic")),
+        Err(e) => Err(e),
+    };
+    match csv {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"report-{}.csv\"",
+                        if q.kind.is_empty() {
+                            "periods"
+                        } else {
+                            q.kind.as_str()
+                        }
+                    ),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OutboxQuery {
+    #[serde(default)]
+    status: String,
+}
+
+pub async fn outbox_page(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<OutboxQuery>,
+) -> Response {
+    if let Err(r) = require_admin(&s, &user) {
+        return *r;
+    }
+    let status = Some(q.status.as_str()).filter(|s| !s.is_empty());
+    match outbox::list(&s.db, &user.actor, status, 200).await {
+        Ok(list) => {
+            let mut c = Context::new();
+            c.insert("notifications", &list);
+            c.insert("status", &q.status);
+            render("outbox.html", "Notifications", service(&s), Some(&user), c)
+        }
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+pub async fn retry_notification(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(
+        &s,
+        &user,
+        &f.csrf,
+        "/admin/outbox?status=dead",
+        outbox::retry(&s.db, &user.actor, id),
+    )
+    .await
+}

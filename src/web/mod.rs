@@ -1,0 +1,171 @@
+//! The web: the demo clinic page (`/`) with the chat widget (`/widget.js`), the admin
+//! console (`/admin`) and the doctors' pages (`/doctor`), server-rendered with tera. Pages
+//! carry a strict Content-Security-Policy (no inline script or style), and the API answers
+//! cross-origin calls only from the sites clinics list as embedding the widget.
+
+pub mod console;
+pub mod doctor;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tera::Context;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::AppState;
+
+const WIDGET: &str = include_str!("assets/widget.js");
+const CONSOLE_CSS: &str = include_str!("assets/console.css");
+const SITE_CSS: &str = include_str!("assets/site.css");
+
+/// What the pages may load: only this origin; no inline script or style, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(demo_page))
+        .route(
+            "/admin/login",
+            get(console::login_page).post(console::login),
+        )
+        .route("/admin/login/mfa", post(console::login_mfa))
+        .route("/admin/logout", post(console::logout))
+        .route("/admin", get(console::overview))
+        .route("/admin/clinic-requests", get(console::clinic_requests))
+        .route(
+            "/admin/clinic-requests/{id}/{decision}",
+            post(console::decide_request),
+        )
+        .route("/admin/clinics/{id}/{change}", post(console::clinic_status))
+        .route(
+            "/admin/users",
+            get(console::users).post(console::create_user),
+        )
+        .route("/admin/users/{id}/{action}", post(console::user_action))
+        .route("/admin/audit", get(console::audit_log))
+        .route("/admin/orchestration", get(console::orchestration_page))
+        .route("/admin/reports", get(console::reports_page))
+        .route("/admin/reports.csv", get(console::report_csv))
+        .route("/admin/outbox", get(console::outbox_page))
+        .route(
+            "/admin/outbox/{id}/retry",
+            post(console::retry_notification),
+        )
+        .route("/doctor", get(doctor::today))
+        .route("/doctor/patients/{id}", get(doctor::patient))
+        .route("/doctor/patients/{id}/notes", post(doctor::submit_note))
+        .route("/doctor/appointments/{id}/mark", post(doctor::mark))
+        .layer(middleware::from_fn_with_state(state, session::layer))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let assets = Router::new()
+        .route("/widget.js", get(widget))
+        .route(
+            "/assets/console.css",
+            get(|| asset("text/css", CONSOLE_CSS)),
+        )
+        .route("/assets/site.css", get(|| asset("text/css", SITE_CSS)));
+    pages.merge(assets)
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The widget script; any site may load it (what it may call is governed by CORS).
+async fn widget() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        WIDGET,
+    )
+        .into_response()
+}
+
+/// A clinic's page with the widget: the first active clinic (the demo's Lisbon clinic).
+async fn demo_page(State(s): State<AppState>) -> Response {
+    let clinic = crate::domain::clinics::list(&s.db, None, None)
+        .await
+        .ok()
+        .and_then(|c| c.into_iter().next());
+    let mut c = Context::new();
+    match &clinic {
+        Some(clinic) => {
+            c.insert("clinic_name", &clinic.name);
+            c.insert("address", &clinic.address);
+            c.insert("clinic_id", &clinic.id);
+        }
+        None => {
+            c.insert("clinic_name", &s.config.agent.service_name);
+            c.insert("address", "No clinic has joined yet.");
+            c.insert("clinic_id", "");
+        }
+    }
+    c.insert(
+        "origin",
+        s.config
+            .public_url
+            .as_deref()
+            .unwrap_or("https://your-clinic-service"),
+    );
+    pages::render(
+        "index.html",
+        "Demo clinic",
+        &s.config.agent.service_name,
+        None,
+        c,
+    )
+}
+
+/// CORS for the API: same-origin calls need none; another origin is answered only when an
+/// active clinic lists it as embedding the widget. Tokens travel in headers, not cookies.
+pub fn cors(state: &AppState) -> CorsLayer {
+    let db = state.db.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _| {
+                let db = db.clone();
+                async move {
+                    match origin.to_str() {
+                        Ok(o) => crate::domain::clinics::widget_origin_allowed(&db, o).await,
+                        Err(_) => false,
+                    }
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}

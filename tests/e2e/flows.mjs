@@ -1,0 +1,147 @@
+// End-to-end flows in headless Chromium against a running service with the demo data:
+//   node flows.mjs   (BASE_URL, SCREENSHOTS and CHROMIUM from the environment)
+// 1. a patient on a phone-sized screen opens the demo page, consents, chats with the
+//    offline assistant, picks a time, signs in inside the widget, confirms, and sees the
+//    booking; 2. an admin signs in, approves a clinic request and finds it in the audit
+//    log; 3. a doctor submits a note and sees the checklist and plan.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const BASE = process.env.BASE_URL;
+const SHOTS = process.env.SCREENSHOTS || "screenshots";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+if (!BASE) throw new Error("BASE_URL is not set");
+mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"],
+});
+let step = 0;
+async function shot(page, name) {
+  step += 1;
+  await page.screenshot({ path: join(SHOTS, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: false });
+}
+function check(cond, message) {
+  if (!cond) throw new Error("check failed: " + message);
+}
+
+const violations = [];
+function watch(page, label) {
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content.Security.Policy|Refused to/i.test(m.text())) violations.push(`${label}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => violations.push(`${label}: ${e.message}`));
+}
+
+try {
+  // ---- 1. Patient: widget on the demo page, phone-sized.
+  {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: "en-GB", timezoneId: "Europe/Lisbon" });
+    const page = await context.newPage();
+    watch(page, "patient");
+    await page.goto(BASE + "/");
+    const launch = page.locator(".launch");
+    await launch.waitFor();
+    // The host page styles all buttons red on yellow; the widget's stays its own.
+    const bg = await launch.evaluate((b) => getComputedStyle(b).backgroundColor);
+    check(bg === "rgb(11, 95, 255)", "widget button keeps its style, got " + bg);
+    await shot(page, "patient-demo-page");
+    await launch.click();
+    check((await launch.getAttribute("aria-expanded")) === "true", "launcher is expanded");
+    await page.locator(".consent button").click();
+    await page.locator(".msg.bot").first().waitFor();
+    await shot(page, "patient-consented");
+    await page.locator(".composer input").fill("I have an itchy rash on my arm and need a dermatologist");
+    await page.keyboard.press("Enter");
+    const firstSlot = page.locator(".choices button").first();
+    await firstSlot.waitFor({ timeout: 20000 });
+    check((await page.locator(".choices button").count()) > 0, "slot buttons shown");
+    await shot(page, "patient-slots");
+    await firstSlot.click();
+    // Anonymous: the widget asks to sign in, inside the panel.
+    const login = page.locator("form.login");
+    await login.waitFor({ timeout: 20000 });
+    await shot(page, "patient-sign-in");
+    await login.locator("input[name=email]").fill("patient@demo.clinic");
+    await login.locator("input[name=password]").fill("demo-password");
+    await login.locator("button[type=submit]").click();
+    await page.locator(".who").filter({ hasText: "Pat Demo" }).waitFor({ timeout: 20000 });
+    const confirm = page.locator(".pending button.confirm");
+    await confirm.waitFor({ timeout: 20000 });
+    const summary = await page.locator(".pending").innerText();
+    await shot(page, "patient-proposal");
+    await confirm.click();
+    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 20000 });
+    await shot(page, "patient-booked");
+    await page.locator(".composer input").fill("What are my appointments?");
+    await page.keyboard.press("Enter");
+    await page.locator(".msg.bot").last().filter({ hasText: /Dr\./ }).waitFor({ timeout: 20000 });
+    const last = await page.locator(".msg.bot").last().innerText();
+    check(/Dr\./.test(last), "my appointments lists the booking: " + last);
+    await shot(page, "patient-my-appointments");
+    console.log("patient booked: " + summary.replace(/\s+/g, " ").slice(0, 160));
+    await context.close();
+  }
+
+  // ---- 2. Admin: approve a clinic request, find it in the audit log.
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "admin");
+    await page.goto(BASE + "/admin");
+    await page.locator("input[name=email]").waitFor();
+    await shot(page, "admin-sign-in");
+    await page.fill("input[name=email]", "admin@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(BASE + "/admin");
+    await shot(page, "admin-overview");
+    await page.click("text=Clinics");
+    const row = page.locator("tr", { hasText: "Porto Smile Dental" }).first();
+    await row.waitFor();
+    await shot(page, "admin-clinic-requests");
+    await row.locator("button", { hasText: "Approve" }).click();
+    await page.locator("tr", { hasText: "Porto Smile Dental" }).first().filter({ hasText: "approved" }).waitFor();
+    await page.goto(BASE + "/admin/audit?action=clinic.approved");
+    const audit = page.locator("td.action", { hasText: "clinic.approved" });
+    await audit.first().waitFor();
+    check((await page.locator("#chain").innerText()).includes("intact"), "audit chain intact");
+    await shot(page, "admin-audit");
+    await page.goto(BASE + "/admin/orchestration");
+    await page.locator("figure.chart").first().waitFor();
+    await shot(page, "admin-orchestration");
+    await page.goto(BASE + "/admin/reports");
+    await page.locator("figure.chart").first().waitFor();
+    await shot(page, "admin-reports");
+    await context.close();
+  }
+
+  // ---- 3. Doctor: a note becomes a checklist and a plan.
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "doctor");
+    await page.goto(BASE + "/doctor");
+    await page.fill("input[name=email]", "doctor@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(BASE + "/doctor");
+    await shot(page, "doctor-today");
+    await page.click("ul.patients a:has-text('Pat Demo')");
+    await page.locator("textarea[name=text]").waitFor();
+    await page.fill("textarea[name=text]", "Take ibuprofen 400 mg every 8 hours for 5 days. Buy a cold pack. Book a follow-up in 2 weeks.");
+    await page.click("button:has-text('Save and extract the plan')");
+    const item = page.locator("table.plan-items td", { hasText: "Take ibuprofen 400 mg" });
+    await item.first().waitFor();
+    check((await page.locator("ul.checklist").first().innerText()).includes("Buy a cold pack"), "checklist shows the task");
+    await shot(page, "doctor-plan");
+    await context.close();
+  }
+  check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));
+  console.log(`ok: ${step} screenshots in ${SHOTS}`);
+} finally {
+  await browser.close();
+}
