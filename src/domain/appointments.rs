@@ -197,6 +197,10 @@ struct Claimed {
     clinic_name: String,
     time_zone: String,
     patient_name: Option<String>,
+    /// Where the patient hears from us (read in the same statement).
+    patient_email: Option<String>,
+    patient_phone: Option<String>,
+    patient_channel: Option<String>,
 }
 
 /// What a claim returns: one statement claims the slot and reads what the answer needs.
@@ -208,7 +212,10 @@ macro_rules! claim_returning {
             "(SELECT d.display_name FROM doctors d WHERE d.id = slots.doctor_id) AS doctor_name, ",
             "(SELECT c.name FROM clinics c WHERE c.id = slots.clinic_id) AS clinic_name, ",
             "(SELECT c.time_zone FROM clinics c WHERE c.id = slots.clinic_id) AS time_zone, ",
-            "(SELECT u.display_name FROM users u WHERE u.id = $3 AND u.deactivated_at IS NULL) AS patient_name"
+            "(SELECT u.display_name FROM users u WHERE u.id = $3 AND u.deactivated_at IS NULL) AS patient_name, ",
+            "(SELECT u.email FROM users u WHERE u.id = $3) AS patient_email, ",
+            "(SELECT u.phone FROM users u WHERE u.id = $3) AS patient_phone, ",
+            "(SELECT u.notify_channel FROM users u WHERE u.id = $3) AS patient_channel"
         )
     };
 }
@@ -257,7 +264,18 @@ async fn book_claimed(
         starts_at: claimed.slot.starts_at,
         ends_at: claimed.slot.ends_at,
     };
-    notify_booked(&mut tx, db_policy, patient_id, &visit, "booked", now).await?;
+    let to = outbox::Contact {
+        user_id: patient_id,
+        email: claimed.patient_email.clone().unwrap_or_default(),
+        phone: claimed.patient_phone.clone(),
+        notify_channel: claimed
+            .patient_channel
+            .clone()
+            .unwrap_or_else(|| "email".into()),
+        time_zone: None,
+        display_name: claimed.patient_name.clone().unwrap_or_default(),
+    };
+    notify_booked(&mut tx, db_policy, &to, &visit, "booked", now).await?;
     audit::record(
         &mut tx,
         actor,
@@ -338,7 +356,7 @@ impl VisitFacts<'_> {
 async fn notify_booked(
     tx: &mut Tx,
     policy: &Policy,
-    patient_id: Uuid,
+    to: &outbox::Contact,
     visit: &VisitFacts<'_>,
     what: &str,
     now: DateTime<Utc>,
@@ -347,7 +365,6 @@ async fn notify_booked(
     if what != "booked" {
         outbox::cancel_about(tx, &about, &["appointment_reminder"]).await?;
     }
-    let to = outbox::contact(tx, patient_id).await?;
     let summary = format!("Appointment with {}", visit.doctor_name);
     let confirmation = outbox::Message {
         subject: format!("Your appointment is {what}"),
@@ -366,16 +383,7 @@ async fn notify_booked(
             visit.ends_at,
         )),
     };
-    outbox::enqueue(
-        tx,
-        policy,
-        "appointment_confirmation",
-        &about,
-        &to,
-        &confirmation,
-        now,
-    )
-    .await?;
+    let mut messages = vec![("appointment_confirmation", confirmation, now)];
     for before in &policy.appointment_reminders {
         let at = visit.starts_at - *before;
         if at <= now {
@@ -392,18 +400,10 @@ async fn notify_booked(
             ),
             ics: None,
         };
-        outbox::enqueue(
-            tx,
-            policy,
-            "appointment_reminder",
-            &about,
-            &to,
-            &reminder,
-            at,
-        )
-        .await?;
+        messages.push(("appointment_reminder", reminder, at));
     }
-    Ok(())
+    // One statement for all of them: the booking transaction stays short.
+    outbox::enqueue_all(tx, policy, &about, to, &messages).await
 }
 
 /// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins). The
@@ -626,7 +626,8 @@ pub async fn reschedule(
         starts_at: slot.starts_at,
         ends_at: slot.ends_at,
     };
-    notify_booked(&mut tx, db.policy(), a.patient_id, &visit, "moved", now).await?;
+    let to = outbox::contact(&mut tx, a.patient_id).await?;
+    notify_booked(&mut tx, db.policy(), &to, &visit, "moved", now).await?;
     if freed > 0 {
         crate::domain::waitlist::offer_freed_slot(&mut tx, db, a.slot_id, a.patient_id, now)
             .await?;

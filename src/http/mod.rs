@@ -96,13 +96,14 @@ pub fn router(state: AppState) -> Router {
         .url("/api/v1/openapi.json", openapi)
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     let cors = crate::web::cors(&state);
-    api.layer(cors)
-        .merge(docs)
+    api.merge(docs)
         .merge(crate::web::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+        // Outside the routes, so preflight requests are answered before routing.
+        .layer(cors)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

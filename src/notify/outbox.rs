@@ -54,36 +54,63 @@ pub async fn enqueue(
     message: &Message,
     due_at: DateTime<Utc>,
 ) -> Result<()> {
+    enqueue_all(tx, policy, about, to, &[(kind, message.clone(), due_at)]).await
+}
+
+/// Queues several messages about one thing in one INSERT: `(kind, message, due_at)`.
+pub async fn enqueue_all(
+    tx: &mut Tx,
+    policy: &Policy,
+    about: &str,
+    to: &Contact,
+    messages: &[(&str, Message, DateTime<Utc>)],
+) -> Result<()> {
     let (channel, recipient) = match (to.notify_channel.as_str(), &to.phone) {
         ("sms", Some(phone)) => ("sms", phone.as_str()),
         ("whatsapp", Some(phone)) => ("whatsapp", phone.as_str()),
         _ => ("email", to.email.as_str()),
     };
-    let plain = serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?;
-    let now = Utc::now();
-    let mut rows = vec![(channel, recipient)];
+    let mut channels = vec![(channel, recipient)];
     if policy.webhook {
-        rows.push(("webhook", "webhook"));
+        channels.push(("webhook", "webhook"));
     }
-    const SQL: &str = "INSERT INTO outbox (id, kind, channel, recipient, user_id, about, sealed, due_at, status, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)";
-    for (channel, recipient) in rows {
-        let id = Uuid::now_v7();
-        let sealed = policy.sealer.seal(&plain, id.as_bytes());
-        on_tx!(tx, |conn| sqlx::query(SQL)
-            .bind(id)
-            .bind(kind)
-            .bind(channel)
-            .bind(recipient)
-            .bind(to.user_id)
-            .bind(about)
-            .bind(sealed)
-            .bind(due_at)
-            .bind(now)
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(messages.len() * channels.len());
+    for (kind, message, due_at) in messages {
+        let plain = serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?;
+        for (channel, recipient) in &channels {
+            let id = Uuid::now_v7();
+            let sealed = policy.sealer.seal(&plain, id.as_bytes());
+            rows.push((id, *kind, *channel, *recipient, sealed, *due_at));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    const HEAD: &str = "INSERT INTO outbox (id, kind, channel, recipient, user_id, about, sealed, due_at, status, created_at, updated_at) ";
+    on_tx!(tx, |conn| {
+        let mut q = sqlx::QueryBuilder::new(HEAD);
+        q.push_values(
+            &rows,
+            |mut b, (id, kind, channel, recipient, sealed, due_at)| {
+                b.push_bind(*id)
+                    .push_bind(*kind)
+                    .push_bind(*channel)
+                    .push_bind(*recipient)
+                    .push_bind(to.user_id)
+                    .push_bind(about)
+                    .push_bind(sealed.as_slice())
+                    .push_bind(*due_at)
+                    .push_bind("pending")
+                    .push_bind(now)
+                    .push_bind(now);
+            },
+        );
+        q.build()
             .execute(&mut *conn)
             .await
-            .map(|r| r.rows_affected()))?;
-    }
+            .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 

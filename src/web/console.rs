@@ -301,6 +301,9 @@ pub async fn users(
     if let Err(r) = require_admin(&s, &user) {
         return *r;
     }
+    if !user.is_system_admin() {
+        return error_page(&crate::error::Error::forbidden(), service(&s), Some(&user));
+    }
     const LIMIT: i64 = 50;
     let offset = q.offset.max(0);
     let list = match people::list(&s.db, &user.actor, LIMIT, offset).await {

@@ -1,0 +1,73 @@
+//! The web in a real browser: headless Chromium (Debian's `chromium`, installed by
+//! `.ci/run`) driven by playwright-core (`tests/e2e`, installed by `.ci/run` with
+//! `npm ci`). The flows are in `tests/e2e/flows.mjs`; screenshots of each step go to
+//! `tests/screenshots/` (git-ignored).
+
+use std::process::Command;
+
+use crate::helpers::{Backend, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_note() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium (./.ci/run does)"
+    );
+    assert!(
+        std::path::Path::new(root)
+            .join("tests/e2e/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is missing: npm ci --prefix tests/e2e (./.ci/run does)"
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.with_demo().await;
+    let base = format!("http://{}", app.addr);
+    let shots = format!("{root}/tests/screenshots");
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("flows.mjs")
+            .current_dir(format!("{root}/tests/e2e"))
+            .env("BASE_URL", &base)
+            .env("SCREENSHOTS", &shots)
+            .env("CHROMIUM", &chromium)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "browser flows failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok: 15 screenshots"), "{stdout}");
+
+    // What the browser did is in the database: the booking, the approval, the plan.
+    let booked = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM appointments a JOIN users u ON u.id = a.patient_id WHERE u.email = $1 AND a.status = 'booked'",
+            "patient@demo.clinic",
+        )
+        .await;
+    assert_eq!(booked, 1);
+    let approved = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE action = $1",
+            "clinic.approved",
+        )
+        .await;
+    assert!(
+        approved >= 4,
+        "three demo clinics and the one approved in the browser"
+    );
+    let plans = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM care_plans WHERE status = $1",
+            "superseded",
+        )
+        .await;
+    assert_eq!(plans, 1, "the doctor's new note superseded the demo plan");
+}

@@ -1,0 +1,389 @@
+//! The web over plain HTTP: secure headers, console sessions (cookies, renewal, CSRF,
+//! cross-origin posts), role scoping, CSV reports, and CORS for the widget per clinic.
+
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    the_console_needs_a_session_and_refuses_forged_forms,
+    each_role_sees_only_its_part_of_the_console,
+    the_widget_api_answers_only_origins_a_clinic_lists,
+);
+
+/// A browser-like client: no redirects followed, cookies carried by hand.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: Vec<String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap(),
+            base: format!("http://{}", app.addr),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, headers: &HeaderMap) {
+        for c in headers.get_all(SET_COOKIE) {
+            let pair = c.to_str().unwrap().split(';').next().unwrap().to_owned();
+            let name = pair.split('=').next().unwrap().to_owned();
+            self.cookies.retain(|k| !k.starts_with(&format!("{name}=")));
+            self.cookies.push(pair);
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, HeaderMap, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookies.join("; "))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        self.keep(&headers);
+        (status, headers, r.text().await.unwrap())
+    }
+
+    async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (u16, HeaderMap, String) {
+        let own = self.base.clone();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookies.join("; "))
+            .header("origin", origin.unwrap_or(&own))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        self.keep(&headers);
+        (status, headers, r.text().await.unwrap())
+    }
+
+    async fn sign_in(&mut self, email: &str) -> String {
+        let (status, headers, body) = self
+            .post(
+                "/admin/login",
+                &[("email", email), ("password", PASSWORD), ("next", "")],
+                None,
+            )
+            .await;
+        assert_eq!(status, 303, "{body}");
+        headers["location"].to_str().unwrap().to_owned()
+    }
+
+    fn csrf(page: &str) -> String {
+        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
+    }
+}
+
+async fn the_console_needs_a_session_and_refuses_forged_forms(app: TestApp) {
+    let root = app.root().await;
+    let _ = root;
+    let mut b = Browser::new(&app);
+    // Pages carry the policy; the widget is plain script.
+    let (status, headers, page) = b.get("/").await;
+    assert_eq!(status, 200);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(page.contains("/widget.js"));
+    let (status, headers, js) = b.get("/widget.js").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.contains("attachShadow"));
+
+    // No session: to the sign-in page, and back afterwards.
+    let (status, headers, _) = b.get("/admin/audit").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/admin/login?next=%2Fadmin%2Faudit");
+    let (status, _, body) = b
+        .post(
+            "/admin/login",
+            &[
+                ("email", "root@example.org"),
+                ("password", "wrong-password"),
+                ("next", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("role=\"alert\""));
+    let home = b.sign_in("root@example.org").await;
+    assert_eq!(home, "/admin");
+    assert!(b.cookies.iter().any(|c| c.starts_with("clinic_access=")));
+    let (status, _, page) = b.get("/admin/clinic-requests").await;
+    assert_eq!(status, 200, "{page}");
+    let csrf = Browser::csrf(&page);
+
+    // A form without the page's token, or posted from another site, changes nothing.
+    let request = app
+        .post(
+            "/api/v1/clinic-requests",
+            json!({"name": "Faro Clinic", "address": "1 Rua", "time_zone": "Europe/Lisbon", "contact_name": "A",
+                   "contact_email": "faro@example.org", "contact_phone": "+351 289 000 000", "specialties": ["dermatology"]}),
+        )
+        .await;
+    let id = request.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let approve = format!("/admin/clinic-requests/{id}/approve");
+    let (status, _, _) = b.post(&approve, &[("csrf", "forged")], None).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = b
+        .post(&approve, &[("csrf", &csrf)], Some("https://evil.example"))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM clinic_requests WHERE status = $1",
+            "pending"
+        )
+        .await,
+        1
+    );
+    let (status, headers, _) = b.post(&approve, &[("csrf", &csrf)], None).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/admin/clinic-requests");
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM clinic_requests WHERE status = $1",
+            "approved"
+        )
+        .await,
+        1
+    );
+    let (_, _, audit) = b.get("/admin/audit?action=clinic.approved").await;
+    assert!(
+        audit.contains("clinic.approved") && audit.contains("intact"),
+        "{audit}"
+    );
+
+    // Signing out ends the login: the old cookie no longer opens the console.
+    let stolen = b.cookies.clone();
+    let (status, _, _) = b.post("/admin/logout", &[("csrf", &csrf)], None).await;
+    assert_eq!(status, 303);
+    let mut replay = Browser::new(&app);
+    replay.cookies = stolen
+        .into_iter()
+        .filter(|c| c.starts_with("clinic_access="))
+        .collect();
+    let (status, _, _) = replay.get("/admin").await;
+    assert_eq!(status, 303, "a revoked login is sent to sign in");
+}
+
+async fn each_role_sees_only_its_part_of_the_console(app: TestApp) {
+    let lisbon = app.approved_clinic("Lisbon Skin", "Europe/Lisbon").await;
+    let porto = app.approved_clinic("Porto Skin", "Europe/Lisbon").await;
+    let _ = porto;
+    // A patient has no console.
+    app.user_with("pat@example.org", &[]).await;
+    let mut patient = Browser::new(&app);
+    patient.sign_in("pat@example.org").await;
+    let (status, _, _) = patient.get("/admin").await;
+    assert_eq!(status, 403);
+    let (status, _, _) = patient.get("/admin/reports").await;
+    assert_eq!(status, 403);
+
+    // A clinic admin reports on their clinic only, and cannot manage users.
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin@lisbonskin.example.org").await;
+    let (status, _, page) = admin.get("/admin/reports").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Lisbon Skin") && !page.contains("Porto Skin"),
+        "{page}"
+    );
+    let (status, headers, csv) = admin
+        .get(&format!(
+            "/admin/reports.csv?clinic={}&kind=hours",
+            lisbon.id
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(csv.starts_with("hour,appointments\n00:00,0\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 25);
+    let porto_id = app
+        .scalar_i64_str("SELECT COUNT(*) FROM clinics WHERE name = $1", "Porto Skin")
+        .await;
+    assert_eq!(porto_id, 1);
+    let (status, _, _) = admin.get("/admin/users").await;
+    assert_eq!(status, 403);
+    let (status, _, _) = admin.get("/admin/orchestration").await;
+    assert_eq!(status, 403);
+
+    // A system admin creates and deletes a user from the console.
+    app.root().await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root@example.org").await;
+    let (_, _, page) = root.get("/admin/users").await;
+    let csrf = Browser::csrf(&page);
+    let (status, _, body) = root
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("email", "new.doc@example.org"),
+                ("display_name", "New Doc"),
+                ("role", "clinic_staff"),
+                ("clinic_id", &lisbon.id.to_string()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(app.last_mail("new.doc@example.org").await.is_some());
+    let (_, _, page) = root.get("/admin/users").await;
+    assert!(page.contains("new.doc@example.org"));
+    let id = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM users WHERE email = $1",
+            "new.doc@example.org",
+        )
+        .await;
+    assert_eq!(id, 1);
+    let row = page
+        .split("data-user=\"")
+        .find(|r| r.contains("new.doc@example.org"))
+        .unwrap();
+    let user_id = &row[..36];
+    let (status, _, _) = root
+        .post(
+            &format!("/admin/users/{user_id}/delete"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM users WHERE email = $1",
+            "new.doc@example.org"
+        )
+        .await,
+        0,
+        "the address is erased"
+    );
+}
+
+async fn the_widget_api_answers_only_origins_a_clinic_lists(app: TestApp) {
+    let clinic = app.approved_clinic("Lisbon Skin", "Europe/Lisbon").await;
+    let preflight = |origin: &'static str| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/chat/sessions");
+        async move {
+            client
+                .request(reqwest::Method::OPTIONS, url)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "content-type,authorization",
+                )
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let before = preflight("https://lisbon-skin.example").await;
+    assert!(
+        before
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let patched = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/clinics/{}", clinic.id),
+            Some(&clinic.admin),
+            Some(json!({"widget_origins": ["https://lisbon-skin.example/"]})),
+        )
+        .await;
+    assert_eq!(
+        patched.assert_ok(200)["widget_origins"],
+        json!(["https://lisbon-skin.example"])
+    );
+    let after = preflight("https://lisbon-skin.example").await;
+    assert_eq!(
+        after.headers()["access-control-allow-origin"],
+        "https://lisbon-skin.example"
+    );
+    assert!(
+        after.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let other = preflight("https://evil.example").await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.request(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/clinics/{}", clinic.id),
+        Some(&clinic.admin),
+        Some(json!({"widget_origins": ["javascript:alert(1)"]})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+}
+
+/// An access token that no longer opens (expired, or cleared) is renewed from the refresh
+/// cookie without a new sign-in; a used refresh token does not work twice.
+#[tokio::test]
+async fn a_lapsed_console_session_is_renewed_from_its_refresh_cookie() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.root().await;
+    let mut b = Browser::new(&app);
+    b.sign_in("root@example.org").await;
+    let refresh = b
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("clinic_refresh="))
+        .cloned()
+        .unwrap();
+    b.cookies = vec!["clinic_access=lapsed".into(), refresh.clone()];
+    let (status, headers, _) = b.get("/admin").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get_all(SET_COOKIE).iter().count(),
+        2,
+        "both cookies renewed"
+    );
+    assert!(!b.cookies.contains(&refresh));
+    // The old refresh token was used up: replaying it signs nobody in.
+    let mut thief = Browser::new(&app);
+    thief.cookies = vec![refresh];
+    let (status, _, _) = thief.get("/admin").await;
+    assert_eq!(status, 303);
+}
