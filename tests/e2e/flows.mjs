@@ -5,13 +5,14 @@
 //    booking; 2. an admin signs in, approves a clinic request and finds it in the audit
 //    log; 3. a doctor submits a note and sees the checklist and plan.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SCREENSHOTS || "screenshots";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 if (!BASE) throw new Error("BASE_URL is not set");
+rmSync(SHOTS, { recursive: true, force: true });
 mkdirSync(SHOTS, { recursive: true });
 
 const browser = await chromium.launch({
@@ -83,6 +84,31 @@ try {
     check(/Dr\./.test(last), "my appointments lists the booking: " + last);
     await shot(page, "patient-my-appointments");
     console.log("patient booked: " + summary.replace(/\s+/g, " ").slice(0, 160));
+    // The patient deletes the conversation; the panel starts over with consent.
+    await page.locator("button.delete").click();
+    await page.locator(".consent button").waitFor();
+    await shot(page, "patient-deleted");
+    await context.close();
+  }
+
+  // ---- 1b. The widget in Portuguese (the browser's language), keyboard only.
+  {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: "pt-PT" });
+    const page = await context.newPage();
+    watch(page, "patient-pt");
+    await page.goto(BASE + "/");
+    const launch = page.locator(".launch");
+    await launch.waitFor();
+    check((await launch.innerText()) === "Marcar consulta", "Portuguese launcher");
+    await launch.focus();
+    await page.keyboard.press("Enter");
+    await page.locator(".consent button").waitFor();
+    check((await page.locator(".consent p").innerText()).includes("112"), "Portuguese consent text");
+    check(!(await page.locator("form.composer").isVisible()), "no message box before consent");
+    check((await page.locator("section.panel").getAttribute("role")) === "dialog", "the panel is a dialog");
+    await shot(page, "patient-portuguese");
+    await page.keyboard.press("Escape");
+    check((await launch.getAttribute("aria-expanded")) === "false", "Escape closes the panel");
     await context.close();
   }
 
