@@ -110,6 +110,7 @@ fn policy(config: &Config) -> crate::db::Policy {
             .map(|d| minutes(*d))
             .collect(),
         webhook: config.notify.webhook.is_some(),
+        sms: config.notify.twilio.is_some(),
         reminder_grace: minutes(care.reminder_grace),
         plan_extension_limit: care.plan_extension_limit,
         open_plan_days: care.open_plan_days,

@@ -38,6 +38,8 @@ pub struct Policy {
     pub appointment_reminders: Vec<chrono::Duration>,
     /// Every notification also goes to the signed webhook.
     pub webhook: bool,
+    /// An SMS/WhatsApp provider is configured (else those users get email).
+    pub sms: bool,
     pub reminder_grace: chrono::Duration,
     pub plan_extension_limit: i64,
     pub open_plan_days: u32,
@@ -52,6 +54,7 @@ impl Default for Policy {
             sealer: Sealer::new(&rand::random(), &[]),
             appointment_reminders: vec![chrono::Duration::hours(24), chrono::Duration::hours(2)],
             webhook: false,
+            sms: false,
             reminder_grace: chrono::Duration::hours(2),
             plan_extension_limit: 3,
             open_plan_days: 30,

@@ -37,8 +37,8 @@ pub struct Submitted {
     pub plan: Plan,
 }
 
-/// The doctor profile through which a user treats a patient: one that saw them (any
-/// appointment) or that they chose as their doctor.
+/// The doctor profile through which a user treats a patient: one they have an appointment
+/// with (booked or past; a cancelled booking does not count) or that they chose.
 #[derive(sqlx::FromRow)]
 struct Treating {
     id: Uuid,
@@ -50,7 +50,7 @@ struct Treating {
 async fn treating(db: &Db, user_id: Uuid, patient_id: Uuid) -> Result<Option<Treating>> {
     const SQL: &str = "SELECT d.id, d.clinic_id, d.display_name, c.time_zone FROM doctors d JOIN clinics c ON c.id = d.clinic_id \
         WHERE d.user_id = $1 AND d.deleted_at IS NULL AND ( \
-        EXISTS (SELECT 1 FROM appointments a WHERE a.doctor_id = d.id AND a.patient_id = $2) \
+        EXISTS (SELECT 1 FROM appointments a WHERE a.doctor_id = d.id AND a.patient_id = $2 AND a.status <> 'cancelled') \
         OR EXISTS (SELECT 1 FROM patient_doctors pd WHERE pd.doctor_id = d.id AND pd.patient_id = $2)) \
         ORDER BY d.created_at LIMIT 1";
     Ok(on_db!(db, |pool| sqlx::query_as::<_, Treating>(SQL)

@@ -124,7 +124,7 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-fn rate_limiter(
+pub(crate) fn rate_limiter(
     limit: RateLimit,
     client_ip: ClientIp,
 ) -> GovernorLayer<ClientIp, governor::middleware::NoOpMiddleware, axum::body::Body> {

@@ -65,9 +65,10 @@ pub async fn enqueue_all(
     to: &Contact,
     messages: &[(&str, Message, DateTime<Utc>)],
 ) -> Result<()> {
+    // SMS and WhatsApp when the person asked for it and a provider is configured.
     let (channel, recipient) = match (to.notify_channel.as_str(), &to.phone) {
-        ("sms", Some(phone)) => ("sms", phone.as_str()),
-        ("whatsapp", Some(phone)) => ("whatsapp", phone.as_str()),
+        ("sms", Some(phone)) if policy.sms => ("sms", phone.as_str()),
+        ("whatsapp", Some(phone)) if policy.sms => ("whatsapp", phone.as_str()),
         _ => ("email", to.email.as_str()),
     };
     let mut channels = vec![(channel, recipient)];

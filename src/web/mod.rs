@@ -10,6 +10,7 @@ pub mod session;
 
 use axum::Router;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -29,13 +30,20 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 pub fn routes(state: AppState) -> Router<AppState> {
+    // Sign-in is rate limited per client address, as the API's is.
+    let limit = || {
+        crate::http::rate_limiter(
+            state.config.auth_rate_limit,
+            crate::http::client_ip::ClientIp::new(&state.config.trusted_proxies),
+        )
+    };
     let pages = Router::new()
         .route("/", get(demo_page))
         .route(
             "/admin/login",
-            get(console::login_page).post(console::login),
+            get(console::login_page).post(console::login.layer(limit())),
         )
-        .route("/admin/login/mfa", post(console::login_mfa))
+        .route("/admin/login/mfa", post(console::login_mfa.layer(limit())))
         .route("/admin/logout", post(console::logout))
         .route("/admin", get(console::overview))
         .route("/admin/clinic-requests", get(console::clinic_requests))

@@ -744,6 +744,9 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
     )
     .await
     .assert_ok(200);
+    // As configured with an SMS provider (else SMS users get email).
+    let mut policy = app.db.policy().clone();
+    policy.sms = true;
     let mut tx = app.db.begin().await.unwrap();
     let to = clinic::notify::outbox::contact(&mut tx, patient)
         .await
@@ -756,7 +759,7 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
         };
         clinic::notify::outbox::enqueue(
             &mut tx,
-            app.db.policy(),
+            &policy,
             "plan_reminder",
             &format!("test:{i}"),
             &to,
@@ -808,7 +811,7 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
     for i in 0..2 {
         clinic::notify::outbox::enqueue(
             &mut tx,
-            app.db.policy(),
+            &policy,
             "plan_reminder",
             &format!("failing:{i}"),
             &to,
@@ -857,6 +860,29 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
     .await
     .assert_ok(204);
     assert_eq!(d.run_once(10).await.unwrap().sent, 1);
+
+    // Without an SMS provider configured, the same patient is told by email.
+    let mut tx = app.db.begin().await.unwrap();
+    clinic::notify::outbox::enqueue(
+        &mut tx,
+        app.db.policy(),
+        "plan_reminder",
+        "fallback",
+        &to,
+        &clinic::notify::outbox::Message::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM outbox WHERE about = $1 AND channel = 'email' AND recipient = 'sms@example.org'",
+            "fallback"
+        )
+        .await,
+        1
+    );
 }
 
 /// Booking sends a confirmation with a calendar file over SMTP, and the webhook gets a

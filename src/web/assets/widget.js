@@ -95,10 +95,11 @@
     return node;
   }
 
+  // The access token stays in this closure only, never in the host page's storage.
   var state = {
     session: sessionStorage.getItem("clinic.session") || null,
-    token: sessionStorage.getItem("clinic.token") || null,
-    user: sessionStorage.getItem("clinic.user") || null,
+    token: null,
+    user: null,
     lastPick: null,
     busy: false
   };
@@ -304,8 +305,6 @@
         if (b.status !== "authenticated") { status.textContent = T.mfa; return; }
         state.token = b.access_token;
         state.user = (b.user && (b.user.display_name || b.user.email)) || email;
-        sessionStorage.setItem("clinic.token", state.token);
-        sessionStorage.setItem("clinic.user", state.user);
         refreshWho();
         clearInteractive();
         // Go on where the patient was: the time they picked before signing in.
@@ -353,7 +352,6 @@
   function logout() {
     if (state.token) fetch(api + "/auth/logout", { method: "POST", headers: headers(false) }).catch(function () {});
     state.token = null; state.user = null;
-    sessionStorage.removeItem("clinic.token"); sessionStorage.removeItem("clinic.user");
     refreshWho();
   }
 
