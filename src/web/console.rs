@@ -170,16 +170,18 @@ pub async fn overview(State(s): State<AppState>, SignedIn(user): SignedIn) -> Re
     }
     let mut c = Context::new();
     if user.is_system_admin() {
-        let pending = clinics::list_requests(&s.db, &user.actor, Some("pending"))
-            .await
-            .map(|r| r.len())
-            .unwrap_or(0);
-        let dead = outbox::list(&s.db, &user.actor, Some("dead"), 500)
-            .await
-            .map(|r| r.len())
-            .unwrap_or(0);
-        c.insert("pending", &pending);
-        c.insert("dead", &dead);
+        let counts = async {
+            let pending = clinics::list_requests(&s.db, &user.actor, Some("pending")).await?;
+            let dead = outbox::list(&s.db, &user.actor, Some("dead"), 500).await?;
+            Ok::<_, crate::error::Error>((pending.len(), dead.len()))
+        };
+        match counts.await {
+            Ok((pending, dead)) => {
+                c.insert("pending", &pending);
+                c.insert("dead", &dead);
+            }
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
+        }
     }
     render("overview.html", "Overview", service(&s), Some(&user), c)
 }
@@ -310,9 +312,10 @@ pub async fn users(
         Ok(l) => l,
         Err(e) => return error_page(&e, service(&s), Some(&user)),
     };
-    let all = clinics::list_all(&s.db, &user.actor)
-        .await
-        .unwrap_or_default();
+    let all = match clinics::list_all(&s.db, &user.actor).await {
+        Ok(all) => all,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
     let mut c = Context::new();
     c.insert("users", &list);
     c.insert("clinics", &all);
@@ -455,7 +458,10 @@ pub async fn audit_log(
         Err(e) => return error_page(&e, service(&s), Some(&user)),
     };
     let chain = if user.is_system_admin() {
-        audit::verify(&s.db, &user.actor).await.ok()
+        match audit::verify(&s.db, &user.actor).await {
+            Ok(report) => Some(report),
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
+        }
     } else {
         None
     };

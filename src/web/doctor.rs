@@ -35,8 +35,10 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
     let mut patients = BTreeMap::new();
     let mut today_label = String::new();
     for id in ids {
-        let Ok(Some(doctor)) = doctors::get(&s.db, id).await else {
-            continue;
+        let doctor = match doctors::get(&s.db, id).await {
+            Ok(Some(doctor)) => doctor,
+            Ok(None) => continue,
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
         };
         let tz: chrono_tz::Tz = doctor.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
         let date = now.with_timezone(&tz).date_naive();
@@ -51,13 +53,15 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
                 serde_json::json!({"id": a.patient_id, "display_name": a.patient_name, "email": ""}),
             );
         }
-        if let Ok(mine) = doctors::patients(&s.db, &user.actor, id).await {
-            for p in mine {
-                patients.insert(
-                    p.id,
-                    serde_json::json!({"id": p.id, "display_name": p.display_name, "email": p.email}),
-                );
-            }
+        let mine = match doctors::patients(&s.db, &user.actor, id).await {
+            Ok(mine) => mine,
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
+        };
+        for p in mine {
+            patients.insert(
+                p.id,
+                serde_json::json!({"id": p.id, "display_name": p.display_name, "email": p.email}),
+            );
         }
         let rows: Vec<serde_json::Value> = list
             .iter()
@@ -92,12 +96,10 @@ async fn patient_page(
         Ok(st) => st,
         Err(e) => return error_page(&e, service(s), Some(user)),
     };
-    let name = crate::domain::people::find(&s.db, id)
-        .await
-        .ok()
-        .flatten()
-        .map(|u| u.display_name)
-        .unwrap_or_default();
+    let name = match crate::domain::people::find(&s.db, id).await {
+        Ok(found) => found.map(|u| u.display_name).unwrap_or_default(),
+        Err(e) => return error_page(&e, service(s), Some(user)),
+    };
     let mut c = Context::new();
     c.insert("patient_id", &id);
     c.insert("patient_name", &name);

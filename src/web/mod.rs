@@ -117,12 +117,12 @@ async fn widget() -> Response {
         .into_response()
 }
 
-/// A clinic's page with the widget: the first active clinic (the demo's Lisbon clinic).
+/// A clinic's page with the widget: the first active clinic by name.
 async fn demo_page(State(s): State<AppState>) -> Response {
-    let clinic = crate::domain::clinics::list(&s.db, None, None)
-        .await
-        .ok()
-        .and_then(|c| c.into_iter().next());
+    let clinic = match crate::domain::clinics::list(&s.db, None, None).await {
+        Ok(list) => list.into_iter().next(),
+        Err(e) => return pages::error_page(&e, &s.config.agent.service_name, None),
+    };
     let mut c = Context::new();
     match &clinic {
         Some(clinic) => {
