@@ -24,12 +24,14 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.with_demo().await;
     let base = format!("http://{}", app.addr);
+    let mailbox = mailbox(app.db.clone()).await;
     let shots = format!("{root}/tests/screenshots");
     let run = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("flows.mjs")
             .current_dir(format!("{root}/tests/e2e"))
             .env("BASE_URL", &base)
+            .env("MAILBOX_URL", &mailbox)
             .env("SCREENSHOTS", &shots)
             .env("CHROMIUM", &chromium)
             .output()
@@ -43,7 +45,7 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         run.status.success(),
         "browser flows failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok: 17 screenshots"), "{stdout}");
+    assert!(stdout.contains("ok: 19 screenshots"), "{stdout}");
 
     // What the browser did is in the database: the booking, the approval, the plan.
     let booked = app
@@ -53,6 +55,16 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         )
         .await;
     assert_eq!(booked, 1);
+    let registered = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM appointments a JOIN users u ON u.id = a.patient_id WHERE u.email = $1 AND a.status = 'booked'",
+            "nova@example.org",
+        )
+        .await;
+    assert_eq!(
+        registered, 1,
+        "the patient who registered in the widget booked"
+    );
     let approved = app
         .scalar_i64_str(
             "SELECT COUNT(*) FROM audit WHERE action = $1",
@@ -70,4 +82,31 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         )
         .await;
     assert_eq!(plans, 1, "the doctor's new note superseded the demo plan");
+}
+
+/// Stands in for the patient's inbox: `GET /code/{email}` answers the 6-digit code in the
+/// last mail to that address (the service keeps mail in its outbox without SMTP).
+async fn mailbox(db: clinic::db::Db) -> String {
+    use axum::extract::{Path, State};
+    async fn code(State(db): State<clinic::db::Db>, Path(email): Path<String>) -> String {
+        const SQL: &str = "SELECT body FROM mail_outbox WHERE recipient = $1 ORDER BY created_at DESC, id DESC LIMIT 1";
+        let body: Option<(String,)> = clinic::on_db!(&db, |pool| sqlx::query_as(SQL)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await)
+        .unwrap_or(None);
+        body.and_then(|(b,)| {
+            b.split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 6)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+    }
+    let app = axum::Router::new()
+        .route("/code/{email}", axum::routing::get(code))
+        .with_state(db);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }

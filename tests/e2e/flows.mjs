@@ -11,6 +11,8 @@ import { join } from "node:path";
 const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SCREENSHOTS || "screenshots";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+// Reads the code mailed to an address (a helper of the test, standing in for an inbox).
+const MAILBOX = process.env.MAILBOX_URL;
 if (!BASE) throw new Error("BASE_URL is not set");
 rmSync(SHOTS, { recursive: true, force: true });
 mkdirSync(SHOTS, { recursive: true });
@@ -88,6 +90,38 @@ try {
     await page.locator("button.delete").click();
     await page.locator(".consent button").waitFor();
     await shot(page, "patient-deleted");
+    await context.close();
+  }
+
+  // ---- 1a. A new patient registers inside the widget (with the mailed code) and books.
+  if (MAILBOX) {
+    const context = await browser.newContext({ viewport: { width: 390, height: 800 }, locale: "en-GB" });
+    const page = await context.newPage();
+    watch(page, "new-patient");
+    await page.goto(BASE + "/");
+    await page.locator(".launch").click();
+    await page.locator(".consent button").click();
+    await page.locator(".composer input").fill("I need a dermatologist for a rash");
+    await page.keyboard.press("Enter");
+    await page.locator(".choices button").first().waitFor({ timeout: 20000 });
+    await page.locator(".choices button").nth(1).click();
+    await page.locator("form.login button.to-register").click();
+    const reg = page.locator("form.register");
+    await reg.locator("input[name=name]").fill("Nova Patient");
+    await reg.locator("input[name=email]").fill("nova@example.org");
+    await reg.locator("input[name=password]").fill("a-long-passphrase-42");
+    await shot(page, "new-patient-register");
+    await reg.locator("button[type=submit]").click();
+    const verify = page.locator("form.verify");
+    await verify.waitFor({ timeout: 20000 });
+    const code = await (await fetch(MAILBOX + "/code/nova@example.org")).text();
+    check(/^\d{6}$/.test(code), "a mailed code: " + code);
+    await verify.locator("input[name=code]").fill(code);
+    await verify.locator("button[type=submit]").click();
+    await page.locator(".who").filter({ hasText: "Nova Patient" }).waitFor({ timeout: 20000 });
+    await page.locator(".pending button.confirm").click({ timeout: 20000 });
+    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 20000 });
+    await shot(page, "new-patient-booked");
     await context.close();
   }
 

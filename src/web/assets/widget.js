@@ -189,11 +189,13 @@
   }
 
   // POST a message and read the SSE answer: `token` pieces, `reset`, then `reply`.
-  function send(text, shown) {
+  // `shown`: the message is already on screen; `display`: what to show instead of `text`
+  // (a slot button's label rather than the message with its id).
+  function send(text, shown, display) {
     if (state.busy || !state.session) return;
     state.busy = true;
     clearInteractive();
-    if (!shown) add("user", text);
+    if (!shown) add("user", display || text);
     var bubble = add("bot", T.thinking);
     var streamed = "";
     fetch(api + "/chat/sessions/" + state.session + "/messages", {
@@ -239,7 +241,7 @@
     if (picks.length) {
       var choices = el("div", { class: "choices", role: "group", "aria-label": T.slots });
       picks.forEach(function (a) {
-        choices.appendChild(el("button", { type: "button", "data-slot": a.slot_id || "", text: a.label, onclick: function () { state.lastPick = a.message; send(a.message); } }));
+        choices.appendChild(el("button", { type: "button", "data-slot": a.slot_id || "", text: a.label, onclick: function () { state.lastPick = a.message; send(a.message, false, a.label); } }));
       });
       log.appendChild(choices);
     }
