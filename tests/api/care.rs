@@ -861,6 +861,34 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
     .assert_ok(204);
     assert_eq!(d.run_once(10).await.unwrap().sent, 1);
 
+    // WhatsApp goes through the same API, with the whatsapp: prefix on both numbers.
+    let whatsapp = clinic::notify::outbox::Contact {
+        notify_channel: "whatsapp".into(),
+        ..to.clone()
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    clinic::notify::outbox::enqueue(
+        &mut tx,
+        &policy,
+        "plan_reminder",
+        "whatsapp",
+        &whatsapp,
+        &clinic::notify::outbox::Message {
+            subject: "Reminder".into(),
+            body: "by whatsapp".into(),
+            ics: None,
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(one.run_once(10).await.unwrap().sent, 1);
+    let (_, _, body) = inbox.bodies().pop().unwrap();
+    let f = form(&body);
+    assert_eq!(f["To"], "whatsapp:+351912345678");
+    assert_eq!(f["From"], "whatsapp:+15550001111");
+
     // Without an SMS provider configured, the same patient is told by email.
     let mut tx = app.db.begin().await.unwrap();
     clinic::notify::outbox::enqueue(
