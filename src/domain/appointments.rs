@@ -255,7 +255,16 @@ async fn book_claimed(
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<Appointment> {
-    let id = insert(&mut tx, &claimed.slot, patient_id, booked_by, &reason, now).await?;
+    let id = insert(
+        &mut tx,
+        db_policy,
+        &claimed.slot,
+        patient_id,
+        booked_by,
+        &reason,
+        now,
+    )
+    .await?;
     let visit = VisitFacts {
         id,
         doctor_name: &claimed.doctor_name,
@@ -383,12 +392,93 @@ async fn notify_booked(
             visit.ends_at,
         )),
     };
-    let mut messages = vec![("appointment_confirmation", confirmation, now)];
-    for before in &policy.appointment_reminders {
-        let at = visit.starts_at - *before;
-        if at <= now {
+    // The reminders follow from `next_reminder_at` (see `send_due_reminders`).
+    outbox::enqueue(
+        tx,
+        policy,
+        "appointment_confirmation",
+        &about,
+        to,
+        &confirmation,
+        now,
+    )
+    .await
+}
+
+/// The first reminder of a visit at `starts_at` still ahead of `after`.
+fn next_reminder(
+    policy: &Policy,
+    starts_at: DateTime<Utc>,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    policy
+        .appointment_reminders
+        .iter()
+        .map(|before| starts_at - *before)
+        .filter(|at| *at > after)
+        .min()
+}
+
+#[derive(sqlx::FromRow)]
+struct DueReminder {
+    id: Uuid,
+    patient_id: Uuid,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    next_reminder_at: DateTime<Utc>,
+    doctor_name: String,
+    clinic_name: String,
+    time_zone: String,
+}
+
+/// Sends the appointment reminders that are due: each booked appointment whose
+/// `next_reminder_at` has come gets its reminder queued and its next one set, in one
+/// transaction by a conditional update, so replicas never send one twice. Returns how
+/// many were queued.
+pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+    const CLEAR: &str = "UPDATE appointments SET next_reminder_at = NULL \
+        WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= $1 AND (status <> 'booked' OR starts_at <= $1)";
+    on_db!(db, |pool| sqlx::query(CLEAR)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    const DUE: &str = "SELECT a.id, a.patient_id, a.starts_at, a.ends_at, a.next_reminder_at, d.display_name AS doctor_name, \
+        c.name AS clinic_name, c.time_zone FROM appointments a JOIN doctors d ON d.id = a.doctor_id JOIN clinics c ON c.id = a.clinic_id \
+        WHERE a.next_reminder_at IS NOT NULL AND a.next_reminder_at <= $1 AND a.status = 'booked' \
+        ORDER BY a.next_reminder_at LIMIT 200";
+    let due = on_db!(db, |pool| sqlx::query_as::<_, DueReminder>(DUE)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+    let mut sent = 0;
+    for r in due {
+        let mut tx = db.begin().await?;
+        const ADVANCE: &str = "UPDATE appointments SET next_reminder_at = $3 \
+            WHERE id = $1 AND next_reminder_at = $2 AND status = 'booked'";
+        let claimed = on_tx!(&mut tx, |conn| sqlx::query(ADVANCE)
+            .bind(r.id)
+            .bind(r.next_reminder_at)
+            .bind(next_reminder(
+                db.policy(),
+                r.starts_at,
+                r.next_reminder_at.max(now)
+            ))
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if claimed == 0 {
             continue;
         }
+        let to = outbox::contact(&mut tx, r.patient_id).await?;
+        let visit = VisitFacts {
+            id: r.id,
+            doctor_name: &r.doctor_name,
+            clinic_name: &r.clinic_name,
+            time_zone: &r.time_zone,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+        };
         let reminder = outbox::Message {
             subject: "Appointment reminder".into(),
             body: format!(
@@ -400,10 +490,20 @@ async fn notify_booked(
             ),
             ics: None,
         };
-        messages.push(("appointment_reminder", reminder, at));
+        outbox::enqueue(
+            &mut tx,
+            db.policy(),
+            "appointment_reminder",
+            &format!("appointment:{}", r.id),
+            &to,
+            &reminder,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        sent += 1;
     }
-    // One statement for all of them: the booking transaction stays short.
-    outbox::enqueue_all(tx, policy, &about, to, &messages).await
+    Ok(sent)
 }
 
 /// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins). The
@@ -467,8 +567,10 @@ async fn why_not_bookable(db: &Db, actor: &Actor, slot_id: Uuid, now: DateTime<U
     slot_taken()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn insert(
     tx: &mut Tx,
+    policy: &Policy,
     slot: &Slot,
     patient_id: Uuid,
     booked_by: Uuid,
@@ -476,7 +578,7 @@ async fn insert(
     now: DateTime<Utc>,
 ) -> Result<Uuid> {
     const SQL: &str = "INSERT INTO appointments (id, slot_id, patient_id, doctor_id, clinic_id, starts_at, ends_at, status, reason, \
-        booked_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10, $10)";
+        booked_by, created_at, updated_at, next_reminder_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10, $10, $11)";
     let id = Uuid::now_v7();
     on_tx!(tx, |conn| sqlx::query(SQL)
         .bind(id)
@@ -489,6 +591,7 @@ async fn insert(
         .bind(reason)
         .bind(booked_by)
         .bind(now)
+        .bind(next_reminder(policy, slot.starts_at, now))
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))
@@ -574,8 +677,8 @@ pub async fn reschedule(
     // The patient's own hold on the new slot counts as free for them.
     const CLAIM: &str = "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
         WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $3 OR held_by = $2)))";
-    const MOVE: &str = "UPDATE appointments SET slot_id = $2, doctor_id = $3, starts_at = $4, ends_at = $5, updated_at = $6 \
-        WHERE id = $1 AND status = 'booked' AND slot_id = $7";
+    const MOVE: &str = "UPDATE appointments SET slot_id = $2, doctor_id = $3, starts_at = $4, ends_at = $5, updated_at = $6, \
+        next_reminder_at = $8 WHERE id = $1 AND status = 'booked' AND slot_id = $7";
     const FREE: &str =
         "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked'";
     let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
@@ -596,6 +699,7 @@ pub async fn reschedule(
         .bind(slot.ends_at)
         .bind(now)
         .bind(a.slot_id)
+        .bind(next_reminder(db.policy(), slot.starts_at, now))
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))

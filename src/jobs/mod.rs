@@ -1,5 +1,6 @@
 //! Background jobs of one process: lapsed holds go back to the pool (and lapsed waitlist
-//! offers pass to the next patient), missed plan check-ins extend their plans, and every
+//! offers pass to the next patient), appointment reminders are queued when due, missed
+//! plan check-ins extend their plans, and every
 //! doctor's slots are extended to the booking horizon each day. All are safe to run on
 //! several replicas at once (each step is a conditional write). Notifications have their
 //! own dispatcher ([`crate::notify::dispatch`]).
@@ -26,6 +27,7 @@ pub fn spawn(db: Db) -> JoinHandle<()> {
                     expire_offers(&db).await;
                     release_expired_holds(&db).await;
                     sweep_missed(&db).await;
+                    appointment_reminders(&db).await;
                 }
                 _ = extend.tick() => extend_slots(&db).await,
             }
@@ -55,6 +57,16 @@ pub async fn expire_offers(db: &Db) {
         Ok(0) => {}
         Ok(n) => tracing::info!(target: "jobs", expired = n, "lapsed waitlist offers passed on"),
         Err(e) => tracing::warn!(target: "jobs", error = %e, "passing on lapsed offers failed"),
+    }
+}
+
+pub async fn appointment_reminders(db: &Db) {
+    match crate::domain::appointments::send_due_reminders(db, Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(target: "jobs", queued = n, "appointment reminders queued"),
+        Err(e) => {
+            tracing::warn!(target: "jobs", error = %e, "queueing appointment reminders failed")
+        }
     }
 }
 

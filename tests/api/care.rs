@@ -977,30 +977,73 @@ async fn a_booking_confirmation_goes_out_by_smtp_with_a_calendar_file_and_a_sign
     assert_eq!(event["kind"], "appointment_confirmation");
     assert_eq!(event["about"], format!("appointment:{}", care.appointment));
 
-    // Reminders wait for their time: 24 h and 2 h before (when still ahead).
-    let reminders = app
-        .scalar_i64_str(
-            "SELECT COUNT(*) FROM outbox WHERE kind = $1 AND channel = 'email' AND status = 'pending'",
-            "appointment_reminder",
-        )
-        .await;
-    assert!(reminders >= 1, "{reminders}");
-    // Cancelling withdraws them.
+    // Reminders are not written at booking; they are queued when due, 24 h and 2 h
+    // before, each exactly once, even with two replicas running the job.
+    let day_after = (Utc::now() + chrono::Duration::days(3)).date_naive();
+    let later = app
+        .free_slots(care.doctor_id, &format!("from={day_after}"))
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.post_as(
         &care.patient,
-        &format!("/api/v1/appointments/{}/cancel", care.appointment),
+        &format!("/api/v1/slots/{later}/hold"),
+        json!({}),
+    )
+    .await
+    .assert_ok(201);
+    let booked = app
+        .post_as(
+            &care.patient,
+            &format!("/api/v1/slots/{later}/confirm"),
+            json!({}),
+        )
+        .await;
+    let visit = booked.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let starts: DateTime<Utc> = booked.body["starts_at"].as_str().unwrap().parse().unwrap();
+    let pending = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let (n,): (i64,) = clinic::on_db!(&db, |pool| sqlx::query_as(
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'appointment_reminder' AND channel = 'email' AND status = 'pending'"
+            )
+            .fetch_one(pool)
+            .await)
+            .unwrap();
+            n
+        }
+    };
+    use clinic::domain::appointments::send_due_reminders;
+    let replica = app.replica().await.with_policy(app.db.policy().clone());
+    assert_eq!(send_due_reminders(&app.db, Utc::now()).await.unwrap(), 0);
+    let day_before = starts - chrono::Duration::hours(24) + chrono::Duration::seconds(1);
+    let (a, b) = tokio::join!(
+        send_due_reminders(&app.db, day_before),
+        send_due_reminders(&replica, day_before)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "the 24-hour reminder, once");
+    assert_eq!(pending(&app).await, 1);
+    assert_eq!(send_due_reminders(&app.db, day_before).await.unwrap(), 0);
+    let two_hours = starts - chrono::Duration::hours(2) + chrono::Duration::seconds(1);
+    assert_eq!(send_due_reminders(&app.db, two_hours).await.unwrap(), 1);
+    assert_eq!(
+        send_due_reminders(&app.db, starts - chrono::Duration::minutes(5))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(pending(&app).await, 2);
+    // Cancelling withdraws what was not sent yet, and no reminder follows.
+    app.post_as(
+        &care.patient,
+        &format!("/api/v1/appointments/{visit}/cancel"),
         json!({}),
     )
     .await
     .assert_ok(200);
-    assert_eq!(
-        app.scalar_i64_str(
-            "SELECT COUNT(*) FROM outbox WHERE kind = $1 AND status = 'pending'",
-            "appointment_reminder"
-        )
-        .await,
-        0
-    );
+    assert_eq!(pending(&app).await, 0);
+    let _ = care.appointment;
 }
 
 /// Extraction through an OpenAI-compatible server: a valid answer; an invalid one the
