@@ -4,7 +4,9 @@
 //! user's identity, so the console can do exactly what the REST API lets them do.
 
 use axum::Form;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, NaiveTime, Utc};
@@ -39,6 +41,20 @@ fn require_admin(s: &AppState, user: &ConsoleUser) -> Result<(), Box<Response>> 
             service(s),
             Some(user),
         )))
+    }
+}
+
+/// A signed-in clinic or system admin: doctors are sent to their own pages, anyone else
+/// gets 403, and nobody reaches an admin page without passing here.
+pub struct Admin(pub ConsoleUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let SignedIn(user) = SignedIn::from_request_parts(parts, state).await?;
+        require_admin(state, &user).map_err(|r| *r)?;
+        Ok(Self(user))
     }
 }
 
@@ -164,10 +180,7 @@ pub async fn logout(
     response
 }
 
-pub async fn overview(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
+pub async fn overview(State(s): State<AppState>, Admin(user): Admin) -> Response {
     let mut c = Context::new();
     if user.is_system_admin() {
         let counts = async {
@@ -200,10 +213,7 @@ where
     }
 }
 
-pub async fn clinic_requests(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
+pub async fn clinic_requests(State(s): State<AppState>, Admin(user): Admin) -> Response {
     let requests = match clinics::list_requests(&s.db, &user.actor, None).await {
         Ok(mut r) => {
             r.sort_by_key(|r| (r.status != "pending", std::cmp::Reverse(r.created_at)));
@@ -297,12 +307,9 @@ pub struct PageQuery {
 
 pub async fn users(
     State(s): State<AppState>,
-    SignedIn(user): SignedIn,
+    Admin(user): Admin,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
     if !user.is_system_admin() {
         return error_page(&crate::error::Error::forbidden(), service(&s), Some(&user));
     }
@@ -438,12 +445,9 @@ fn day_start(s: &str) -> Option<chrono::DateTime<Utc>> {
 
 pub async fn audit_log(
     State(s): State<AppState>,
-    SignedIn(user): SignedIn,
+    Admin(user): Admin,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
     const LIMIT: i64 = 50;
     let filter = AuditFilter {
         actor_id: q.actor_id.trim().parse().ok(),
@@ -489,10 +493,7 @@ pub async fn audit_log(
     render("audit.html", "Audit log", service(&s), Some(&user), c)
 }
 
-pub async fn orchestration_page(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
+pub async fn orchestration_page(State(s): State<AppState>, Admin(user): Admin) -> Response {
     let stats = match orchestration::stats(&s.db, &user.actor, &StatsQuery::default()).await {
         Ok(st) => st,
         Err(e) => return error_page(&e, service(&s), Some(&user)),
@@ -584,12 +585,9 @@ async fn report_for(
 
 pub async fn reports_page(
     State(s): State<AppState>,
-    SignedIn(user): SignedIn,
+    Admin(user): Admin,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
     let (mine, report, period) = match report_for(&s, &user, &q).await {
         Ok(x) => x,
         Err(e) => return error_page(&e, service(&s), Some(&user)),
@@ -668,12 +666,9 @@ pub async fn reports_page(
 
 pub async fn report_csv(
     State(s): State<AppState>,
-    SignedIn(user): SignedIn,
+    Admin(user): Admin,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
     let csv = match report_for(&s, &user, &q).await {
         Ok((_, Some(report), _)) => report.csv(if q.kind.is_empty() {
             "periods"
@@ -714,12 +709,9 @@ pub struct OutboxQuery {
 
 pub async fn outbox_page(
     State(s): State<AppState>,
-    SignedIn(user): SignedIn,
+    Admin(user): Admin,
     Query(q): Query<OutboxQuery>,
 ) -> Response {
-    if let Err(r) = require_admin(&s, &user) {
-        return *r;
-    }
     let status = Some(q.status.as_str()).filter(|s| !s.is_empty());
     match outbox::list(&s.db, &user.actor, status, 200).await {
         Ok(list) => {
