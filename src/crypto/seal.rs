@@ -39,6 +39,11 @@ impl Sealer {
         }
     }
 
+    /// The id of the key that seals now (stored beside sealed data for rotation).
+    pub fn current_key_id(&self) -> u32 {
+        self.current.0
+    }
+
     /// `version | key id | nonce | ciphertext+tag`; `context` is authenticated, not stored
     /// (a sealed value cannot be moved to another record).
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {

@@ -352,7 +352,7 @@ struct VisitFacts<'a> {
 
 impl VisitFacts<'_> {
     fn when(&self) -> String {
-        let tz: chrono_tz::Tz = self.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let tz = crate::domain::clinics::tz_of(self.time_zone);
         self.starts_at
             .with_timezone(&tz)
             .format("%A %-d %B %Y at %H:%M (%Z)")

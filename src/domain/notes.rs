@@ -4,7 +4,6 @@
 //! note; every read is audited, and so is every refusal.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -142,17 +141,11 @@ pub async fn submit(
     let id = Uuid::now_v7();
     let policy = db.policy();
     let sealed = policy.sealer.seal(text.as_bytes(), id.as_bytes());
-    let key_id = i64::from(u32::from_be_bytes([
-        sealed[1], sealed[2], sealed[3], sealed[4],
-    ]));
+    let key_id = i64::from(policy.sealer.current_key_id());
     let mut tx = db.begin().await?;
     let patient = outbox::contact(&mut tx, patient_id).await?;
-    let tz: Tz = patient
-        .time_zone
-        .as_deref()
-        .unwrap_or(&doctor.time_zone)
-        .parse()
-        .unwrap_or(Tz::UTC);
+    let tz =
+        crate::domain::clinics::tz_of(patient.time_zone.as_deref().unwrap_or(&doctor.time_zone));
     const SQL: &str = "INSERT INTO notes (id, patient_id, doctor_id, clinic_id, author_id, sealed, key_id, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
     on_tx!(&mut tx, |conn| sqlx::query(SQL)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::care_plans;
+use crate::domain::{care_plans, clinics};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox::{self, Message};
 use crate::{on_db, on_tx};
@@ -224,7 +224,7 @@ fn view(db: &Db, rows: Vec<ReminderRow>) -> Result<Vec<Reminder>> {
                 .get(r.position as usize)
                 .map(|p| p.action.clone())
                 .unwrap_or_default();
-            let tz: Tz = r.time_zone.parse().unwrap_or(Tz::UTC);
+            let tz = clinics::tz_of(&r.time_zone);
             Ok(Reminder {
                 id: r.id,
                 plan_id: r.plan_id,
@@ -392,7 +392,7 @@ pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(u64, u64)> {
             .fetch_optional(&mut *conn)
             .await)?;
         if let Some(item) = item {
-            let tz: Tz = item.time_zone.parse().unwrap_or(Tz::UTC);
+            let tz = clinics::tz_of(&item.time_zone);
             let rule = Rule {
                 times_per_day: item.times_per_day.map(|n| n as u32),
                 every_hours: item.every_hours.map(|n| n as u32),

@@ -201,7 +201,7 @@ pub(crate) async fn offer_freed_slot(
         .await
         .map(|r| r.rows_affected()))?;
     let to = outbox::contact(tx, c.patient_id).await?;
-    let tz: chrono_tz::Tz = c.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let tz = crate::domain::clinics::tz_of(&c.time_zone);
     let message = outbox::Message {
         subject: "A time has opened up for you".into(),
         body: format!(

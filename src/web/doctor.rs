@@ -40,7 +40,7 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
             Ok(None) => continue,
             Err(e) => return error_page(&e, service(&s), Some(&user)),
         };
-        let tz: chrono_tz::Tz = doctor.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        let tz = crate::domain::clinics::tz_of(&doctor.time_zone);
         let date = now.with_timezone(&tz).date_naive();
         today_label = date.format("%A %-d %B %Y").to_string();
         let list = match appointments::doctor_day(&s.db, &user.actor, id, date).await {

@@ -25,6 +25,7 @@ pub struct ConsoleUser {
     pub actor: Actor,
     pub principal: Principal,
     pub csrf: String,
+    digester: crate::crypto::Digester,
 }
 
 impl ConsoleUser {
@@ -40,9 +41,10 @@ impl ConsoleUser {
         self.is_system_admin() || self.principal.administered_clinics().next().is_some()
     }
 
-    /// Refuses a form whose CSRF token is not this login's.
+    /// Refuses a form whose CSRF token is not this login's (compared in constant time).
     pub fn check_csrf(&self, token: &str) -> Result<(), Error> {
-        if constant_time_eq(token.as_bytes(), self.csrf.as_bytes()) {
+        let login = self.principal.session_id.to_string();
+        if self.digester.matches(CSRF_PURPOSE, &login, token) {
             Ok(())
         } else {
             Err(Error::new(
@@ -53,14 +55,7 @@ impl ConsoleUser {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn csrf_for(state: &AppState, principal: &Principal) -> String {
-    crate::crypto::Digester::new(state.config.jwt_secret.expose_secret().as_bytes())
-        .digest("console-csrf", &principal.session_id.to_string())
-}
+const CSRF_PURPOSE: &str = "console-csrf";
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -137,11 +132,14 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     if let Some(p) = principal {
-        let csrf = csrf_for(&state, &p);
+        let digester =
+            crate::crypto::Digester::new(state.config.jwt_secret.expose_secret().as_bytes());
+        let csrf = digester.digest(CSRF_PURPOSE, &p.session_id.to_string());
         req.extensions_mut().insert(ConsoleUser {
             actor: Actor::User(p.clone()),
             principal: p,
             csrf,
+            digester,
         });
     }
     let mut response = next.run(req).await;
