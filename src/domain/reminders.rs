@@ -123,34 +123,45 @@ pub fn count_for(item: &care_plans::PlanItem, open_days: u32) -> u32 {
     n.clamp(1, MAX_OCCURRENCES)
 }
 
-/// Writes one reminder and its notification.
-#[allow(clippy::too_many_arguments)]
+/// Writes reminders of one plan item, `(seq, at)` each, and their notifications: one
+/// INSERT for the reminders and one for the messages, however many there are.
 pub(crate) async fn schedule(
     tx: &mut Tx,
     db: &Db,
     (plan_id, item_id): (Uuid, Uuid),
     to: &outbox::Contact,
-    seq: u32,
-    at: DateTime<Utc>,
+    times: &[(u32, DateTime<Utc>)],
     action: &str,
     extension: bool,
-) -> Result<Uuid> {
-    const SQL: &str = "INSERT INTO reminders (id, plan_item_id, plan_id, patient_id, seq, due_at, status, extension, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $8, $8)";
-    let id = Uuid::now_v7();
+) -> Result<()> {
+    if times.is_empty() {
+        return Ok(());
+    }
     let now = Utc::now();
-    on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(item_id)
-        .bind(plan_id)
-        .bind(to.user_id)
-        .bind(i64::from(seq))
-        .bind(at)
-        .bind(extension)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let rows: Vec<(Uuid, u32, DateTime<Utc>)> = times
+        .iter()
+        .map(|(seq, at)| (Uuid::now_v7(), *seq, *at))
+        .collect();
+    const HEAD: &str = "INSERT INTO reminders (id, plan_item_id, plan_id, patient_id, seq, due_at, status, extension, created_at, updated_at) ";
+    on_tx!(tx, |conn| {
+        let mut q = sqlx::QueryBuilder::new(HEAD);
+        q.push_values(&rows, |mut b, (id, seq, at)| {
+            b.push_bind(*id)
+                .push_bind(item_id)
+                .push_bind(plan_id)
+                .push_bind(to.user_id)
+                .push_bind(i64::from(*seq))
+                .push_bind(*at)
+                .push_bind("scheduled")
+                .push_bind(extension)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
     let message = Message {
         subject: "Care plan reminder".into(),
         body: format!(
@@ -159,17 +170,11 @@ pub(crate) async fn schedule(
         ),
         ics: None,
     };
-    outbox::enqueue(
-        tx,
-        db.policy(),
-        "plan_reminder",
-        &format!("reminder:{id}"),
-        to,
-        &message,
-        at,
-    )
-    .await?;
-    Ok(id)
+    let abouts: Vec<(String, DateTime<Utc>)> = rows
+        .iter()
+        .map(|(id, _, at)| (format!("reminder:{id}"), *at))
+        .collect();
+    outbox::enqueue_all(tx, db.policy(), to, "plan_reminder", &message, &abouts).await
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -413,8 +418,7 @@ pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(u64, u64)> {
                     db,
                     (r.plan_id, r.plan_item_id),
                     &to,
-                    seq,
-                    at.max(now),
+                    &[(seq, at.max(now))],
                     &action,
                     true,
                 )

@@ -54,16 +54,18 @@ pub async fn enqueue(
     message: &Message,
     due_at: DateTime<Utc>,
 ) -> Result<()> {
-    enqueue_all(tx, policy, about, to, &[(kind, message.clone(), due_at)]).await
+    enqueue_all(tx, policy, to, kind, message, &[(about.to_owned(), due_at)]).await
 }
 
-/// Queues several messages about one thing in one INSERT: `(kind, message, due_at)`.
+/// Queues one message for `to` several times in one INSERT, each `(about, due_at)`: the
+/// reminders of a plan item.
 pub async fn enqueue_all(
     tx: &mut Tx,
     policy: &Policy,
-    about: &str,
     to: &Contact,
-    messages: &[(&str, Message, DateTime<Utc>)],
+    kind: &str,
+    message: &Message,
+    times: &[(String, DateTime<Utc>)],
 ) -> Result<()> {
     // SMS and WhatsApp when the person asked for it and a provider is configured.
     let (channel, recipient) = match (to.notify_channel.as_str(), &to.phone) {
@@ -76,13 +78,13 @@ pub async fn enqueue_all(
         channels.push(("webhook", "webhook"));
     }
     let now = Utc::now();
-    let mut rows = Vec::with_capacity(messages.len() * channels.len());
-    for (kind, message, due_at) in messages {
-        let plain = serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?;
+    let plain = serde_json::to_vec(message).map_err(|e| Error::internal(e.to_string()))?;
+    let mut rows = Vec::with_capacity(times.len() * channels.len());
+    for (about, due_at) in times {
         for (channel, recipient) in &channels {
             let id = Uuid::now_v7();
             let sealed = policy.sealer.seal(&plain, id.as_bytes());
-            rows.push((id, *kind, *channel, *recipient, sealed, *due_at));
+            rows.push((id, about, *channel, *recipient, sealed, *due_at));
         }
     }
     if rows.is_empty() {
@@ -93,13 +95,13 @@ pub async fn enqueue_all(
         let mut q = sqlx::QueryBuilder::new(HEAD);
         q.push_values(
             &rows,
-            |mut b, (id, kind, channel, recipient, sealed, due_at)| {
+            |mut b, (id, about, channel, recipient, sealed, due_at)| {
                 b.push_bind(*id)
-                    .push_bind(*kind)
+                    .push_bind(kind)
                     .push_bind(*channel)
                     .push_bind(*recipient)
                     .push_bind(to.user_id)
-                    .push_bind(about)
+                    .push_bind(about.as_str())
                     .push_bind(sealed.as_slice())
                     .push_bind(*due_at)
                     .push_bind("pending")

@@ -251,20 +251,18 @@ pub(crate) async fn replace(
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected()))?;
-        for (seq, at) in times.into_iter().enumerate() {
-            reminders::schedule(
-                tx,
-                db,
-                (id, item_id),
-                patient,
-                seq as u32,
-                at,
-                &item.action,
-                false,
-            )
-            .await?;
-            reminders += 1;
-        }
+        let numbered: Vec<(u32, DateTime<Utc>)> = (0u32..).zip(times).collect();
+        reminders::schedule(
+            tx,
+            db,
+            (id, item_id),
+            patient,
+            &numbered,
+            &item.action,
+            false,
+        )
+        .await?;
+        reminders += numbered.len();
     }
     for (position, task) in extraction.checklist.iter().enumerate() {
         let due_at = task.due_in_days.map(|d| {
