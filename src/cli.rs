@@ -232,7 +232,7 @@ async fn create_admin(
 ) -> anyhow::Result<()> {
     let mut checks = Checks::new();
     let email = checks.email("email", email);
-    let name = checks.text("name", name, 1, 100);
+    let name = checks.line("name", name, 1, 100);
     let generated = password.is_none();
     let password = password.unwrap_or_else(|| crate::crypto::random_token()[..20].to_owned());
     checks.password("password", &password);

@@ -235,6 +235,25 @@ impl Error {
         Self::Internal(context.to_string())
     }
 
+    /// What a person reads on a page: the detail and each field's problem; never the
+    /// internals of a failure of ours.
+    pub fn for_people(&self) -> String {
+        match self {
+            Self::Client { detail, fields, .. } if fields.is_empty() => detail.to_string(),
+            Self::Client { fields, .. } => fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Database(_) | Self::Internal(_) if self.code() == Code::ServiceUnavailable => {
+                "The service is busy; try again in a moment.".into()
+            }
+            Self::Database(_) | Self::Internal(_) => {
+                "Something went wrong on our side; please try again.".into()
+            }
+        }
+    }
+
     /// The stable code this error is reported under.
     pub fn code(&self) -> Code {
         match self {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::db::{Db, Policy, Tx};
 use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::audit::{self, Entry};
+use crate::domain::care_access;
 use crate::domain::clinics;
 use crate::domain::doctors::{self, Doctor};
 use crate::domain::slots::{self, Slot};
@@ -506,8 +507,9 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<u64> {
     Ok(sent)
 }
 
-/// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins). The
-/// claim comes first; whoever may not book at that clinic has it rolled back.
+/// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins), for a
+/// patient the clinic knows (`care_access::clinic_knows`). The claim comes first; whoever
+/// may not book at that clinic, or for that patient, has it rolled back.
 pub async fn book_for(
     db: &Db,
     actor: &Actor,
@@ -535,7 +537,9 @@ pub async fn book_for(
     };
     // Dropping `tx` on these returns rolls the claim back.
     clinics::require_staff_of(actor, claimed.slot.clinic_id)?;
-    if claimed.patient_name.is_none() {
+    if claimed.patient_name.is_none()
+        || !care_access::clinic_knows(&mut tx, claimed.slot.clinic_id, patient_id).await?
+    {
         return Err(Error::not_found("patient"));
     }
     book_claimed(

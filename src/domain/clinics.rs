@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::people;
+use crate::domain::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
@@ -173,12 +173,12 @@ pub fn parse_time_zone(checks: &mut Checks, field: &str, tz: &str) -> String {
 /// Records an application to join; anyone may apply.
 pub async fn apply(db: &Db, actor: &Actor, form: ClinicApplication) -> Result<ClinicRequest> {
     let mut checks = Checks::new();
-    let name = checks.text("name", &form.name, 2, 200);
+    let name = checks.line("name", &form.name, 2, 200);
     let address = checks.text("address", &form.address, 3, 500);
     let time_zone = parse_time_zone(&mut checks, "time_zone", &form.time_zone);
-    let contact_name = checks.text("contact_name", &form.contact_name, 1, 100);
+    let contact_name = checks.line("contact_name", &form.contact_name, 1, 100);
     let contact_email = checks.email("contact_email", &form.contact_email);
-    let contact_phone = checks.text("contact_phone", &form.contact_phone, 3, 40);
+    let contact_phone = checks.line("contact_phone", &form.contact_phone, 3, 40);
     if form.specialties.len() > 60 {
         checks.fail("specialties", "at most 60");
     }
@@ -321,11 +321,13 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
     })?;
     // After the clinic exists (the request points at it); a second approval stops here.
     decide(&mut tx, actor, id, "approved", None, Some(clinic_id)).await?;
-    let admin_id = people::invite(
+    let admin = invitations::invite(
         &mut tx,
+        actor,
         &request.contact_email,
         &request.contact_name,
         Grant::in_clinic(Role::ClinicAdmin, clinic_id),
+        None,
         now,
     )
     .await?;
@@ -336,15 +338,16 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
             action: "clinic.approved",
             subject: format!("clinic:{clinic_id}"),
             clinic_id: Some(clinic_id),
-            details: json!({"request": id, "clinic_admin": admin_id}),
+            details: json!({"request": id, "clinic_admin": admin.joined(), "admin_invited": admin.joined().is_none()}),
         },
     )
     .await?;
     tx.commit().await?;
     let body = format!(
-        "Hello {},\n\n{} has been approved and you are its clinic admin.\n\nSign in with your email address: ask for a \
-         sign-in code (POST /api/v1/auth/login/code/start), then set a password with a password reset.\n",
-        request.contact_name, request.name
+        "Hello {},\n\n{} has been approved and you are invited to be its clinic admin.\n\n{}\n",
+        request.contact_name,
+        request.name,
+        admin.how_to_join()
     );
     mailer
         .send(
@@ -516,7 +519,7 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
     let mut checks = Checks::new();
     let name = patch
         .name
-        .map(|v| checks.text("name", &v, 2, 200))
+        .map(|v| checks.line("name", &v, 2, 200))
         .unwrap_or(current.name);
     let address = patch
         .address
@@ -532,7 +535,7 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
         .unwrap_or(current.contact_email);
     let contact_phone = patch
         .contact_phone
-        .map(|v| checks.text("contact_phone", &v, 3, 40))
+        .map(|v| checks.line("contact_phone", &v, 3, 40))
         .unwrap_or(current.contact_phone);
     let cutoff = patch
         .cancellation_cutoff_minutes

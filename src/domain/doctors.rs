@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::people;
+use crate::domain::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
@@ -51,7 +51,9 @@ pub struct Doctor {
     pub fee_cents: i64,
     pub currency: String,
     pub specialties: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The doctor's account, kept out of answers: an account id says nothing a caller
+    /// needs, and would tell an inviter whether an address already had an account.
+    #[serde(skip)]
     pub user_id: Option<Uuid>,
 }
 
@@ -177,6 +179,7 @@ pub async fn browse(db: &Db, f: &DoctorFilter) -> Result<Vec<Doctor>> {
     let name =
         f.q.as_ref()
             .map(|q| format!("%{}%", q.trim().to_lowercase()));
+    crate::domain::validate::query_dates([("from", f.from), ("to", f.to)])?;
     let availability = f.from.is_some() || f.to.is_some() || f.part_of_day.is_some();
     let from = availability.then(|| f.from.unwrap_or_else(|| Utc::now().date_naive()));
     let to = f.to.or_else(|| from.map(|d| d + chrono::Days::new(366)));
@@ -231,7 +234,7 @@ pub async fn ids_of_user(db: &Db, user_id: Uuid) -> Result<Vec<Uuid>> {
 }
 
 fn check_form(checks: &mut Checks, form: &DoctorForm) -> (String, String, String, String) {
-    let name = checks.text("display_name", &form.display_name, 2, 120);
+    let name = checks.line("display_name", &form.display_name, 2, 120);
     let bio = checks.text("bio", &form.bio, 0, 4000);
     let mut languages = Vec::new();
     for l in &form.languages {
@@ -258,8 +261,9 @@ fn check_form(checks: &mut Checks, form: &DoctorForm) -> (String, String, String
     (name, bio, format!(",{},", languages.join(",")), currency)
 }
 
-/// Adds a doctor to a clinic (its admins). With an email, the account is linked (or
-/// created) and given the doctor role there, and an invitation is mailed.
+/// Adds a doctor to a clinic (its admins). With an email, the account is invited
+/// (`invitations`): a new address gets an account linked to the profile with the doctor
+/// role there; an existing account is linked when it accepts. The invitation is mailed.
 pub async fn create(
     db: &Db,
     mailer: &Mailer,
@@ -286,27 +290,13 @@ pub async fn create(
     let now = Utc::now();
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
-    let user_id = match &email {
-        None => None,
-        Some(email) => Some(
-            people::invite(
-                &mut tx,
-                email,
-                &name,
-                Grant::in_clinic(Role::Doctor, clinic_id),
-                now,
-            )
-            .await?,
-        ),
-    };
-    const INSERT: &str = "INSERT INTO doctors (id, user_id, clinic_id, display_name, bio, languages, fee_cents, currency, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
+    const INSERT: &str = "INSERT INTO doctors (id, clinic_id, display_name, bio, languages, fee_cents, currency, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
     const SPECIALTY: &str =
         "INSERT INTO doctor_specialties (doctor_id, specialty_id) VALUES ($1, $2)";
     on_tx!(&mut tx, |conn| {
         sqlx::query(INSERT)
             .bind(id)
-            .bind(user_id)
             .bind(clinic_id)
             .bind(&name)
             .bind(&bio)
@@ -324,14 +314,23 @@ pub async fn create(
                 .await?;
         }
         Ok::<_, sqlx::Error>(())
-    })
-    .map_err(|e| {
-        Error::from(e).on_unique(
-            "doctors_user_clinic_key",
-            crate::error::Code::Conflict,
-            "That account is already a doctor at this clinic.",
-        )
     })?;
+    // The account joins now (a new address, or the admin's own) or when it accepts.
+    let invited = match &email {
+        None => None,
+        Some(email) => Some(
+            invitations::invite(
+                &mut tx,
+                actor,
+                email,
+                &name,
+                Grant::in_clinic(Role::Doctor, clinic_id),
+                Some(id),
+                now,
+            )
+            .await?,
+        ),
+    };
     audit::record(
         &mut tx,
         actor,
@@ -339,16 +338,16 @@ pub async fn create(
             action: "doctor.created",
             subject: format!("doctor:{id}"),
             clinic_id: Some(clinic_id),
-            details: json!({"user": user_id}),
+            details: json!({"user": invited.and_then(|i| i.joined()), "invited": invited.is_some()}),
         },
     )
     .await?;
     tx.commit().await?;
-    if let Some(email) = &email {
+    if let (Some(email), Some(invited)) = (&email, invited) {
         let body = format!(
-            "Hello {name},\n\n{} added you as a doctor. Sign in with this address (ask for a sign-in code) to see your day \
-             and your patients.\n",
-            clinic.name
+            "Hello {name},\n\n{} invites you to see patients there as a doctor.\n\n{}\n",
+            clinic.name,
+            invited.how_to_join()
         );
         mailer
             .send(email, "You have been added as a doctor", &body)

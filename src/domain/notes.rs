@@ -1,7 +1,9 @@
 //! Doctors' notes about a patient. The text is sealed (AES-256-GCM, the key id inside)
 //! before it reaches the database, with the note id as authenticated context. Only the
 //! patient and their doctors (a doctor who has seen them or whom they chose) may read a
-//! note; every read is audited, and so is every refusal.
+//! note (the rule is `care_access`: a doctor reads what their own clinic wrote, and other
+//! clinics' notes only while the patient shares their record); every read is audited,
+//! and so is every refusal.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,8 +12,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::actor::{Actor, Role};
+use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
+use crate::domain::care_access;
 use crate::domain::care_plans::{self, Extraction, Plan};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox;
@@ -36,81 +39,20 @@ pub struct Submitted {
     pub plan: Plan,
 }
 
-/// The doctor profile through which a user treats a patient: one they have an appointment
-/// with (booked or past; a cancelled booking does not count) or that they chose.
-#[derive(sqlx::FromRow)]
-struct Treating {
-    id: Uuid,
-    clinic_id: Uuid,
-    display_name: String,
-    time_zone: String,
-}
-
-async fn treating(db: &Db, user_id: Uuid, patient_id: Uuid) -> Result<Option<Treating>> {
-    const SQL: &str = "SELECT d.id, d.clinic_id, d.display_name, c.time_zone FROM doctors d JOIN clinics c ON c.id = d.clinic_id \
-        WHERE d.user_id = $1 AND d.deleted_at IS NULL AND ( \
-        EXISTS (SELECT 1 FROM appointments a WHERE a.doctor_id = d.id AND a.patient_id = $2 AND a.status <> 'cancelled') \
-        OR EXISTS (SELECT 1 FROM patient_doctors pd WHERE pd.doctor_id = d.id AND pd.patient_id = $2)) \
-        ORDER BY d.created_at LIMIT 1";
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Treating>(SQL)
-        .bind(user_id)
-        .bind(patient_id)
-        .fetch_optional(pool)
-        .await)?)
-}
-
-/// Records a refused access and returns the refusal.
-async fn refuse(db: &Db, actor: &Actor, action: &'static str, patient_id: Uuid) -> Error {
-    let recorded = async {
-        let mut tx = db.begin().await?;
-        audit::record(
-            &mut tx,
-            actor,
-            Entry {
-                action,
-                subject: format!("patient:{patient_id}"),
-                clinic_id: None,
-                details: json!({"outcome": "denied"}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<(), Error>(())
-    };
-    if let Err(e) = recorded.await {
-        return e;
-    }
-    Error::new(
-        Code::Forbidden,
-        "Only the patient and their doctors can see this.",
-    )
-}
-
-/// Passes for the patient themself and their doctors; anyone else gets `forbidden`, and
-/// the attempt is audited as `{action}_denied`-style `denied` outcome.
-pub(crate) async fn require_reader(
-    db: &Db,
-    actor: &Actor,
-    patient_id: Uuid,
-    action: &'static str,
-) -> Result<()> {
-    let p = actor.principal()?;
-    if p.user_id == patient_id {
-        return Ok(());
-    }
-    if treating(db, p.user_id, patient_id).await?.is_some() {
-        return Ok(());
-    }
-    Err(refuse(db, actor, action, patient_id).await)
+/// Checks a note's text as `submit` does, so that a bad note is refused before any model
+/// reads it: line breaks and tabs are text, other control characters are refused, named.
+pub fn check_text(text: &str) -> Result<String> {
+    let mut checks = crate::domain::validate::Checks::new();
+    let text = checks.text("text", text, 1, MAX_CHARS);
+    checks.finish()?;
+    Ok(text)
 }
 
 /// Passes for a doctor treating the patient (checked before a note is sent to a model).
 pub async fn require_writer(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<()> {
-    let p = actor.principal()?;
-    match treating(db, p.user_id, patient_id).await? {
-        Some(_) if p.has_role(Role::Doctor) => Ok(()),
-        _ => Err(refuse(db, actor, "note.write", patient_id).await),
-    }
+    care_access::writer(db, actor, patient_id, "note.write")
+        .await
+        .map(|_| ())
 }
 
 /// Stores a doctor's note about their patient and the plan extracted from it (the
@@ -124,13 +66,8 @@ pub async fn submit(
     extraction: &Extraction,
 ) -> Result<Submitted> {
     let p = actor.principal()?;
-    let doctor = match treating(db, p.user_id, patient_id).await? {
-        Some(d) if p.has_role(Role::Doctor) => d,
-        _ => return Err(refuse(db, actor, "note.write", patient_id).await),
-    };
-    let mut checks = crate::domain::validate::Checks::new();
-    let text = checks.text("text", text, 1, MAX_CHARS);
-    checks.finish()?;
+    let doctor = care_access::writer(db, actor, patient_id, "note.write").await?;
+    let text = check_text(text)?;
     extraction.validate().map_err(|e| {
         Error::new(
             Code::ValidationFailed,
@@ -193,6 +130,7 @@ pub async fn submit(
 struct NoteRow {
     id: Uuid,
     patient_id: Uuid,
+    clinic_id: Uuid,
     doctor_id: Uuid,
     doctor_name: String,
     sealed: Vec<u8>,
@@ -219,14 +157,15 @@ impl NoteRow {
 
 macro_rules! select_notes {
     ($tail:literal) => {
-        concat!("SELECT n.id, n.patient_id, n.doctor_id, d.display_name AS doctor_name, n.sealed, n.created_at \
+        concat!("SELECT n.id, n.patient_id, n.clinic_id, n.doctor_id, d.display_name AS doctor_name, n.sealed, n.created_at \
     FROM notes n JOIN doctors d ON d.id = n.doctor_id WHERE n.deleted_at IS NULL ", $tail)
     };
 }
 
-/// Every note about a patient, newest first; one audit record per note read.
+/// The notes about a patient that the caller may read, newest first; one audit record
+/// per note read.
 pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Note>> {
-    require_reader(db, actor, patient_id, "note.read").await?;
+    let scope = care_access::read_scope(db, actor, patient_id, "note.read").await?;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, NoteRow>(select_notes!(
         "AND n.patient_id = $1 ORDER BY n.created_at DESC LIMIT 200"
     ))
@@ -235,13 +174,14 @@ pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Note>>
     .await)?;
     let notes = rows
         .into_iter()
+        .filter(|r| scope.covers(r.clinic_id))
         .map(|r| r.open(db))
         .collect::<Result<Vec<_>>>()?;
     audit_reads(db, actor, &notes).await?;
     Ok(notes)
 }
 
-/// One note, for its patient and their doctors (audited).
+/// One note, for its patient and the doctors who may read it (audited).
 pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Note> {
     actor.principal()?;
     let row = on_db!(db, |pool| sqlx::query_as::<_, NoteRow>(select_notes!(
@@ -251,7 +191,7 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Note> {
     .fetch_optional(pool)
     .await)?
     .ok_or_else(|| Error::not_found("note"))?;
-    require_reader(db, actor, row.patient_id, "note.read").await?;
+    care_access::require_read(db, actor, row.patient_id, row.clinic_id, "note.read").await?;
     let note = row.open(db)?;
     audit_reads(db, actor, std::slice::from_ref(&note)).await?;
     Ok(note)

@@ -102,6 +102,7 @@ impl Tally {
 /// The figures for a time range (system admins).
 pub async fn stats(db: &Db, actor: &Actor, q: &StatsQuery) -> Result<Stats> {
     actor.require_system_admin()?;
+    crate::domain::validate::query_instants([("from", q.from), ("to", q.to)])?;
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - Duration::days(7));
     const SQL: &str = "SELECT provider, attempt, outcome, error_class, latency_ms, tokens_in, tokens_out, at \

@@ -207,35 +207,15 @@ pub async fn insert_grant(
     Ok(done == 1)
 }
 
-/// Finds the account for `email`, or creates an unverified one without a password, and
-/// grants it `grant`, inside the caller's transaction. The invitee signs in with a mailed
-/// code (which proves the address) and can then set a password by a reset.
-pub async fn invite(
-    tx: &mut Tx,
-    email: &str,
-    display_name: &str,
-    grant: Grant,
-    now: DateTime<Utc>,
-) -> Result<Uuid> {
-    const FIND: &str = "SELECT id FROM users WHERE email = $1";
-    let existing: Option<(Uuid,)> = on_tx!(tx, |conn| sqlx::query_as(FIND)
-        .bind(email)
-        .fetch_optional(&mut *conn)
+/// Whether the user holds any role at the clinic.
+async fn member_of(tx: &mut Tx, user_id: Uuid, clinic_id: Uuid) -> Result<bool> {
+    const SQL: &str = "SELECT COUNT(*) FROM user_roles WHERE user_id = $1 AND clinic_id = $2";
+    let n: i64 = on_tx!(tx, |conn| sqlx::query_scalar(SQL)
+        .bind(user_id)
+        .bind(clinic_id)
+        .fetch_one(&mut *conn)
         .await)?;
-    let user_id = match existing {
-        Some((id,)) => id,
-        None => {
-            let new = NewUser {
-                email,
-                display_name,
-                password_hash: None,
-                verified: false,
-            };
-            insert(tx, new, now).await?
-        }
-    };
-    insert_grant(tx, user_id, grant, now).await?;
-    Ok(user_id)
+    Ok(n > 0)
 }
 
 /// Who may hand out or take away `grant`: system admins any role; a clinic admin the
@@ -265,6 +245,15 @@ pub async fn grant_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> 
         .ok_or_else(|| Error::not_found("user"))?;
     if let Some(clinic) = grant.clinic_id {
         ensure_clinic(&mut tx, clinic).await?;
+        // A clinic admin changes the roles of their own team only; anyone else joins by
+        // an invitation they accept (`invitations`).
+        if !actor.is_system_admin() && !member_of(&mut tx, user_id, clinic).await? {
+            return Err(Error::new(
+                Code::Forbidden,
+                "Only members of your clinic's team can be given a role here; invite others \
+                 (POST /api/v1/clinics/{id}/staff), and they join when they accept.",
+            ));
+        }
     }
     if !insert_grant(&mut tx, user_id, grant, now).await? {
         return Err(Error::new(
@@ -541,46 +530,6 @@ pub async fn set_notifications(
         phone: phone.map(str::to_owned),
         time_zone: tz.map(str::to_owned),
     })
-}
-
-/// A system admin creates an account with one role; the person signs in with a mailed
-/// code (and may set a password by resetting it). An existing account gets the role.
-pub async fn create_user(
-    db: &Db,
-    mailer: &crate::notify::mail::Mailer,
-    actor: &Actor,
-    email: &str,
-    display_name: &str,
-    grant: Grant,
-) -> Result<Uuid> {
-    actor.require_system_admin()?;
-    let mut checks = crate::domain::validate::Checks::new();
-    let email = checks.email("email", email);
-    let name = checks.text("display_name", display_name, 2, 120);
-    checks.finish()?;
-    grant.validate()?;
-    let now = Utc::now();
-    let mut tx = db.begin().await?;
-    let id = invite(&mut tx, &email, &name, grant, now).await?;
-    crate::domain::audit::record(
-        &mut tx,
-        actor,
-        crate::domain::audit::Entry {
-            action: "user.created",
-            subject: format!("user:{id}"),
-            clinic_id: grant.clinic_id,
-            details: serde_json::json!({"role": grant.role.as_str()}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    let body = format!(
-        "Hello {name},\n\nAn account was opened for you as {}. Sign in with this address by asking for a \
-         sign-in code; you can set a password with a password reset.\n",
-        grant.role.as_str().replace('_', " ")
-    );
-    mailer.send(&email, "Your clinic account", &body).await;
-    Ok(id)
 }
 
 /// Deletes a person's account: it is deactivated and their name, address, phone and

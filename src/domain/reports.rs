@@ -105,6 +105,7 @@ pub async fn clinic(
     let clinic = clinics::get(db, clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
+    crate::domain::validate::query_dates([("from", Some(from)), ("to", Some(to))])?;
     if to < from || to - from > Duration::days(400) {
         return Err(Error::new(
             Code::InvalidQuery,

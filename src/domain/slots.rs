@@ -438,6 +438,7 @@ struct Window {
 
 impl SlotQuery {
     fn window(&self, today: NaiveDate) -> Result<Window> {
+        crate::domain::validate::query_dates([("from", self.from), ("to", self.to)])?;
         let from = self.from.unwrap_or(today);
         let to = self.to.unwrap_or(from + chrono::Days::new(14));
         let mut checks = Checks::new();

@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::validate::Checks;
-use crate::domain::{clinics, people};
+use crate::domain::{clinics, invitations};
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
 use crate::on_db;
@@ -26,20 +26,22 @@ pub struct StaffInvite {
     pub role: Role,
 }
 
-/// One person's role at the clinic.
+/// One person's role at the clinic, or an invitation to it not yet taken up.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct StaffMember {
-    pub user_id: Uuid,
+    /// Their account, once they have joined (absent while invited).
+    pub user_id: Option<Uuid>,
     pub email: String,
     pub display_name: String,
     pub role: String,
-    /// Whether they have signed in at least once (their address is verified).
+    /// Whether they have joined: signed in (a new account) or accepted (an existing one).
     pub joined: bool,
     pub since: DateTime<Utc>,
 }
 
-/// Invites someone to a clinic's team: the account is found or created, the role granted
-/// and audited in one transaction, then the invitation is mailed.
+/// Invites someone to a clinic's team (`invitations`: an existing account joins only when
+/// it accepts), audited in one transaction, then mails the invitation. The answer is the
+/// same whether or not the address had an account.
 pub async fn invite(
     db: &Db,
     mailer: &Mailer,
@@ -63,7 +65,7 @@ pub async fn invite(
     }
     let mut checks = Checks::new();
     let email = checks.email("email", &form.email);
-    let name = checks.text("display_name", &form.display_name, 2, 120);
+    let name = checks.line("display_name", &form.display_name, 2, 120);
     checks.finish()?;
     let clinic = clinics::get(db, clinic_id)
         .await?
@@ -71,44 +73,52 @@ pub async fn invite(
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let grant = Grant::in_clinic(form.role, clinic_id);
-    let user_id = people::invite(&mut tx, &email, &name, grant, now).await?;
+    let invited = invitations::invite(&mut tx, actor, &email, &name, grant, None, now).await?;
     audit::record(
         &mut tx,
         actor,
         Entry {
             action: "staff.invited",
-            subject: format!("user:{user_id}"),
+            subject: format!("email:{email}"),
             clinic_id: Some(clinic_id),
-            details: json!({"role": form.role.as_str()}),
+            details: json!({"role": form.role.as_str(), "user": invited.joined()}),
         },
     )
     .await?;
     tx.commit().await?;
     let body = format!(
-        "Hello {name},\n\n{} added you to its team as {}. Sign in with this address: ask for a sign-in code \
-         (POST /api/v1/auth/login/code/start), then set a password with a password reset if you like.\n",
+        "Hello {name},\n\n{} invites you to its team as {}.\n\n{}\n",
         clinic.name,
         form.role.as_str().replace('_', " "),
+        invited.how_to_join()
     );
     mailer
-        .send(&email, &format!("You have joined {}", clinic.name), &body)
+        .send(&email, &format!("Join {}", clinic.name), &body)
         .await;
-    list(db, actor, clinic_id)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == user_id && m.role == form.role.as_str())
-        .ok_or_else(|| Error::not_found("staff member"))
+    Ok(StaffMember {
+        user_id: None,
+        email,
+        display_name: name,
+        role: form.role.as_str().to_owned(),
+        joined: false,
+        since: now,
+    })
 }
 
-/// Everyone holding a role at the clinic (its staff and admins, or a system admin).
+/// Everyone holding a role at the clinic, and the invitations not yet taken up, alike
+/// whether the invited address had an account (for its staff and admins, or a system admin).
 pub async fn list(db: &Db, actor: &Actor, clinic_id: Uuid) -> Result<Vec<StaffMember>> {
     clinics::require_staff_of(actor, clinic_id)?;
-    const SQL: &str = "SELECT u.id AS user_id, u.email, u.display_name, r.role, \
+    const SQL: &str = "SELECT CASE WHEN u.email_verified_at IS NOT NULL THEN u.id END AS user_id, u.email, u.display_name, r.role, \
         (u.email_verified_at IS NOT NULL) AS joined, r.created_at AS since \
         FROM user_roles r JOIN users u ON u.id = r.user_id \
-        WHERE r.clinic_id = $1 AND u.deactivated_at IS NULL ORDER BY r.role, u.display_name";
+        WHERE r.clinic_id = $1 AND u.deactivated_at IS NULL \
+        UNION ALL SELECT NULL AS user_id, i.email, i.display_name, i.role, (1 = 0) AS joined, i.created_at AS since \
+        FROM clinic_invitations i WHERE i.clinic_id = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 \
+        ORDER BY role, display_name";
     Ok(on_db!(db, |pool| sqlx::query_as::<_, StaffMember>(SQL)
         .bind(clinic_id)
+        .bind(Utc::now())
         .fetch_all(pool)
         .await)?)
 }

@@ -41,7 +41,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
-    /// The note, as the doctor wrote it (1 to 20,000 characters).
+    /// The note, as the doctor wrote it (1 to 20,000 characters; line breaks and tabs are
+    /// kept, other control characters and bidirectional overrides are refused).
     pub text: String,
 }
 
@@ -60,10 +61,11 @@ async fn submit_note(
     Path(id): Path<Uuid>,
     Json(b): Json<NoteBody>,
 ) -> Result<(StatusCode, Json<Submitted>)> {
-    // Who may write is checked before the model is asked, and again when storing.
+    // Who may write, and what, is checked before the model is asked, and again when storing.
     notes::require_writer(&s.db, &actor, id).await?;
-    let extraction = s.agent.extract_plan(&b.text).await?;
-    let submitted = notes::submit(&s.db, &actor, id, &b.text, &extraction).await?;
+    let text = notes::check_text(&b.text)?;
+    let extraction = s.agent.extract_plan(&text).await?;
+    let submitted = notes::submit(&s.db, &actor, id, &text, &extraction).await?;
     Ok((StatusCode::CREATED, Json(submitted)))
 }
 
@@ -125,6 +127,7 @@ async fn my_reminders(
     actor: Actor,
     Query(q): Query<ReminderQuery>,
 ) -> Result<Json<Vec<Reminder>>> {
+    crate::domain::validate::query_instants([("from", q.from), ("to", q.to)])?;
     let from = q.from.unwrap_or_else(|| Utc::now() - Duration::days(1));
     let to =
         q.to.unwrap_or(from + Duration::days(8))

@@ -1,6 +1,8 @@
-//! `/api/v1/me` and `/api/v1/admin/users`: accounts and roles.
+//! `/api/v1/me` and `/api/v1/admin/users`: accounts and roles; the signed-in user's
+//! invitations to clinic roles and the clinics they share their record with.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -9,6 +11,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::care_access::{self, Share};
+use crate::domain::invitations::{self, Invitation};
 use crate::domain::people::{self, UserView};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
@@ -20,6 +24,73 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(grant_role))
         .routes(routes!(revoke_role))
         .routes(routes!(deactivate_user))
+        .routes(routes!(my_invitations))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(my_shares))
+        .routes(routes!(share_record, unshare_record))
+}
+
+/// The signed-in account's invitations to clinic roles that can still be accepted.
+#[utoipa::path(get, path = "/invitations", tag = "people", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<Invitation>),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_invitations(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Invitation>>> {
+    Ok(Json(invitations::mine(&s.db, &actor).await?))
+}
+
+/// Accepts an invitation to a clinic role (only the invited account, signed in; audited).
+#[utoipa::path(post, path = "/invitations/{id}/accept", tag = "people", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Invitation),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such invitation for this account, or it expired or was used", body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn accept_invitation(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Invitation>> {
+    Ok(Json(invitations::accept(&s.db, &actor, id).await?))
+}
+
+/// The clinics the signed-in patient shares their whole record with.
+#[utoipa::path(get, path = "/me/record-shares", tag = "people", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<Share>),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_shares(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Share>>> {
+    Ok(Json(care_access::shares(&s.db, &actor).await?))
+}
+
+/// Shares the signed-in patient's whole record with a clinic: its doctors who treat them
+/// then read notes and plans other clinics wrote. Revocable; audited.
+#[utoipa::path(put, path = "/me/record-shares/{clinic_id}", tag = "people", security(("bearer" = [])), params(("clinic_id" = Uuid, Path)), responses(
+    (status = 200, body = Share),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn share_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(clinic_id): Path<Uuid>,
+) -> Result<Json<Share>> {
+    Ok(Json(care_access::share(&s.db, &actor, clinic_id).await?))
+}
+
+/// Stops sharing the signed-in patient's record with a clinic (audited).
+#[utoipa::path(delete, path = "/me/record-shares/{clinic_id}", tag = "people", security(("bearer" = [])), params(("clinic_id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn unshare_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(clinic_id): Path<Uuid>,
+) -> Result<StatusCode> {
+    care_access::unshare(&s.db, &actor, clinic_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The signed-in user.

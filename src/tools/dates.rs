@@ -7,6 +7,9 @@ use chrono_tz::Tz;
 
 use crate::tools::ToolError;
 
+/// The furthest ahead a patient can ask about: no clinic opens its diary further.
+pub const MAX_DAYS_AHEAD: i64 = 730;
+
 /// Local dates `[from, to)` that a phrase means, seen from `now` in `tz`.
 pub fn resolve(
     phrase: &str,
@@ -40,6 +43,10 @@ pub fn resolve(
         if date < today {
             Err(ToolError::invalid(format!(
                 "{phrase:?} is in the past (today is {today}); ask which day they mean"
+            )))
+        } else if (date - today).num_days() > MAX_DAYS_AHEAD {
+            Err(ToolError::invalid(format!(
+                "{phrase:?} is more than {MAX_DAYS_AHEAD} days ahead (today is {today}); ask which day they mean"
             )))
         } else {
             day(date)

@@ -135,7 +135,7 @@ pub async fn login(State(s): State<AppState>, Form(f): Form<LoginForm>) -> Respo
             c.insert("mfa_token", &challenge.mfa_token);
             render("login.html", "Second factor", service(&s), None, c)
         }
-        Err(e) => login_error(&s, &f.email, &f.next, &e.to_string()),
+        Err(e) => login_error(&s, &f.email, &f.next, &e.for_people()),
     }
 }
 
@@ -150,7 +150,7 @@ pub struct MfaForm {
 pub async fn login_mfa(State(s): State<AppState>, Form(f): Form<MfaForm>) -> Response {
     match s.identity.complete_mfa(&f.mfa_token, f.code.trim()).await {
         Ok(pair) => signed_in(&s, &pair, &f.next),
-        Err(e) => login_error(&s, "", &f.next, &e.to_string()),
+        Err(e) => login_error(&s, "", &f.next, &e.for_people()),
     }
 }
 
@@ -377,7 +377,7 @@ pub async fn create_user(
         &user,
         &f.csrf,
         "/admin/users",
-        people::create_user(
+        crate::domain::invitations::create_user(
             &s.db,
             &s.mailer,
             &user.actor,
@@ -453,7 +453,7 @@ pub async fn audit_log(
         actor_id: q.actor_id.trim().parse().ok(),
         action: Some(q.action.trim().to_owned()).filter(|a| !a.is_empty()),
         from: day_start(&q.from),
-        to: day_start(&q.to).map(|t| t + chrono::Duration::days(1)),
+        to: day_start(&q.to).and_then(|t| t.checked_add_signed(chrono::Duration::days(1))),
         before_seq: q.before_seq,
         limit: Some(LIMIT),
     };

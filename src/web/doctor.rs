@@ -138,14 +138,17 @@ pub async fn submit_note(
     if let Err(e) = notes::require_writer(&s.db, &user.actor, id).await {
         return error_page(&e, service(&s), Some(&user));
     }
-    let saved = match s.agent.extract_plan(&f.text).await {
-        Ok(extraction) => notes::submit(&s.db, &user.actor, id, &f.text, &extraction).await,
+    let saved = match notes::check_text(&f.text) {
+        Ok(text) => match s.agent.extract_plan(&text).await {
+            Ok(extraction) => notes::submit(&s.db, &user.actor, id, &text, &extraction).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match saved {
         Ok(_) => Redirect::to(&format!("/doctor/patients/{id}")).into_response(),
         // Nothing was stored: the note goes back into the form.
-        Err(e) => patient_page(&s, &user, id, Some((e.to_string(), &f.text))).await,
+        Err(e) => patient_page(&s, &user, id, Some((e.for_people(), &f.text))).await,
     }
 }
 

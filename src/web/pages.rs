@@ -111,7 +111,7 @@ pub fn problem_page(status: StatusCode, message: &str) -> Response {
 pub fn error_page(e: &crate::error::Error, service: &str, user: Option<&ConsoleUser>) -> Response {
     let status = e.code().status();
     let mut context = Context::new();
-    context.insert("message", &e.to_string());
+    context.insert("message", &e.for_people());
     let mut response = render(
         "message.html",
         status.canonical_reason().unwrap_or("Error"),

@@ -197,8 +197,39 @@ fn urlencoding(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Only local paths: never another site.
+/// Only a path of this site: one leading `/`, then visible ASCII without a backslash.
+/// Browsers drop tabs and line breaks from a URL and read `\\` as `/`, so anything else
+/// could turn `/\t/evil.example` into another site; a header value must not break either.
 pub fn safe_next(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(str::to_owned)
+    next.filter(|n| {
+        n.len() <= 2000
+            && n.starts_with('/')
+            && !n.starts_with("//")
+            && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    })
+    .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_of_this_site() {
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "/\n/x",
+            "/ /x",
+            "https://evil.example",
+            "evil.example",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        for good in ["/admin", "/doctor/patients/1?tab=notes#plan", "/"] {
+            assert_eq!(safe_next(Some(good)).as_deref(), Some(good));
+        }
+    }
 }

@@ -490,7 +490,19 @@ async fn the_visit_moves_through_check_in_to_completion(app: TestApp) {
     )
     .await
     .assert_problem(404, "not_found");
-    // Staff book for a walk-in.
+    // A patient the clinic does not know is as absent as one without an account: staff
+    // cannot book (nor learn of) any account by its id.
+    app.post_as(
+        &clinic.admin,
+        &format!("/api/v1/slots/{}/book", slot["id"].as_str().unwrap()),
+        json!({"patient_id": patient_id, "reason": "walk-in"}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    // Once she chose one of its doctors, the desk books her walk-in.
+    app.post_as(&ana, &format!("/api/v1/doctors/{doctor}/select"), json!({}))
+        .await
+        .assert_ok(200);
     let booked = app
         .post_as(
             &clinic.admin,

@@ -77,6 +77,7 @@ impl TestApp {
             .await;
         let appointment = booked.str_at("id");
         let doctor = self.access_token("dr.costa@example.org").await;
+        assert_eq!(self.accept_invitations(&doctor).await, 1);
         Care {
             clinic,
             doctor_id,
@@ -303,6 +304,7 @@ async fn only_the_patient_and_their_doctors_read_notes_and_refusals_are_audited(
     .await
     .assert_ok(201);
     let other_doctor = app.access_token("dr.other@example.org").await;
+    assert_eq!(app.accept_invitations(&other_doctor).await, 1);
     for token in [&stranger, &other_doctor, &care.clinic.admin] {
         app.get_as(token, &notes_path)
             .await

@@ -347,6 +347,23 @@ impl TestApp {
         (id, self.access_token(email).await)
     }
 
+    /// Accepts every clinic invitation waiting for the signed-in account; returns how many.
+    pub async fn accept_invitations(&self, token: &str) -> usize {
+        let pending = self.get_as(token, "/api/v1/invitations").await;
+        let pending = pending.assert_ok(200).as_array().expect("list").clone();
+        for invitation in &pending {
+            let id = invitation["id"].as_str().expect("id");
+            self.post_as(
+                token,
+                &format!("/api/v1/invitations/{id}/accept"),
+                json!({}),
+            )
+            .await
+            .assert_ok(200);
+        }
+        pending.len()
+    }
+
     /// A clinic row for role tests (clinic onboarding comes with the scheduling API).
     pub async fn clinic(&self, name: &str) -> Uuid {
         let id = Uuid::now_v7();

@@ -17,6 +17,7 @@ mod mfa;
 mod platform;
 mod roles;
 mod scheduling;
+mod security;
 mod team;
 mod time_zones;
 mod tokens;

@@ -60,11 +60,10 @@ impl TestApp {
             .unwrap()
             .parse()
             .unwrap();
-        Clinic {
-            id,
-            admin: self.access_token(&admin_email).await,
-            root,
-        }
+        // The applicant already had an account: it joins when it accepts.
+        let admin = self.access_token(&admin_email).await;
+        assert_eq!(self.accept_invitations(&admin).await, 1);
+        Clinic { id, admin, root }
     }
 
     /// A dermatologist at `clinic` working `rules`, in 30-minute slots.

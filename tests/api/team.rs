@@ -28,7 +28,7 @@ async fn an_invited_receptionist_signs_in_by_code_and_works_at_that_clinic_only(
     assert_eq!(invited.body["role"], "clinic_staff");
     assert_eq!(invited.body["joined"], false);
     let (subject, _) = app.last_mail("rita@example.org").await.expect("invitation");
-    assert_eq!(subject, "You have joined Team Clinic");
+    assert_eq!(subject, "Join Team Clinic");
 
     // A clinic admin cannot make admins, nor invite into another clinic; a patient cannot invite.
     app.post_as(

@@ -321,6 +321,8 @@ struct PlanRow {
     id: Uuid,
     note_id: Uuid,
     doctor_id: Uuid,
+    /// Where the plan was written: who may read it follows from this (`care_access`).
+    clinic_id: Uuid,
     doctor_name: String,
     status: String,
     time_zone: String,
@@ -400,7 +402,7 @@ async fn load(db: &Db, row: PlanRow) -> Result<Plan> {
 
 macro_rules! select_plans {
     ($tail:literal) => {
-        concat!("SELECT p.id, p.note_id, p.doctor_id, d.display_name AS doctor_name, p.status, p.time_zone, \
+        concat!("SELECT p.id, p.note_id, p.doctor_id, d.clinic_id, d.display_name AS doctor_name, p.status, p.time_zone, \
     p.sealed, p.created_at FROM care_plans p JOIN doctors d ON d.id = p.doctor_id ", $tail)
     };
 }
@@ -417,7 +419,8 @@ pub(crate) async fn get(db: &Db, id: Uuid) -> Result<Plan> {
 }
 
 /// What the patient should do now: their active plans (one per doctor), with the
-/// checklist and the scheduled actions. For the patient and their doctors; audited.
+/// checklist and the scheduled actions. For the patient, and for their doctors the plans
+/// they may read (`care_access`); a refusal is audited.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ActionableSteps {
     pub patient_id: Uuid,
@@ -427,14 +430,16 @@ pub struct ActionableSteps {
 }
 
 pub async fn actionable_steps(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<ActionableSteps> {
-    crate::domain::notes::require_reader(db, actor, patient_id, "care_plan.read").await?;
+    let scope =
+        crate::domain::care_access::read_scope(db, actor, patient_id, "care_plan.read").await?;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, PlanRow>(select_plans!(
         "WHERE p.patient_id = $1 AND p.status = 'active' ORDER BY p.created_at DESC"
     ))
     .bind(patient_id)
     .fetch_all(pool)
     .await)?;
-    let mut plans = Vec::with_capacity(rows.len());
+    let rows = rows.into_iter().filter(|r| scope.covers(r.clinic_id));
+    let mut plans = Vec::new();
     let mut upcoming = Vec::new();
     let now = Utc::now();
     for row in rows {

@@ -144,7 +144,7 @@ impl Identity {
         let mut checks = Checks::new();
         let email = checks.email("email", form.email);
         checks.password("password", form.password);
-        let display_name = checks.text("display_name", form.display_name, 1, 100);
+        let display_name = checks.line("display_name", form.display_name, 1, 100);
         checks.finish()?;
 
         if let Some(existing) = people::find_by_email(&self.db, &email).await? {
