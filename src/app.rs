@@ -191,14 +191,9 @@ impl Application {
         let db = self.state.db.clone();
         let jobs = crate::jobs::spawn(db.clone());
         let dispatcher = crate::notify::dispatch::spawn(self.state.dispatcher()?);
+        let limits = self.state.config.http;
         let app = crate::http::router(self.state);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+        crate::http::server::serve(self.listener, app, limits, shutdown_signal()).await;
         jobs.abort();
         dispatcher.abort();
         db.close().await;

@@ -23,6 +23,9 @@ pub struct Config {
     pub jwt_secret: SecretString,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// A refresh token used again within this of its first use gets the same new token
+    /// (two tabs refreshing at once); later, or once that new token was used, it is reuse.
+    pub refresh_reuse_grace: Duration,
     pub code_ttl: Duration,
     pub code_max_attempts: i64,
     pub login_max_failures: i64,
@@ -44,6 +47,19 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Where users reach the service (`PUBLIC_URL`); `https://…` makes cookies `Secure`.
     pub public_url: Option<String>,
+    pub http: HttpLimits,
+}
+
+/// Limits on client connections (`HTTP_*`).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// A request head must arrive within this, on a new connection, one sending headers
+    /// slowly, or one idle between requests (`HTTP_HEADER_TIMEOUT_MS`).
+    pub header_timeout: Duration,
+    /// A request body must arrive within this (`HTTP_BODY_TIMEOUT_MS`).
+    pub body_timeout: Duration,
+    /// Open connections at most; more are refused with `503` (`HTTP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 /// Doctors' notes and plans: the key that seals them, and how reminders behave.
@@ -255,6 +271,7 @@ impl Config {
             jwt_secret,
             access_token_ttl: secs(parse(&get, "ACCESS_TOKEN_TTL_SECS", "900")?),
             refresh_token_ttl: secs(parse::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", "30")? * 86_400),
+            refresh_reuse_grace: secs(parse(&get, "REFRESH_REUSE_GRACE_SECS", "20")?),
             code_ttl: secs(parse(&get, "CODE_TTL_SECS", "900")?),
             code_max_attempts: parse(&get, "CODE_MAX_ATTEMPTS", "5")?,
             login_max_failures: parse(&get, "LOGIN_MAX_FAILURES", "5")?,
@@ -284,6 +301,15 @@ impl Config {
             care: care_config(&get, &data_dir_for_keys)?,
             notify: notify_config(&get)?,
             public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            http: HttpLimits {
+                header_timeout: Duration::from_millis(parse(
+                    &get,
+                    "HTTP_HEADER_TIMEOUT_MS",
+                    "10000",
+                )?),
+                body_timeout: Duration::from_millis(parse(&get, "HTTP_BODY_TIMEOUT_MS", "30000")?),
+                max_connections: parse(&get, "HTTP_MAX_CONNECTIONS", "10000")?,
+            },
         })
     }
 }

@@ -293,4 +293,3 @@ pub async fn create_user(
     mailer.send(&email, "Your clinic account", &body).await;
     Ok(())
 }
-

@@ -18,9 +18,13 @@ use crate::domain::specialties::{self, SpecialtyMatch};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
 
+/// Anonymous applications to join, apart so that they can be rate limited.
+pub fn application_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(apply))
+}
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(apply))
         .routes(routes!(list_requests))
         .routes(routes!(approve))
         .routes(routes!(reject))

@@ -10,6 +10,7 @@ pub mod clinics;
 pub mod extract;
 pub mod health;
 pub mod people;
+pub mod server;
 pub mod team;
 
 use std::sync::Arc;
@@ -71,9 +72,11 @@ pub fn api(
     rate_limit: RateLimit,
     client_ip: ClientIp,
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let auth_public = auth::public_routes().layer(rate_limiter(rate_limit, client_ip));
+    let auth_public = auth::public_routes().layer(rate_limiter(rate_limit, client_ip.clone()));
+    let applications = clinics::application_routes().layer(rate_limiter(rate_limit, client_ip));
     let v1 = OpenApiRouter::new()
         .nest("/auth", auth_public.merge(auth::session_routes()))
+        .merge(applications)
         .merge(people::routes())
         .merge(clinics::routes())
         .merge(booking::routes())
@@ -96,6 +99,24 @@ pub fn router(state: AppState) -> Router {
         .url("/api/v1/openapi.json", openapi)
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     let cors = crate::web::cors(&state);
+    // Answers may carry health data: no cache keeps them unless a route says otherwise
+    // (public images and scripts do).
+    let api = api.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+    // Served over https, browsers are told to never use plain http here again.
+    let hsts = state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        .then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            )
+        });
     api.merge(docs)
         .merge(crate::web::routes(state.clone()))
         .fallback(not_found)
@@ -122,6 +143,7 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(CatchPanicLayer::custom(|_| internal_error())),
         )
+        .layer(tower::util::option_layer(hsts))
 }
 
 pub(crate) fn rate_limiter(

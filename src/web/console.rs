@@ -455,6 +455,7 @@ pub async fn audit_log(
         from: day_start(&q.from),
         to: day_start(&q.to).and_then(|t| t.checked_add_signed(chrono::Duration::days(1))),
         before_seq: q.before_seq,
+        clinic_id: None,
         limit: Some(LIMIT),
     };
     let records = match audit::list(&s.db, &user.actor, &filter).await {

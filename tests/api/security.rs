@@ -11,6 +11,10 @@ use crate::on_both_backends;
 on_both_backends!(
     another_clinics_admin_cannot_reach_a_patients_notes,
     an_existing_account_joins_a_clinic_only_when_it_accepts,
+    line_breaks_are_text_and_hidden_characters_are_named,
+    far_dates_are_a_bad_request_naming_the_range,
+    an_admin_of_two_clinics_sees_both_clinics_audit,
+    answers_are_not_cached,
 );
 
 const NOTE: &str = "Apply the cream every 12 hours for 3 days. Buy a thermometer.";
@@ -317,4 +321,303 @@ async fn an_existing_account_joins_a_clinic_only_when_it_accepts(app: TestApp) {
         )
         .await;
     assert!(accepted_audit >= 2, "this one and the clinic admin's own");
+}
+
+/// Slow clients: 1,100 connections that never finish their headers do not stop the service
+/// answering, and each is closed once the header timeout has passed; a body that trickles
+/// in is cut off at the body timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_timed_out_and_do_not_starve_the_service() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[
+            ("HTTP_HEADER_TIMEOUT_MS", "1500"),
+            ("HTTP_BODY_TIMEOUT_MS", "1500"),
+        ],
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..1_100 {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let mut trickle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    trickle
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\"")
+        .await
+        .unwrap();
+    let opened = std::time::Instant::now();
+
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .timeout(std::time::Duration::from_secs(1))
+        .send()
+        .await
+        .expect("/healthz answers within 1 s while 1,100 slow connections are open");
+    assert_eq!(health.status(), 200);
+
+    // Every slow connection is closed by the server (end of stream, or an error answer
+    // then the end) soon after the header timeout; none stays open.
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .is_ok()
+    };
+    let results = futures::future::join_all(slow.into_iter().map(closed)).await;
+    let open = results.iter().filter(|ok| !**ok).count();
+    assert_eq!(open, 0, "{open} slow connections were never closed");
+    assert!(
+        closed(trickle).await,
+        "a request body that never completes is cut off"
+    );
+    let took = opened.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1_400),
+        "closed by the timeout, not at once: {took:?}"
+    );
+    // The service still answers.
+    app.get("/healthz").await.assert_ok(200);
+}
+
+/// Beyond the connection cap a new connection gets a clear 503 and is closed; the service
+/// answers again once connections end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_clearly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[
+            ("HTTP_MAX_CONNECTIONS", "20"),
+            ("HTTP_HEADER_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    // Give the server a moment to accept them all (it answers the 21st at once).
+    let mut refused = String::new();
+    for _ in 0..50 {
+        let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        extra
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            extra.read_to_end(&mut buf),
+        )
+        .await;
+        refused = String::from_utf8_lossy(&buf).into_owned();
+        if refused.starts_with("HTTP/1.1 503") {
+            break;
+        }
+    }
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    assert!(
+        refused.contains("\"code\":\"service_unavailable\""),
+        "{refused}"
+    );
+    drop(idle);
+    // Once they are gone, new connections are served.
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(r) = app.client.get(app.url("/healthz")).send().await
+            && r.status() == 200
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served);
+}
+
+/// A note and a chat message with line breaks (CRLF from a textarea) are text; a bell
+/// character or a right-to-left override is refused with its name, before any model reads
+/// the note; a display name with an invisible or directional character is refused.
+async fn line_breaks_are_text_and_hidden_characters_are_named(app: TestApp) {
+    let care = app.care_setup().await;
+    let written = app
+        .submit_note(
+            &care,
+            "Apply the cream every 12 hours for 3 days.\r\n\tBuy a thermometer.",
+        )
+        .await;
+    assert_eq!(
+        written.assert_ok(201)["note"]["text"],
+        "Apply the cream every 12 hours for 3 days.\n\tBuy a thermometer."
+    );
+    for (text, named) in [
+        ("Take rest \u{7} daily", "U+0007"),
+        ("Take \u{202E}tser daily", "U+202E"),
+    ] {
+        let refused = app.submit_note(&care, text).await;
+        refused.assert_problem(422, "validation_failed");
+        let message = refused.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
+    let notes = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM notes WHERE CAST(patient_id AS TEXT) <> $1",
+            "",
+        )
+        .await;
+    assert_eq!(notes, 1, "nothing stored for refused notes");
+
+    let chat = app
+        .post(
+            "/api/v1/chat/sessions",
+            json!({"consent": true, "time_zone": "Europe/Lisbon"}),
+        )
+        .await;
+    let session = chat.assert_ok(201)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/v1/chat/sessions/{session}/messages"),
+        json!({"text": "Hello,\nI have a rash on my arm."}),
+    )
+    .await
+    .assert_ok(200);
+
+    for name in ["Ana\u{202E}atsoC", "Ana\u{200B}Costa", "Ana\nCosta"] {
+        app.post(
+            "/api/v1/auth/register",
+            json!({"email": "zw@example.org", "password": "correct horse battery", "display_name": name}),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+}
+
+/// Dates far in the future were a panic and a 500; they are a 400 that says what is allowed.
+async fn far_dates_are_a_bad_request_naming_the_range(app: TestApp) {
+    let clinic = app.approved_clinic("Date Clinic", "Europe/Lisbon").await;
+    let doctor = app
+        .doctor_with_schedule(&clinic, "Dr. Far", TestApp::all_week(), 0)
+        .await;
+    for path in [
+        format!("/api/v1/doctors/{doctor}/slots?from=%2B262142-12-20"),
+        format!("/api/v1/doctors/{doctor}/slots?from=2026-12-01&to=%2B262142-12-20"),
+        "/api/v1/specialties/dermatology/slots?from=%2B262142-12-20".to_owned(),
+        "/api/v1/doctors?specialty=dermatology&from=%2B262142-12-20".to_owned(),
+    ] {
+        let far = app.get(&path).await;
+        far.assert_problem(400, "invalid_query");
+        assert!(
+            far.body["detail"].as_str().unwrap().contains("2199-12-31"),
+            "{path}: {:#}",
+            far.body
+        );
+    }
+    let (_, patient) = app.user_with("far@example.org", &[]).await;
+    app.get_as(&patient, "/api/v1/reminders?from=%2B262142-12-20T00:00:00Z")
+        .await
+        .assert_problem(400, "invalid_query");
+}
+
+/// An admin of two clinics sees the audit records of both.
+async fn an_admin_of_two_clinics_sees_both_clinics_audit(app: TestApp) {
+    let a = app.approved_clinic("Audit A", "Europe/Lisbon").await;
+    let b = app.approved_clinic("Audit B", "Europe/Lisbon").await;
+    // A's admin is invited to run B too, and accepts.
+    app.post_as(
+        &b.root,
+        &format!("/api/v1/clinics/{}/staff", b.id),
+        json!({"email": "admin@audita.example.org", "display_name": "Admin A", "role": "clinic_admin"}),
+    )
+    .await
+    .assert_ok(201);
+    assert_eq!(app.accept_invitations(&a.admin).await, 1);
+    let records = app.get_as(&a.admin, "/api/v1/admin/audit?limit=500").await;
+    let clinics: std::collections::HashSet<String> = records
+        .assert_ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["clinic_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(clinics.contains(&a.id.to_string()), "{clinics:?}");
+    assert!(clinics.contains(&b.id.to_string()), "{clinics:?}");
+    let only_b = app
+        .get_as(&a.admin, &format!("/api/v1/admin/audit?clinic_id={}", b.id))
+        .await;
+    assert!(
+        only_b
+            .assert_ok(200)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["clinic_id"] == b.id.to_string())
+    );
+    let c = app.approved_clinic("Audit C", "Europe/Lisbon").await;
+    app.get_as(&a.admin, &format!("/api/v1/admin/audit?clinic_id={}", c.id))
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+/// Answers that may carry health data are never cached.
+async fn answers_are_not_cached(app: TestApp) {
+    let (_, patient) = app.user_with("cache@example.org", &[]).await;
+    let me = app.get_as(&patient, "/api/v1/me").await;
+    me.assert_ok(200);
+    assert_eq!(me.headers["cache-control"], "no-store");
+    assert!(
+        me.headers.get("strict-transport-security").is_none(),
+        "not over plain http"
+    );
+}
+
+/// Anyone may apply to join, but not thirty times in a burst.
+#[tokio::test]
+async fn the_open_application_form_is_rate_limited() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[
+            ("AUTH_RATE_LIMIT_BURST", "10"),
+            ("AUTH_RATE_LIMIT_REPLENISH_MS", "6000"),
+        ],
+    )
+    .await;
+    let mut limited = 0;
+    for i in 0..30 {
+        let a = app
+            .post(
+                "/api/v1/clinic-requests",
+                json!({"name": format!("Burst {i}"), "address": "1 Main Street", "time_zone": "UTC", "contact_name": "Spam",
+                       "contact_email": format!("burst{i}@example.org"), "contact_phone": "+351 210 000 000", "specialties": ["dermatology"]}),
+            )
+            .await;
+        if a.status.as_u16() == 429 {
+            assert_eq!(a.body["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 15, "only {limited} of 30 refused");
+}
+
+/// Behind https, browsers are told to stay on https.
+#[tokio::test]
+async fn over_https_the_service_sends_strict_transport_security() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[("PUBLIC_URL", "https://clinic.example")],
+    )
+    .await;
+    let health = app.get("/healthz").await;
+    let hsts = health.headers["strict-transport-security"]
+        .to_str()
+        .unwrap();
+    assert!(hsts.starts_with("max-age="), "{hsts}");
 }

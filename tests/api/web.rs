@@ -12,6 +12,7 @@ on_both_backends!(
     the_console_needs_a_session_and_refuses_forged_forms,
     each_role_sees_only_its_part_of_the_console,
     the_widget_api_answers_only_origins_a_clinic_lists,
+    sign_in_returns_only_to_a_path_of_this_site,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -359,10 +360,11 @@ async fn the_widget_api_answers_only_origins_a_clinic_lists(app: TestApp) {
 }
 
 /// An access token that no longer opens (expired, or cleared) is renewed from the refresh
-/// cookie without a new sign-in; a used refresh token does not work twice.
+/// cookie without a new sign-in; a used refresh token does not work twice (past the
+/// grace window for tabs refreshing at once, here none).
 #[tokio::test]
 async fn a_lapsed_console_session_is_renewed_from_its_refresh_cookie() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("REFRESH_REUSE_GRACE_SECS", "0")]).await;
     app.root().await;
     let mut b = Browser::new(&app);
     b.sign_in("root@example.org").await;
@@ -386,4 +388,33 @@ async fn a_lapsed_console_session_is_renewed_from_its_refresh_cookie() {
     thief.cookies = vec![refresh];
     let (status, _, _) = thief.get("/admin").await;
     assert_eq!(status, 303);
+}
+
+/// After signing in, `next` sends the browser back only to a path of this site: a tab, a
+/// line break or a backslash could turn it into another site (or broke the answer).
+async fn sign_in_returns_only_to_a_path_of_this_site(app: TestApp) {
+    app.root().await;
+    for (next, expected) in [
+        ("/\t/evil.example", "/admin"),
+        ("/\n/x", "/admin"),
+        ("//evil.example", "/admin"),
+        ("/\\evil.example", "/admin"),
+        ("https://evil.example/", "/admin"),
+        ("/admin/audit", "/admin/audit"),
+    ] {
+        let mut b = Browser::new(&app);
+        let (status, headers, body) = b
+            .post(
+                "/admin/login",
+                &[
+                    ("email", "root@example.org"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, 303, "{next:?}: {body}");
+        assert_eq!(headers["location"], expected, "{next:?}");
+    }
 }

@@ -30,6 +30,7 @@ use crate::on_db;
 pub struct Settings {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
     pub code_ttl: Duration,
     pub code_max_attempts: i64,
     pub login_max_failures: i64,
@@ -41,6 +42,7 @@ impl Settings {
         Self {
             access_ttl: config.access_token_ttl,
             refresh_ttl: config.refresh_token_ttl,
+            refresh_reuse_grace: config.refresh_reuse_grace,
             code_ttl: config.code_ttl,
             code_max_attempts: config.code_max_attempts.max(1),
             login_max_failures: config.login_max_failures.max(1),

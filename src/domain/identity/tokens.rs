@@ -76,7 +76,11 @@ struct RefreshRow {
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     user_id: Uuid,
+    successor_sealed: Option<Vec<u8>>,
 }
+
+const FIND_REFRESH: &str = "SELECT t.id, t.session_id, t.expires_at, t.used_at, s.revoked_at, s.user_id, t.successor_sealed \
+    FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1";
 
 impl Identity {
     /// Opens a new login for `user` and returns its first token pair.
@@ -155,17 +159,20 @@ impl Identity {
         Ok(token)
     }
 
-    /// Exchanges a refresh token for a new pair. A token presented twice revokes its login.
+    /// Exchanges a refresh token for a new pair. A token presented twice revokes its login,
+    /// unless the second time comes within the grace window and the new token it was
+    /// exchanged for is still unused: then that same new token is returned (two tabs
+    /// refreshing at once share one login instead of ending it).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
         let now = Utc::now();
         let hash = self.digester.digest(REFRESH_PURPOSE, refresh_token.trim());
         let mut tx = self.db.begin().await?;
-        const FIND: &str = "SELECT t.id, t.session_id, t.expires_at, t.used_at, s.revoked_at, s.user_id \
-            FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1";
-        let row = on_tx!(&mut tx, |conn| sqlx::query_as::<_, RefreshRow>(FIND)
-            .bind(&hash)
-            .fetch_optional(&mut *conn)
-            .await)?;
+        let row = on_tx!(&mut tx, |conn| sqlx::query_as::<_, RefreshRow>(
+            FIND_REFRESH
+        )
+        .bind(&hash)
+        .fetch_optional(&mut *conn)
+        .await)?;
         let Some(row) = row else {
             return Err(invalid_refresh());
         };
@@ -183,13 +190,8 @@ impl Identity {
                 .map(|r| r.rows_affected()))?
                 == 1;
         if !claimed {
-            revoke_session(&mut tx, row.session_id, now, "refresh_token_reused").await?;
-            tx.commit().await?;
-            tracing::warn!(target: "audit", user = %row.user_id, session = %row.session_id, "refresh token reused; login revoked");
-            return Err(Error::new(
-                Code::RefreshTokenReused,
-                "This refresh token was already used, so the login has been ended for safety. Sign in again.",
-            ));
+            drop(tx);
+            return self.second_use(&hash, now).await;
         }
         if row.expires_at <= now {
             return Err(Error::new(
@@ -216,8 +218,70 @@ impl Identity {
         let next = self
             .insert_refresh_token(&mut tx, row.session_id, now)
             .await?;
+        let sealed = self
+            .db
+            .policy()
+            .sealer
+            .seal(next.as_bytes(), row.id.as_bytes());
+        const SUCCESSOR: &str = "UPDATE refresh_tokens SET successor_sealed = $2 WHERE id = $1";
+        on_tx!(&mut tx, |conn| sqlx::query(SUCCESSOR)
+            .bind(row.id)
+            .bind(sealed)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         self.token_pair(&user, row.session_id, next, now).await
+    }
+
+    /// A refresh token presented after it was used: within the grace window, and while its
+    /// successor is unused, the same successor; otherwise it leaked, and its login ends.
+    async fn second_use(&self, hash: &str, now: DateTime<Utc>) -> Result<TokenPair> {
+        // Read again: a concurrent first use may have committed since.
+        let row = on_db!(&self.db, |pool| sqlx::query_as::<_, RefreshRow>(
+            FIND_REFRESH
+        )
+        .bind(hash)
+        .fetch_optional(pool)
+        .await)?
+        .ok_or_else(invalid_refresh)?;
+        if row.revoked_at.is_some() {
+            return Err(invalid_refresh());
+        }
+        let grace = chrono::Duration::from_std(self.settings.refresh_reuse_grace)
+            .unwrap_or_else(|_| chrono::Duration::zero());
+        let recent = row.used_at.is_some_and(|used| now - used <= grace);
+        if recent && let Some(sealed) = &row.successor_sealed {
+            let successor = self
+                .db
+                .policy()
+                .sealer
+                .open(sealed, row.id.as_bytes())
+                .map_err(|e| Error::internal(format!("refresh token {}: {e}", row.id)))?;
+            let successor = String::from_utf8_lossy(&successor).into_owned();
+            let next_hash = self.digester.digest(REFRESH_PURPOSE, &successor);
+            let next = on_db!(&self.db, |pool| sqlx::query_as::<_, RefreshRow>(
+                FIND_REFRESH
+            )
+            .bind(&next_hash)
+            .fetch_optional(pool)
+            .await)?;
+            if next.is_some_and(|n| n.used_at.is_none() && n.expires_at > now) {
+                let user = people::find(&self.db, row.user_id)
+                    .await?
+                    .filter(|u| u.deactivated_at.is_none())
+                    .ok_or_else(invalid_refresh)?;
+                return self.token_pair(&user, row.session_id, successor, now).await;
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        revoke_session(&mut tx, row.session_id, now, "refresh_token_reused").await?;
+        tx.commit().await?;
+        tracing::warn!(target: "audit", user = %row.user_id, session = %row.session_id, "refresh token reused; login revoked");
+        Err(Error::new(
+            Code::RefreshTokenReused,
+            "This refresh token was already used, so the login has been ended for safety. Sign in again.",
+        ))
     }
 
     /// Ends the caller's login: its refresh tokens and access tokens stop working.
