@@ -29,7 +29,10 @@ pub fn spawn(db: Db) -> JoinHandle<()> {
                     sweep_missed(&db).await;
                     appointment_reminders(&db).await;
                 }
-                _ = extend.tick() => extend_slots(&db).await,
+                _ = extend.tick() => {
+                    extend_slots(&db).await;
+                    forget_login_failures(&db).await;
+                }
             }
         }
     })
@@ -77,5 +80,11 @@ pub async fn sweep_missed(db: &Db) {
             tracing::info!(target: "jobs", missed, extended, "missed check-ins recorded")
         }
         Err(e) => tracing::warn!(target: "jobs", error = %e, "recording missed check-ins failed"),
+    }
+}
+
+pub async fn forget_login_failures(db: &Db) {
+    if let Err(e) = crate::domain::identity::forget_login_failures(db, Utc::now()).await {
+        tracing::warn!(target: "jobs", error = %e, "forgetting old failed sign-ins failed");
     }
 }

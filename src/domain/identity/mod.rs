@@ -7,7 +7,7 @@ mod tokens;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -73,6 +73,20 @@ pub enum LoginOutcome {
 pub struct CodeSent {
     pub status: &'static str,
     pub detail: &'static str,
+}
+
+/// The digest purpose of an address whose failed sign-ins are counted.
+const LOGIN_FAILURE_PURPOSE: &str = "login_failures";
+
+/// Forgets failed sign-ins of addresses that are not locked and have been quiet for a day.
+pub async fn forget_login_failures(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+    const SQL: &str = "DELETE FROM login_failures WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $2)";
+    Ok(on_db!(db, |pool| sqlx::query(SQL)
+        .bind(now - chrono::Duration::days(1))
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
 }
 
 const CODE_SENT: CodeSent = CodeSent {
@@ -149,6 +163,8 @@ impl Identity {
         let display_name = checks.line("display_name", form.display_name, 1, 100);
         checks.finish()?;
 
+        // Hashed whether or not the address is taken, so the answer takes as long either way.
+        let hash = self.passwords.hash(form.password).await?;
         if let Some(existing) = people::find_by_email(&self.db, &email).await? {
             if existing.email_verified_at.is_none() && existing.deactivated_at.is_none() {
                 self.send_code(&existing, Purpose::VerifyEmail).await?;
@@ -162,7 +178,6 @@ impl Identity {
             return Ok(CODE_SENT);
         }
 
-        let hash = self.passwords.hash(form.password).await?;
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let new = NewUser {
@@ -229,7 +244,9 @@ impl Identity {
         }
     }
 
-    /// Signs in with email and password. Repeated failures lock the account for a while.
+    /// Signs in with email and password. Repeated failures lock the address for a while,
+    /// alike whether or not an account has it, so neither the answers nor the lockout tell
+    /// which addresses exist.
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome> {
         let email = email.trim().to_lowercase();
         if email.len() > crate::domain::validate::MAX_EMAIL
@@ -237,13 +254,15 @@ impl Identity {
         {
             return Err(bad_credentials());
         }
-        let user = people::find_by_email(&self.db, &email).await?;
+        let address = self.digester.digest(LOGIN_FAILURE_PURPOSE, &email);
         let now = Utc::now();
-        if let Some(until) = user
-            .as_ref()
-            .and_then(|u| u.locked_until)
-            .filter(|until| *until > now)
-        {
+        const LOCKED: &str = "SELECT locked_until FROM login_failures WHERE email_digest = $1";
+        let locked: Option<Option<DateTime<Utc>>> =
+            on_db!(&self.db, |pool| sqlx::query_scalar(LOCKED)
+                .bind(&address)
+                .fetch_optional(pool)
+                .await)?;
+        if let Some(until) = locked.flatten().filter(|until| *until > now) {
             let minutes = (until - now).num_minutes() + 1;
             return Err(Error::new(
                 Code::AccountLocked,
@@ -252,6 +271,7 @@ impl Identity {
                 ),
             ));
         }
+        let user = people::find_by_email(&self.db, &email).await?;
         let ok = self
             .passwords
             .verify(
@@ -259,13 +279,10 @@ impl Identity {
                 user.as_ref().and_then(|u| u.password_hash.as_deref()),
             )
             .await?;
-        let Some(user) = user else {
+        let Some(user) = user.filter(|_| ok) else {
+            self.count_failed_login(&address, now).await?;
             return Err(bad_credentials());
         };
-        if !ok {
-            self.count_failed_login(&user).await?;
-            return Err(bad_credentials());
-        }
         if user.deactivated_at.is_some() {
             return Err(Error::new(
                 Code::AccountDeactivated,
@@ -286,21 +303,39 @@ impl Identity {
         }
     }
 
-    async fn count_failed_login(&self, user: &User) -> Result<()> {
-        let now = Utc::now();
+    /// Clears an address's failed sign-ins: it signed in, or proved it holds the mailbox.
+    pub(super) async fn forget_failed_logins(
+        &self,
+        tx: &mut crate::db::Tx,
+        email: &str,
+    ) -> Result<()> {
+        let address = self.digester.digest(LOGIN_FAILURE_PURPOSE, email);
+        const SQL: &str = "DELETE FROM login_failures WHERE email_digest = $1";
+        crate::on_tx!(tx, |conn| sqlx::query(SQL)
+            .bind(&address)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Counts a failed sign-in for an address; the last one allowed locks it.
+    async fn count_failed_login(&self, address: &str, now: DateTime<Utc>) -> Result<()> {
         let until = now + self.settings.login_lockout;
-        const SQL: &str = "UPDATE users SET failed_logins = failed_logins + 1, \
-            locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END, updated_at = $4 WHERE id = $1";
-        on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(user.id)
+        const SQL: &str = "INSERT INTO login_failures (email_digest, failures, locked_until, updated_at) \
+            VALUES ($1, 1, CASE WHEN 1 >= $2 THEN $3 END, $4) \
+            ON CONFLICT (email_digest) DO UPDATE SET failures = login_failures.failures + 1, \
+            locked_until = CASE WHEN login_failures.failures + 1 >= $2 THEN $3 ELSE login_failures.locked_until END, \
+            updated_at = $4 RETURNING failures";
+        let failures: i64 = on_db!(&self.db, |pool| sqlx::query_scalar(SQL)
+            .bind(address)
             .bind(self.settings.login_max_failures)
             .bind(until)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        if user.failed_logins + 1 >= self.settings.login_max_failures {
-            tracing::warn!(target: "audit", user = %user.id, "account locked after failed sign-ins");
+            .fetch_one(pool)
+            .await)?;
+        if failures == self.settings.login_max_failures {
+            tracing::warn!(target: "audit", address = %address, "address locked after failed sign-ins");
         }
         Ok(())
     }
@@ -356,6 +391,7 @@ impl Identity {
             .await
             .map(|r| r.rows_affected()))?;
         tokens::revoke_all_sessions(&mut tx, user.id, now, "password_reset").await?;
+        self.forget_failed_logins(&mut tx, &user.email).await?;
         tx.commit().await?;
         tracing::info!(target: "audit", user = %user.id, "password reset; all logins ended");
         Ok(())

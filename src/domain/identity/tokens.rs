@@ -96,12 +96,7 @@ impl Identity {
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected()))?;
-        const RESET: &str = "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND failed_logins > 0";
-        on_tx!(&mut tx, |conn| sqlx::query(RESET)
-            .bind(user.id)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        self.forget_failed_logins(&mut tx, &user.email).await?;
         let refresh = self.insert_refresh_token(&mut tx, session_id, now).await?;
         tx.commit().await?;
         tracing::info!(target: "audit", user = %user.id, session = %session_id, "signed in");
