@@ -151,7 +151,11 @@ async fn chat(
         .start(&actor, true, time_zone.as_deref(), None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let session = reply.session_id;
+    let secret = reply.session_secret.clone().unwrap_or_default();
+    let session = crate::agent::ChatKey {
+        id: reply.session_id,
+        secret: &secret,
+    };
     loop {
         print_reply(&reply);
         let Some(line) = lines.next_line().await? else {

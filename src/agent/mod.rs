@@ -92,6 +92,10 @@ impl From<&Proposal> for Pending {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Reply {
     pub session_id: Uuid,
+    /// Only when the conversation starts: the secret that every later call about it
+    /// carries in the `X-Chat-Secret` header. Without it, the conversation does not exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_secret: Option<String>,
     pub reply: String,
     /// Who answered: the configured model, or the offline assistant.
     pub assistant: String,
@@ -102,6 +106,13 @@ pub struct Reply {
     /// What a confirmed proposal did (the appointment), when this turn committed one.
     #[schema(value_type = Option<Object>)]
     pub committed: Option<Value>,
+}
+
+/// Which conversation, and the secret the client that started it holds.
+#[derive(Clone, Copy, Debug)]
+pub struct ChatKey<'a> {
+    pub id: Uuid,
+    pub secret: &'a str,
 }
 
 impl Agent {
@@ -161,31 +172,35 @@ impl Agent {
         checks.finish()?;
         let mut session = Session::new(actor.user_id(), zone, Utc::now());
         session.language = language.map(str::to_owned);
+        let secret = crate::crypto::random_token();
+        session.secret_digest = Some(session::secret_digest(&secret));
         self.sessions.save(&session).await?;
         self.audit(actor, "chat.started", session.id, json!({}))
             .await?;
         let reply = "Hello! I can help you find the right kind of doctor, see free times and book. What do you need?";
-        Ok(self.reply(&session, reply.into(), offline::LABEL.into(), Vec::new()))
+        let mut reply = self.reply(&session, reply.into(), offline::LABEL.into(), Vec::new());
+        reply.session_secret = Some(secret);
+        Ok(reply)
     }
 
     /// One user message.
-    pub async fn message(&self, actor: &Actor, id: Uuid, text: &str) -> Result<Reply> {
-        self.message_streaming(actor, id, text, None).await
+    pub async fn message(&self, actor: &Actor, chat: ChatKey<'_>, text: &str) -> Result<Reply> {
+        self.message_streaming(actor, chat, text, None).await
     }
 
     /// Refuses what `message` would refuse before any work: bad text, an unknown session.
-    pub async fn check(&self, actor: &Actor, id: Uuid, text: &str) -> Result<()> {
+    pub async fn check(&self, actor: &Actor, chat: ChatKey<'_>, text: &str) -> Result<()> {
         let mut checks = crate::domain::validate::Checks::new();
         checks.text("text", text, 1, 2000);
         checks.finish()?;
-        self.load_for(actor, id, Utc::now()).await.map(|_| ())
+        self.load_for(actor, chat, Utc::now()).await.map(|_| ())
     }
 
     /// One user message, the model's text sent to `deltas` as it is written.
     pub async fn message_streaming(
         &self,
         actor: &Actor,
-        id: Uuid,
+        chat: ChatKey<'_>,
         text: &str,
         deltas: Option<&Deltas>,
     ) -> Result<Reply> {
@@ -193,7 +208,7 @@ impl Agent {
         let text = checks.text("text", text, 1, 2000);
         checks.finish()?;
         let now = Utc::now();
-        let mut s = self.load_for(actor, id, now).await?;
+        let mut s = self.load_for(actor, chat, now).await?;
         s.last_active = now;
         if safety::is_red_flag(&text) {
             s.messages.push(Message::user(&text));
@@ -228,8 +243,8 @@ impl Agent {
     }
 
     /// The widget's Confirm button: commits the pending proposal.
-    pub async fn confirm(&self, actor: &Actor, id: Uuid) -> Result<Reply> {
-        let mut s = self.load_for(actor, id, Utc::now()).await?;
+    pub async fn confirm(&self, actor: &Actor, chat: ChatKey<'_>) -> Result<Reply> {
+        let mut s = self.load_for(actor, chat, Utc::now()).await?;
         s.last_active = Utc::now();
         match s.pending.clone() {
             Some(p) => self.commit(actor, s, p).await,
@@ -241,8 +256,8 @@ impl Agent {
     }
 
     /// The widget's Decline button.
-    pub async fn decline(&self, actor: &Actor, id: Uuid) -> Result<Reply> {
-        let mut s = self.load_for(actor, id, Utc::now()).await?;
+    pub async fn decline(&self, actor: &Actor, chat: ChatKey<'_>) -> Result<Reply> {
+        let mut s = self.load_for(actor, chat, Utc::now()).await?;
         s.last_active = Utc::now();
         match s.pending.clone() {
             Some(p) => self.drop_pending(actor, s, p).await,
@@ -254,8 +269,9 @@ impl Agent {
     }
 
     /// Removes the conversation data.
-    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<()> {
-        let s = match self.load_for(actor, id, Utc::now()).await {
+    pub async fn delete(&self, actor: &Actor, chat: ChatKey<'_>) -> Result<()> {
+        let id = chat.id;
+        let s = match self.load_for(actor, chat, Utc::now()).await {
             Ok(s) => s,
             // Already gone (or expired and removed): deleting again is fine.
             Err(e) if e.code() == Code::NotFound => return Ok(()),
@@ -268,8 +284,21 @@ impl Agent {
         self.audit(actor, "chat.deleted", id, json!({})).await
     }
 
-    async fn load_for(&self, actor: &Actor, id: Uuid, now: DateTime<Utc>) -> Result<Session> {
-        let mut s = self.sessions.load(id, now).await?;
+    /// The session, for the client that created it (it holds the secret) and, once
+    /// signed in, its user; to anyone else it does not exist.
+    async fn load_for(
+        &self,
+        actor: &Actor,
+        chat: ChatKey<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Session> {
+        let mut s = self.sessions.load(chat.id, now).await?;
+        if s.secret_digest
+            .as_deref()
+            .is_some_and(|d| !session::secret_matches(chat.secret, d))
+        {
+            return Err(Error::new(Code::NotFound, "No such chat session."));
+        }
         match (s.user_id, actor.user_id()) {
             (Some(owner), Some(me)) if owner == me => {}
             // Someone else's session does not exist, as far as this caller can tell.
@@ -316,6 +345,7 @@ impl Agent {
         }
         Reply {
             session_id: s.id,
+            session_secret: None,
             reply: text,
             assistant,
             actions,

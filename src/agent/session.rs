@@ -44,6 +44,26 @@ pub struct Session {
     /// The language of the user's interface (ISO 639-1), when their client said.
     #[serde(default)]
     pub language: Option<String>,
+    /// SHA-256 of the secret the client that started the conversation holds.
+    #[serde(default)]
+    pub secret_digest: Option<String>,
+}
+
+/// The stored form of a conversation's secret (256 random bits: a plain hash suffices).
+pub fn secret_digest(secret: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(secret.trim().as_bytes()))
+}
+
+/// Compares a presented secret with the stored digest in constant time.
+pub fn secret_matches(secret: &str, digest: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    secret_digest(secret)
+        .as_bytes()
+        .ct_eq(digest.as_bytes())
+        .into()
 }
 
 impl Session {
@@ -61,6 +81,7 @@ impl Session {
             committed: Vec::new(),
             offered: Vec::new(),
             language: None,
+            secret_digest: None,
         }
     }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use futures_util::StreamExt;
 
-use crate::agent::Reply;
+use crate::agent::{ChatKey, Reply};
 use crate::app::AppState;
 use crate::domain::actor::Actor;
 use crate::domain::orchestration::{self, Stats, StatsQuery};
@@ -93,7 +93,7 @@ async fn start(
 /// Sends the user's message; the reply carries slot buttons and the pending proposal.
 /// With `Accept: text/event-stream` the reply text streams as `token` events, then a
 /// `reply` event with the whole answer.
-#[utoipa::path(post, path = "/chat/sessions/{id}/messages", tag = "chat", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/chat/sessions/{id}/messages", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")),
     request_body = ChatMessage, responses(
     (status = 200, body = Reply),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -106,17 +106,26 @@ async fn message(
     Path(id): Path<Uuid>,
     Json(body): Json<ChatMessage>,
 ) -> Result<Response> {
+    let secret = chat_secret(&headers);
+    let chat = ChatKey {
+        id,
+        secret: &secret,
+    };
     if !wants_stream(&headers) {
-        return Ok(Json(s.agent.message(&actor, id, &body.text).await?).into_response());
+        return Ok(Json(s.agent.message(&actor, chat, &body.text).await?).into_response());
     }
     // Problems with the request itself still get their status code; the turn then runs
     // in its own task and the model's text is sent as it is written.
-    s.agent.check(&actor, id, &body.text).await?;
+    s.agent.check(&actor, chat, &body.text).await?;
     let (deltas, rx) = Deltas::new();
     let agent = s.agent.clone();
     let turn = tokio::spawn(async move {
+        let chat = ChatKey {
+            id,
+            secret: &secret,
+        };
         agent
-            .message_streaming(&actor, id, &body.text, Some(&deltas))
+            .message_streaming(&actor, chat, &body.text, Some(&deltas))
             .await
     });
     Ok(Sse::new(live(rx, turn)).into_response())
@@ -182,7 +191,7 @@ fn problem_json(e: &crate::error::Error) -> String {
 }
 
 /// Commits the pending proposal (the widget's Confirm button). Idempotent.
-#[utoipa::path(post, path = "/chat/sessions/{id}/confirm", tag = "chat", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(post, path = "/chat/sessions/{id}/confirm", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
     (status = 200, body = Reply),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -193,11 +202,16 @@ async fn confirm(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    Ok(answer(&headers, s.agent.confirm(&actor, id).await?))
+    let secret = chat_secret(&headers);
+    let chat = ChatKey {
+        id,
+        secret: &secret,
+    };
+    Ok(answer(&headers, s.agent.confirm(&actor, chat).await?))
 }
 
 /// Drops the pending proposal (the widget's Decline button).
-#[utoipa::path(post, path = "/chat/sessions/{id}/decline", tag = "chat", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(post, path = "/chat/sessions/{id}/decline", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
     (status = 200, body = Reply),
     (status = 409, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -207,20 +221,44 @@ async fn decline(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
-    Ok(answer(&headers, s.agent.decline(&actor, id).await?))
+    let secret = chat_secret(&headers);
+    let chat = ChatKey {
+        id,
+        secret: &secret,
+    };
+    Ok(answer(&headers, s.agent.decline(&actor, chat).await?))
 }
 
 /// Deletes the conversation data.
-#[utoipa::path(delete, path = "/chat/sessions/{id}", tag = "chat", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(delete, path = "/chat/sessions/{id}", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
     (status = 204, description = "deleted"),
 ))]
 async fn delete(
     State(s): State<AppState>,
     actor: Actor,
+    headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    s.agent.delete(&actor, id).await?;
+    let secret = chat_secret(&headers);
+    s.agent
+        .delete(
+            &actor,
+            ChatKey {
+                id,
+                secret: &secret,
+            },
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The conversation's secret, as the client that started it sends it back.
+fn chat_secret(headers: &HeaderMap) -> String {
+    headers
+        .get("x-chat-secret")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn wants_stream(headers: &HeaderMap) -> bool {

@@ -174,6 +174,7 @@ pub fn cors(state: &AppState) -> CorsLayer {
             header::AUTHORIZATION,
             header::ACCEPT,
             header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-chat-secret"),
         ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -38,8 +38,10 @@ impl TestApp {
 
     /// Sends a message asking for the reply as a server-sent event stream.
     pub async fn say_streaming(&self, session: &str, text: &str) -> reqwest::Response {
+        let path = format!("/api/v1/chat/sessions/{session}/messages");
         self.client
-            .post(self.url(&format!("/api/v1/chat/sessions/{session}/messages")))
+            .post(self.url(&path))
+            .header("x-chat-secret", self.chat_secret(&path).unwrap_or_default())
             .header("accept", "text/event-stream")
             .json(&json!({"text": text}))
             .send()

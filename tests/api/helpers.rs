@@ -40,6 +40,9 @@ pub struct TestApp {
     pub state: AppState,
     /// The PostgreSQL schema of this app, when on PostgreSQL.
     pg_schema: Option<String>,
+    /// The secret of each chat this client started, sent back as `X-Chat-Secret` on every
+    /// call about that chat (as the widget does).
+    chat_secrets: std::sync::Mutex<HashMap<String, String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -154,6 +157,7 @@ impl TestApp {
             backend,
             state,
             pg_schema,
+            chat_secrets: Default::default(),
             _dir: dir,
         }
     }
@@ -197,10 +201,34 @@ impl TestApp {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
+        if let Some(secret) = self.chat_secret(path) {
+            req = req.header("x-chat-secret", secret);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }
-        answer(req.send().await.expect("request")).await
+        let a = answer(req.send().await.expect("request")).await;
+        if path == "/api/v1/chat/sessions"
+            && let (Some(id), Some(secret)) = (
+                a.body["session_id"].as_str(),
+                a.body["session_secret"].as_str(),
+            )
+        {
+            self.chat_secrets
+                .lock()
+                .expect("secrets")
+                .insert(id.to_owned(), secret.to_owned());
+        }
+        a
+    }
+
+    /// The secret of the chat a path is about, when this client started it.
+    pub fn chat_secret(&self, path: &str) -> Option<String> {
+        let id = path
+            .strip_prefix("/api/v1/chat/sessions/")?
+            .split('/')
+            .next()?;
+        self.chat_secrets.lock().expect("secrets").get(id).cloned()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {

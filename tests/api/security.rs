@@ -15,6 +15,7 @@ on_both_backends!(
     far_dates_are_a_bad_request_naming_the_range,
     an_admin_of_two_clinics_sees_both_clinics_audit,
     answers_are_not_cached,
+    a_chat_answers_only_the_client_that_started_it,
 );
 
 const NOTE: &str = "Apply the cream every 12 hours for 3 days. Buy a thermometer.";
@@ -699,4 +700,92 @@ async fn answers_do_not_tell_which_addresses_have_accounts() {
             .await;
         locked.assert_problem(423, "account_locked");
     }
+}
+
+/// A chat is bound to the secret its creator got: whoever learns only its id can neither
+/// read, write, confirm nor delete it, signed in or not; once the creator signs in, it is
+/// theirs alone.
+async fn a_chat_answers_only_the_client_that_started_it(app: TestApp) {
+    let started = app
+        .post(
+            "/api/v1/chat/sessions",
+            json!({"consent": true, "time_zone": "Europe/Lisbon"}),
+        )
+        .await;
+    let id = started.assert_ok(201)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = started.body["session_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 40, "{secret}");
+    let path = format!("/api/v1/chat/sessions/{id}/messages");
+    app.post(
+        &path,
+        json!({"text": "My knee hurts, I need an appointment"}),
+    )
+    .await
+    .assert_ok(200);
+
+    let (_, thief) = app.user_with("thief@example.org", &[]).await;
+    let raw = |token: Option<&str>, secret: Option<&str>, method: Method, path: String| {
+        let app = &app;
+        let token = token.map(str::to_owned);
+        let secret = secret.map(str::to_owned);
+        async move {
+            let mut req = app.client.request(method, app.url(&path));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(s) = secret {
+                req = req.header("x-chat-secret", s);
+            }
+            req.json(&json!({"text": "yes"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for token in [None, Some(thief.as_str())] {
+        for secret in [None, Some("not-the-secret")] {
+            assert_eq!(raw(token, secret, Method::POST, path.clone()).await, 404);
+            assert_eq!(
+                raw(
+                    token,
+                    secret,
+                    Method::POST,
+                    format!("/api/v1/chat/sessions/{id}/confirm")
+                )
+                .await,
+                404
+            );
+        }
+    }
+    // A delete without the secret removes nothing.
+    raw(
+        Some(&thief),
+        None,
+        Method::DELETE,
+        format!("/api/v1/chat/sessions/{id}"),
+    )
+    .await;
+    app.post(&path, json!({"text": "Is there anything this week?"}))
+        .await
+        .assert_ok(200);
+
+    // The creator signs in during the chat: it is now theirs; the secret alone no longer
+    // opens it for anyone else.
+    let (_, owner) = app.user_with("owner@example.org", &[]).await;
+    app.post_as(&owner, &path, json!({"text": "Thank you"}))
+        .await
+        .assert_ok(200);
+    assert_eq!(
+        raw(Some(&thief), Some(&secret), Method::POST, path.clone()).await,
+        404
+    );
+    assert_eq!(
+        raw(None, Some(&secret), Method::POST, path.clone()).await,
+        404
+    );
 }

@@ -57,8 +57,12 @@ async fn main() -> AnyResult<()> {
         let start = agent
             .start(&actor, true, Some("Europe/Lisbon"), None)
             .await?;
-        let id = start.session_id;
-        sessions.push(id.to_string());
+        sessions.push(start.session_id.to_string());
+        let secret = start.session_secret.clone().unwrap_or_default();
+        let id = clinic::agent::ChatKey {
+            id: start.session_id,
+            secret: &secret,
+        };
         let t = Instant::now();
         let listed = agent
             .message(

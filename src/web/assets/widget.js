@@ -98,6 +98,8 @@
   // The access token stays in this closure only, never in the host page's storage.
   var state = {
     session: sessionStorage.getItem("clinic.session") || null,
+    // Proves to the service that this page started the conversation.
+    secret: sessionStorage.getItem("clinic.session.secret") || null,
     token: null,
     user: null,
     lastPick: null,
@@ -154,6 +156,7 @@
     var h = {};
     if (json) h["content-type"] = "application/json";
     if (state.token) h.authorization = "Bearer " + state.token;
+    if (state.secret) h["x-chat-secret"] = state.secret;
     return h;
   }
 
@@ -180,7 +183,9 @@
       .then(function (r) { return r.ok ? r.json() : problem(r); })
       .then(function (reply) {
         state.session = reply.session_id;
+        state.secret = reply.session_secret;
         sessionStorage.setItem("clinic.session", state.session);
+        sessionStorage.setItem("clinic.session.secret", state.secret);
         composer.removeAttribute("hidden");
         render(reply, add("bot", ""));
         input.focus();
@@ -359,7 +364,9 @@
 
   function forget() {
     state.session = null;
+    state.secret = null;
     sessionStorage.removeItem("clinic.session");
+    sessionStorage.removeItem("clinic.session.secret");
   }
 
   function deleteConversation() {
