@@ -103,6 +103,12 @@ fn policy(config: &Config) -> crate::db::Policy {
             &key(&care.data_key),
             &care.old_data_keys.iter().map(key).collect::<Vec<_>>(),
         ),
+        // Its own key, derived from the data key (which stays outside the database).
+        audit_key: crate::crypto::Digester::new(
+            crate::crypto::Digester::new(&key(&care.data_key))
+                .digest("audit checkpoint key", "")
+                .as_bytes(),
+        ),
         appointment_reminders: config
             .notify
             .appointment_reminders

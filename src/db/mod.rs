@@ -26,6 +26,8 @@ pub struct Db {
     pool: Pool,
     audit_tail: AuditTail,
     audit_log: Option<AuditLog>,
+    /// Where `audit_log` is, to read its checkpoints back.
+    audit_log_path: Option<std::path::PathBuf>,
     policy: Arc<Policy>,
 }
 
@@ -34,6 +36,9 @@ pub struct Db {
 #[derive(Clone)]
 pub struct Policy {
     pub sealer: Sealer,
+    /// Signs the audit chain's checkpoints in `logs/audit.log` (a key the database does
+    /// not hold, so a rewritten or shortened chain no longer matches them).
+    pub audit_key: crate::crypto::Digester,
     /// Appointment reminders, this long before the visit.
     pub appointment_reminders: Vec<chrono::Duration>,
     /// Every notification also goes to the signed webhook.
@@ -52,6 +57,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             sealer: Sealer::new(&rand::random(), &[]),
+            audit_key: crate::crypto::Digester::new(&rand::random::<[u8; 32]>()),
             appointment_reminders: vec![chrono::Duration::hours(24), chrono::Duration::hours(2)],
             webhook: false,
             sms: false,
@@ -93,6 +99,9 @@ pub struct Tx {
     audit_log: Option<AuditLog>,
     /// Audit lines to mirror to the log once the transaction has committed.
     pub(crate) audit_lines: Vec<String>,
+    /// The chain's head after this transaction's records, checkpointed after them.
+    pub(crate) audit_head: Option<(i64, String)>,
+    policy: Arc<Policy>,
 }
 
 pub enum TxConn {
@@ -180,6 +189,7 @@ impl Db {
             pool,
             audit_tail: AuditTail::default(),
             audit_log: None,
+            audit_log_path: None,
             policy: Arc::new(Policy::default()),
         }
     }
@@ -203,7 +213,13 @@ impl Db {
             .append(true)
             .open(path)?;
         self.audit_log = Some(Arc::new(Mutex::new(file)));
+        self.audit_log_path = Some(path.to_owned());
         Ok(self)
+    }
+
+    /// The audit log this process mirrors to, if any.
+    pub fn audit_log_path(&self) -> Option<&std::path::Path> {
+        self.audit_log_path.as_deref()
     }
 
     pub fn pool(&self) -> &Pool {
@@ -237,6 +253,8 @@ impl Db {
             audit_tail: self.audit_tail.clone(),
             audit_log: self.audit_log.clone(),
             audit_lines: Vec::new(),
+            audit_head: None,
+            policy: self.policy.clone(),
         })
     }
 
@@ -268,7 +286,10 @@ impl Tx {
             && let Ok(mut file) = log.lock()
         {
             use std::io::Write;
-            for line in &self.audit_lines {
+            let checkpoint = self.audit_head.as_ref().map(|(seq, hash)| {
+                crate::domain::audit::checkpoint_line(&self.policy.audit_key, *seq, hash)
+            });
+            for line in self.audit_lines.iter().chain(checkpoint.as_ref()) {
                 if let Err(e) = writeln!(file, "{line}") {
                     tracing::warn!(error = %e, "mirroring to audit.log failed");
                     break;

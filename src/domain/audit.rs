@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::crypto::Digester;
 use crate::db::{Db, Tx, TxConn};
 use crate::domain::actor::Actor;
 use crate::error::{Error, Result};
@@ -87,6 +88,11 @@ fn chain_hash(
 
 /// Appends a record inside the caller's transaction.
 pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
+    record_as(tx, actor.user_id(), entry).await
+}
+
+/// [`record`] for an account that is not (yet) the caller: a sign-in, a failed one.
+pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Result<()> {
     // One writer at a time extends the chain: SQLite's write lock already serialises
     // transactions; on PostgreSQL a transaction-scoped advisory lock does.
     if let TxConn::Postgres(t) = tx.conn_mut() {
@@ -98,7 +104,7 @@ pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
         // Microseconds: what both databases keep, so the hash can be recomputed from the row.
         at: Utc::now().trunc_subsecs(6),
         id: Uuid::now_v7(),
-        actor_id: actor.user_id(),
+        actor_id,
         details: entry.details.to_string(),
         entry,
     };
@@ -171,6 +177,7 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
             "prev_hash": prev, "hash": hash,
         });
         tx.audit_lines.push(line.to_string());
+        tx.audit_head = Some((seq, hash.clone()));
         if let Ok(mut tail) = tx.audit_tail.lock() {
             *tail = Some((seq, hash));
         }
@@ -232,23 +239,75 @@ pub async fn list(db: &Db, actor: &Actor, filter: &AuditFilter) -> Result<Vec<Au
     Ok(records)
 }
 
+const CHECKPOINT_PURPOSE: &str = "audit_checkpoint";
+
+/// A signed checkpoint of the chain's head, the line written to `logs/audit.log` after the
+/// records of each transaction.
+pub fn checkpoint_line(key: &Digester, seq: i64, hash: &str) -> String {
+    let mac = key.digest(CHECKPOINT_PURPOSE, &format!("{seq}:{hash}"));
+    serde_json::json!({"checkpoint": {"seq": seq, "hash": hash}, "mac": mac}).to_string()
+}
+
+/// The checkpoints in the audit log whose signature holds, by sequence number.
+fn checkpoints(db: &Db) -> Vec<(i64, String)> {
+    let Some(text) = db
+        .audit_log_path()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    else {
+        return Vec::new();
+    };
+    let key = &db.policy().audit_key;
+    let mut found: Vec<(i64, String)> = text
+        .lines()
+        .filter(|l| l.starts_with("{\"checkpoint\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let seq = v["checkpoint"]["seq"].as_i64()?;
+            let hash = v["checkpoint"]["hash"].as_str()?.to_owned();
+            let mac = v["mac"].as_str()?;
+            key.matches(CHECKPOINT_PURPOSE, &format!("{seq}:{hash}"), mac)
+                .then_some((seq, hash))
+        })
+        .collect();
+    found.sort_by_key(|(seq, _)| *seq);
+    found.dedup_by_key(|(seq, _)| *seq);
+    found
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChainReport {
     pub records: i64,
     pub intact: bool,
-    /// The first record whose hash or link does not match.
+    /// The first record whose hash or link does not match, or that a checkpoint names and
+    /// the database no longer has as it was.
     pub first_broken_seq: Option<i64>,
+    /// Signed checkpoints of `logs/audit.log` compared with the database.
+    pub checkpoints: i64,
+    /// What is wrong, in words: an edited record, a rewritten chain, a truncated chain.
+    pub problem: Option<String>,
 }
 
-/// Recomputes the chain from the start (system admins).
+/// Recomputes the chain from the start, and compares it with the signed checkpoints this
+/// service wrote to its audit log: records edited in place break the chain; a chain
+/// rewritten with every later hash recomputed, or with its last records deleted, no
+/// longer matches the checkpoints (system admins).
 pub async fn verify(db: &Db, actor: &Actor) -> Result<ChainReport> {
     actor.require_system_admin()?;
     const SQL: &str = "SELECT seq, id, at, actor_id, action, subject, clinic_id, details, prev_hash, hash FROM audit \
         WHERE seq > $1 ORDER BY seq LIMIT 1000";
+    let marks = checkpoints(db);
+    let mut pending = marks.iter().peekable();
     let mut after = 0i64;
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     let mut records = 0i64;
+    let broken = |records, seq, problem: String| ChainReport {
+        records,
+        intact: false,
+        first_broken_seq: Some(seq),
+        checkpoints: marks.len() as i64,
+        problem: Some(problem),
+    };
     loop {
         let batch = on_db!(db, |pool| sqlx::query_as::<_, AuditRecord>(SQL)
             .bind(after)
@@ -259,19 +318,44 @@ pub async fn verify(db: &Db, actor: &Actor) -> Result<ChainReport> {
         for r in &batch {
             records += 1;
             if r.seq != expected_seq || r.prev_hash != prev || r.hash != r.expected_hash() {
-                return Ok(ChainReport {
+                let seq = r.seq.min(expected_seq);
+                return Ok(broken(
                     records,
-                    intact: false,
-                    first_broken_seq: Some(r.seq.min(expected_seq)),
-                });
+                    seq,
+                    format!("record {seq} was changed or removed: the chain breaks there"),
+                ));
+            }
+            if let Some((_, hash)) = pending.next_if(|(seq, _)| *seq == r.seq)
+                && *hash != r.hash
+            {
+                return Ok(broken(
+                    records,
+                    r.seq,
+                    format!(
+                        "record {} is not the one checkpointed: the chain was rewritten at or before it",
+                        r.seq
+                    ),
+                ));
             }
             prev.clone_from(&r.hash);
             expected_seq += 1;
         }
     }
+    if let Some((seq, _)) = pending.next() {
+        return Ok(broken(
+            records,
+            expected_seq,
+            format!(
+                "the chain ends at record {} but a checkpoint names record {seq}: records were deleted",
+                expected_seq - 1
+            ),
+        ));
+    }
     Ok(ChainReport {
         records,
         intact: true,
         first_broken_seq: None,
+        checkpoints: marks.len() as i64,
+        problem: None,
     })
 }

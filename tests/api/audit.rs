@@ -7,7 +7,11 @@ use serde_json::json;
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
-on_both_backends!(two_replicas_extend_one_chain_and_an_edited_record_is_found);
+on_both_backends!(
+    two_replicas_extend_one_chain_and_an_edited_record_is_found,
+    a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints,
+    sign_ins_failures_lockouts_and_revocations_are_audited,
+);
 
 fn application(n: usize) -> ClinicApplication {
     ClinicApplication {
@@ -73,7 +77,8 @@ async fn two_replicas_extend_one_chain_and_an_edited_record_is_found(app: TestAp
     let log = std::fs::read_to_string(app.data_dir().join("logs/audit.log")).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l.get("checkpoint").is_none())
         .collect();
     assert!(lines.len() >= 8, "{}", lines.len());
     for line in &lines {
@@ -99,4 +104,144 @@ async fn two_replicas_extend_one_chain_and_an_edited_record_is_found(app: TestAp
 fn mailer(db: &clinic::db::Db) -> clinic::notify::mail::Mailer {
     clinic::notify::mail::Mailer::new(db.clone(), "Replica <replica@clinic.localhost>", None)
         .unwrap()
+}
+
+/// The chain hash, as an attacker with the database (but not the data key) recomputes it.
+fn rehash(prev: &str, r: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let at: chrono::DateTime<chrono::Utc> = serde_json::from_value(r["at"].clone()).unwrap();
+    for part in [
+        prev.to_owned(),
+        r["seq"].as_i64().unwrap().to_string(),
+        r["id"].as_str().unwrap().to_owned(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        r["actor_id"].as_str().unwrap_or_default().to_owned(),
+        r["action"].as_str().unwrap().to_owned(),
+        r["subject"].as_str().unwrap().to_owned(),
+        r["clinic_id"].as_str().unwrap_or_default().to_owned(),
+        r["details"].as_str().unwrap().to_owned(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints(app: TestApp) {
+    let root = app.root().await;
+    for n in 0..3 {
+        app.approved_clinic(&format!("Chain Clinic {n}"), "Europe/Lisbon")
+            .await;
+    }
+    let verify = || async { app.get_as(&root, "/api/v1/admin/audit/verify").await };
+    let report = verify().await;
+    assert_eq!(report.assert_ok(200)["intact"], true, "{:#}", report.body);
+    assert!(report.body["checkpoints"].as_i64().unwrap() > 5);
+    let records = report.body["records"].as_i64().unwrap();
+
+    // Someone with the database rewrites a record and recomputes every later hash: the
+    // chain itself holds, the checkpoints do not.
+    let all = app.get_as(&root, "/api/v1/admin/audit?limit=500").await;
+    let mut rows: Vec<serde_json::Value> = all.assert_ok(200).as_array().unwrap().clone();
+    rows.sort_by_key(|r| r["seq"].as_i64().unwrap());
+    let target = rows.len() / 2;
+    rows[target]["details"] = json!("{\"note\":\"nothing happened\"}");
+    let mut prev = rows[target]["prev_hash"].as_str().unwrap().to_owned();
+    for r in rows.iter_mut().skip(target) {
+        r["prev_hash"] = json!(prev);
+        let hash = rehash(&prev, r);
+        r["hash"] = json!(hash);
+        prev = hash;
+    }
+    let originals = all.body.as_array().unwrap().clone();
+    for r in rows.iter().skip(target) {
+        const SQL: &str = "UPDATE audit SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1";
+        clinic::on_db!(&app.db, |pool| sqlx::query(SQL)
+            .bind(r["seq"].as_i64().unwrap())
+            .bind(r["details"].as_str().unwrap())
+            .bind(r["prev_hash"].as_str().unwrap())
+            .bind(r["hash"].as_str().unwrap())
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .unwrap();
+    }
+    let report = verify().await;
+    assert_eq!(report.assert_ok(200)["intact"], false, "{:#}", report.body);
+    let problem = report.body["problem"].as_str().unwrap();
+    assert!(problem.contains("rewritten"), "{problem}");
+    assert!(
+        report.body["first_broken_seq"].as_i64().unwrap() >= rows[target]["seq"].as_i64().unwrap()
+    );
+
+    // Put it back, then delete the last records: the checkpoints say they existed.
+    for r in &originals {
+        const SQL: &str = "UPDATE audit SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1";
+        clinic::on_db!(&app.db, |pool| sqlx::query(SQL)
+            .bind(r["seq"].as_i64().unwrap())
+            .bind(r["details"].as_str().unwrap())
+            .bind(r["prev_hash"].as_str().unwrap())
+            .bind(r["hash"].as_str().unwrap())
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .unwrap();
+    }
+    assert_eq!(verify().await.body["intact"], true);
+    const CUT: &str = "DELETE FROM audit WHERE seq > $1";
+    let keep = records - 3;
+    clinic::on_db!(&app.db, |pool| sqlx::query(CUT)
+        .bind(keep)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    let report = verify().await;
+    assert_eq!(report.assert_ok(200)["intact"], false, "{:#}", report.body);
+    let problem = report.body["problem"].as_str().unwrap();
+    assert!(problem.contains("deleted"), "{problem}");
+    assert_eq!(report.body["first_broken_seq"], keep + 1);
+}
+
+async fn sign_ins_failures_lockouts_and_revocations_are_audited(app: TestApp) {
+    app.verified_patient("au@example.org").await;
+    let tokens = app.login("au@example.org").await;
+    for _ in 0..5 {
+        app.post(
+            "/api/v1/auth/login",
+            json!({"email": "au@example.org", "password": "wrong password!"}),
+        )
+        .await;
+    }
+    app.post(
+        "/api/v1/auth/login",
+        json!({"email": "ghost@example.org", "password": "wrong password!"}),
+    )
+    .await;
+    app.post_as(
+        tokens["access_token"].as_str().unwrap(),
+        "/api/v1/auth/logout",
+        json!({}),
+    )
+    .await;
+    for (action, at_least) in [
+        ("auth.signed_in", 1),
+        ("auth.sign_in_failed", 6),
+        ("auth.locked", 1),
+        ("auth.session_revoked", 1),
+    ] {
+        let n = app
+            .scalar_i64_str("SELECT COUNT(*) FROM audit WHERE action = $1", action)
+            .await;
+        assert!(n >= at_least, "{action}: {n}");
+    }
+    // An address without an account is recorded by a digest, never as typed.
+    let typed = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE subject LIKE $1",
+            "%ghost%",
+        )
+        .await;
+    assert_eq!(typed, 0);
 }

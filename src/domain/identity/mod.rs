@@ -19,6 +19,7 @@ use crate::crypto::Digester;
 use crate::crypto::password::PasswordHashing;
 use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::audit;
 use crate::domain::people::{self, MfaMethod, NewUser, User, UserView};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
@@ -279,8 +280,12 @@ impl Identity {
                 user.as_ref().and_then(|u| u.password_hash.as_deref()),
             )
             .await?;
+        let subject = match &user {
+            Some(u) => format!("user:{}", u.id),
+            None => format!("address:{}", address.get(..16).unwrap_or_default()),
+        };
         let Some(user) = user.filter(|_| ok) else {
-            self.count_failed_login(&address, now).await?;
+            self.count_failed_login(&address, subject, now).await?;
             return Err(bad_credentials());
         };
         if user.deactivated_at.is_some() {
@@ -319,24 +324,54 @@ impl Identity {
         Ok(())
     }
 
-    /// Counts a failed sign-in for an address; the last one allowed locks it.
-    async fn count_failed_login(&self, address: &str, now: DateTime<Utc>) -> Result<()> {
+    /// Counts a failed sign-in for an address; the last one allowed locks it. Both are
+    /// audited (`subject`: the account, or for an address without one a digest of it).
+    async fn count_failed_login(
+        &self,
+        address: &str,
+        subject: String,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let until = now + self.settings.login_lockout;
         const SQL: &str = "INSERT INTO login_failures (email_digest, failures, locked_until, updated_at) \
             VALUES ($1, 1, CASE WHEN 1 >= $2 THEN $3 END, $4) \
             ON CONFLICT (email_digest) DO UPDATE SET failures = login_failures.failures + 1, \
             locked_until = CASE WHEN login_failures.failures + 1 >= $2 THEN $3 ELSE login_failures.locked_until END, \
             updated_at = $4 RETURNING failures";
-        let failures: i64 = on_db!(&self.db, |pool| sqlx::query_scalar(SQL)
+        let mut tx = self.db.begin().await?;
+        let failures: i64 = crate::on_tx!(&mut tx, |conn| sqlx::query_scalar(SQL)
             .bind(address)
             .bind(self.settings.login_max_failures)
             .bind(until)
             .bind(now)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await)?;
+        let user = subject.strip_prefix("user:").and_then(|id| id.parse().ok());
+        audit::record_as(
+            &mut tx,
+            user,
+            audit::Entry {
+                action: "auth.sign_in_failed",
+                subject: subject.clone(),
+                clinic_id: None,
+                details: serde_json::json!({"failures": failures}),
+            },
+        )
+        .await?;
         if failures == self.settings.login_max_failures {
-            tracing::warn!(target: "audit", address = %address, "address locked after failed sign-ins");
+            audit::record_as(
+                &mut tx,
+                user,
+                audit::Entry {
+                    action: "auth.locked",
+                    subject,
+                    clinic_id: None,
+                    details: serde_json::json!({"until": until}),
+                },
+            )
+            .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -7,12 +7,14 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Identity;
 use crate::db::Tx;
 use crate::domain::actor::Principal;
+use crate::domain::audit;
 use crate::domain::people::{self, User, UserView};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
@@ -98,6 +100,17 @@ impl Identity {
             .map(|r| r.rows_affected()))?;
         self.forget_failed_logins(&mut tx, &user.email).await?;
         let refresh = self.insert_refresh_token(&mut tx, session_id, now).await?;
+        audit::record_as(
+            &mut tx,
+            Some(user.id),
+            audit::Entry {
+                action: "auth.signed_in",
+                subject: format!("user:{}", user.id),
+                clinic_id: None,
+                details: serde_json::json!({"session": session_id}),
+            },
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(target: "audit", user = %user.id, session = %session_id, "signed in");
         self.token_pair(user, session_id, refresh, now).await
@@ -329,15 +342,40 @@ pub(super) async fn revoke_session(
     now: DateTime<Utc>,
     reason: &str,
 ) -> Result<()> {
-    const SQL: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL";
-    on_tx!(tx, |conn| sqlx::query(SQL)
+    const SQL: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL \
+        RETURNING user_id";
+    let revoked: Option<Uuid> = on_tx!(tx, |conn| sqlx::query_scalar(SQL)
         .bind(session_id)
         .bind(now)
         .bind(reason)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .fetch_optional(&mut *conn)
+        .await)?;
+    if let Some(user) = revoked {
+        audit_revocation(tx, user, reason, json!({"session": session_id})).await?;
+    }
     Ok(())
+}
+
+/// Audits logins ended for `reason` (logout, a reused refresh token, a password reset).
+async fn audit_revocation(
+    tx: &mut Tx,
+    user: Uuid,
+    reason: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    let mut details = details;
+    details["reason"] = json!(reason);
+    audit::record_as(
+        tx,
+        Some(user),
+        audit::Entry {
+            action: "auth.session_revoked",
+            subject: format!("user:{user}"),
+            clinic_id: None,
+            details,
+        },
+    )
+    .await
 }
 
 /// Ends every login of a user (after a password reset or deactivation).
@@ -348,13 +386,16 @@ pub(super) async fn revoke_all_sessions(
     reason: &str,
 ) -> Result<()> {
     const SQL: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL";
-    on_tx!(tx, |conn| sqlx::query(SQL)
+    let ended = on_tx!(tx, |conn| sqlx::query(SQL)
         .bind(user_id)
         .bind(now)
         .bind(reason)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
+    if ended > 0 {
+        audit_revocation(tx, user_id, reason, json!({"logins": ended})).await?;
+    }
     Ok(())
 }
 
