@@ -305,7 +305,7 @@ impl Config {
                 header_timeout: Duration::from_millis(parse(
                     &get,
                     "HTTP_HEADER_TIMEOUT_MS",
-                    "10000",
+                    "30000",
                 )?),
                 body_timeout: Duration::from_millis(parse(&get, "HTTP_BODY_TIMEOUT_MS", "30000")?),
                 max_connections: parse(&get, "HTTP_MAX_CONNECTIONS", "10000")?,

@@ -280,6 +280,11 @@ impl Agent {
         if let Some(p) = &s.pending {
             self.release(actor, p).await;
         }
+        // The stored answers of its commits go with it; a booking it made stays the
+        // patient's (its reason sealed with it).
+        if let Some(user) = s.user_id {
+            idempotency::forget_prefixed(&self.db, user, &format!("chat:{id}:")).await?;
+        }
         self.sessions.delete(id).await?;
         self.audit(actor, "chat.deleted", id, json!({})).await
     }

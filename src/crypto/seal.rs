@@ -89,9 +89,61 @@ impl Sealer {
     }
 }
 
+/// What marks a sealed value in a text column.
+const TEXT_PREFIX: &str = "sealed:";
+
+impl Sealer {
+    /// Seals free text for a text column: `sealed:` and base64url. Empty text stays empty
+    /// (nothing to hide, and it reads as "none given").
+    pub fn seal_text(&self, text: &str, context: &[u8]) -> String {
+        use base64::Engine;
+        if text.is_empty() {
+            return String::new();
+        }
+        let sealed = self.seal(text.as_bytes(), context);
+        format!(
+            "{TEXT_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+        )
+    }
+
+    /// Opens what [`Sealer::seal_text`] wrote; text stored before it was sealed reads as it is.
+    pub fn open_text(&self, stored: &str, context: &[u8]) -> Result<String, SealError> {
+        use base64::Engine;
+        let Some(encoded) = stored.strip_prefix(TEXT_PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| SealError::Unreadable)?;
+        let plain = self.open(&sealed, context)?;
+        String::from_utf8(plain).map_err(|_| SealError::Unreadable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_text_opens_with_its_context_and_plain_text_reads_as_it_was() {
+        let sealer = Sealer::new(&[3u8; 32], &[]);
+        let stored = sealer.seal_text("chest pain at night", b"appointment:1");
+        assert!(
+            stored.starts_with(TEXT_PREFIX) && !stored.contains("chest"),
+            "{stored}"
+        );
+        assert_eq!(
+            sealer.open_text(&stored, b"appointment:1").unwrap(),
+            "chest pain at night"
+        );
+        assert!(sealer.open_text(&stored, b"appointment:2").is_err());
+        assert_eq!(
+            sealer.open_text("written before sealing", b"x").unwrap(),
+            "written before sealing"
+        );
+        assert_eq!(sealer.seal_text("", b"x"), "");
+    }
 
     #[test]
     fn sealed_data_opens_only_with_its_key_and_context_and_survives_rotation() {

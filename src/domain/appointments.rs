@@ -58,6 +58,40 @@ pub struct Appointment {
     pub created_at: DateTime<Utc>,
 }
 
+/// A visit's reason and a cancellation's reason are what patients wrote, often about their
+/// health: stored sealed, each with its appointment as context.
+fn reason_context(id: Uuid) -> Vec<u8> {
+    format!("appointment:{id}:reason").into_bytes()
+}
+
+fn cancel_reason_context(id: Uuid) -> Vec<u8> {
+    format!("appointment:{id}:cancel_reason").into_bytes()
+}
+
+impl Appointment {
+    /// The row as read, its reasons opened.
+    fn opened(mut self, policy: &Policy) -> Result<Self> {
+        let unreadable = |e| Error::internal(format!("appointment {}: {e}", self.id));
+        self.reason = policy
+            .sealer
+            .open_text(&self.reason, &reason_context(self.id))
+            .map_err(unreadable)?;
+        if let Some(r) = &self.cancel_reason {
+            self.cancel_reason = Some(
+                policy
+                    .sealer
+                    .open_text(r, &cancel_reason_context(self.id))
+                    .map_err(unreadable)?,
+            );
+        }
+        Ok(self)
+    }
+}
+
+fn opened_all(db: &Db, rows: Vec<Appointment>) -> Result<Vec<Appointment>> {
+    rows.into_iter().map(|a| a.opened(db.policy())).collect()
+}
+
 macro_rules! select_appointments {
     ($tail:literal) => {
         concat!(
@@ -592,7 +626,7 @@ async fn insert(
         .bind(slot.clinic_id)
         .bind(slot.starts_at)
         .bind(slot.ends_at)
-        .bind(reason)
+        .bind(policy.sealer.seal_text(reason, &reason_context(id)))
         .bind(booked_by)
         .bind(now)
         .bind(next_reminder(policy, slot.starts_at, now))
@@ -768,7 +802,11 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
     let done = on_tx!(&mut tx, |conn| sqlx::query(CANCEL)
         .bind(id)
         .bind(actor.user_id())
-        .bind(&reason)
+        .bind(
+            db.policy()
+                .sealer
+                .seal_text(&reason, &cancel_reason_context(id))
+        )
         .bind(now)
         .execute(&mut *conn)
         .await
@@ -927,7 +965,8 @@ async fn get_unchecked(db: &Db, id: Uuid) -> Result<Appointment> {
         .bind(id)
         .fetch_optional(pool)
         .await)?
-    .ok_or_else(|| Error::not_found("appointment"))
+    .ok_or_else(|| Error::not_found("appointment"))?
+    .opened(db.policy())
 }
 
 /// One appointment, for its patient, its doctor or its clinic's staff. Anyone else is
@@ -953,12 +992,13 @@ pub async fn mine(db: &Db, actor: &Actor, include_past: bool) -> Result<Vec<Appo
     const SQL: &str = select_appointments!(
         "WHERE a.patient_id = $1 AND ($2 OR a.ends_at > $3) ORDER BY a.starts_at LIMIT 500"
     );
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
         .bind(p.user_id)
         .bind(include_past)
         .bind(Utc::now())
         .fetch_all(pool)
-        .await)?)
+        .await)?;
+    opened_all(db, rows)
 }
 
 /// A doctor's appointments on one clinic-local date (the doctor, or the clinic's staff).
@@ -978,11 +1018,12 @@ pub async fn doctor_day(
     const SQL: &str = select_appointments!(
         "JOIN slots s ON s.id = a.slot_id WHERE a.doctor_id = $1 AND s.local_date = $2 ORDER BY a.starts_at"
     );
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
         .bind(doctor_id)
         .bind(date)
         .fetch_all(pool)
-        .await)?)
+        .await)?;
+    opened_all(db, rows)
 }
 
 /// A clinic's appointments on one local date (its staff).
@@ -996,9 +1037,10 @@ pub async fn clinic_day(
     const SQL: &str = select_appointments!(
         "JOIN slots s ON s.id = a.slot_id WHERE a.clinic_id = $1 AND s.local_date = $2 ORDER BY a.starts_at, d.display_name"
     );
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
         .bind(clinic_id)
         .bind(date)
         .fetch_all(pool)
-        .await)?)
+        .await)?;
+    opened_all(db, rows)
 }

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -155,6 +157,12 @@ fn problem_body(e: &Error) -> serde_json::Value {
     })
 }
 
+/// Stored answers carry what the patient wrote (a booking's reason, names): they are kept
+/// sealed, as `{"sealed": "<base64>"}`, with the user and key as authenticated context.
+fn aad(user: Uuid, key: &str) -> Vec<u8> {
+    format!("idempotency:{user}:{key}").into_bytes()
+}
+
 async fn stored(db: &Db, user: Uuid, key: &str) -> Result<(String, i64, serde_json::Value)> {
     const SQL: &str = "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2";
     let (hash, status, body): (String, i64, sqlx::types::Json<serde_json::Value>) =
@@ -163,20 +171,56 @@ async fn stored(db: &Db, user: Uuid, key: &str) -> Result<(String, i64, serde_js
             .bind(key)
             .fetch_one(pool)
             .await)?;
-    Ok((hash, status, body.0))
+    let body = match body.0.get("sealed").and_then(|v| v.as_str()) {
+        None => body.0,
+        Some(sealed) => {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(sealed)
+                .map_err(|e| Error::internal(format!("idempotency answer: {e}")))?;
+            let plain = db
+                .policy()
+                .sealer
+                .open(&bytes, &aad(user, key))
+                .map_err(|e| Error::internal(format!("idempotency answer: {e}")))?;
+            serde_json::from_slice(&plain).map_err(Error::internal)?
+        }
+    };
+    Ok((hash, status, body))
 }
 
 async fn save(db: &Db, user: Uuid, key: &str, status: i64, body: &serde_json::Value) -> Result<()> {
     const SQL: &str = "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE user_id = $1 AND key = $2";
+    let sealed = db
+        .policy()
+        .sealer
+        .seal(body.to_string().as_bytes(), &aad(user, key));
+    let stored = serde_json::json!({"sealed": URL_SAFE_NO_PAD.encode(sealed)});
     on_db!(db, |pool| sqlx::query(SQL)
         .bind(user)
         .bind(key)
         .bind(status)
-        .bind(sqlx::types::Json(body))
+        .bind(sqlx::types::Json(&stored))
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Forgets the stored answers of a user's keys that start with `prefix` (a deleted
+/// conversation's commits).
+pub async fn forget_prefixed(db: &Db, user: Uuid, prefix: &str) -> Result<u64> {
+    const SQL: &str =
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key LIKE ($2 || '%') ESCAPE '!'";
+    let pattern = prefix
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
+    Ok(on_db!(db, |pool| sqlx::query(SQL)
+        .bind(user)
+        .bind(pattern)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
 }
 
 async fn forget(db: &Db, user: Uuid, key: &str) -> Result<()> {

@@ -76,7 +76,12 @@ pub async fn join(
         .bind(p.user_id)
         .bind(specialty.as_ref().map(|s| s.id))
         .bind(doctor.as_ref().map(|d| d.id))
-        .bind(&note)
+        // What the patient wrote, sealed like a visit's reason (read by no one yet).
+        .bind(
+            db.policy()
+                .sealer
+                .seal_text(&note, format!("waitlist:{id}:note").as_bytes())
+        )
         .bind(now)
         .execute(&mut *conn)
         .await

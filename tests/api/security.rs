@@ -16,6 +16,7 @@ on_both_backends!(
     an_admin_of_two_clinics_sees_both_clinics_audit,
     answers_are_not_cached,
     a_chat_answers_only_the_client_that_started_it,
+    what_a_patient_writes_is_sealed_and_a_deleted_chat_leaves_no_copies,
 );
 
 const NOTE: &str = "Apply the cream every 12 hours for 3 days. Buy a thermometer.";
@@ -393,8 +394,11 @@ async fn slow_clients_are_timed_out_and_do_not_starve_the_service() {
         took >= std::time::Duration::from_millis(1_400),
         "closed by the timeout, not at once: {took:?}"
     );
-    // The service still answers.
-    app.get("/healthz").await.assert_ok(200);
+    // The service still answers (on a new connection: the client's pooled one was idle
+    // past the timeout too, and closed).
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    let health = fresh.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
 }
 
 /// Beyond the connection cap a new connection gets a clear 503 and is closed; the service
@@ -787,5 +791,144 @@ async fn a_chat_answers_only_the_client_that_started_it(app: TestApp) {
     assert_eq!(
         raw(None, Some(&secret), Method::POST, path.clone()).await,
         404
+    );
+}
+
+/// What a patient writes about their health is sealed wherever it is stored (a visit's
+/// reason, a cancellation's reason, a waitlist note, a replayable answer); deleting the
+/// conversation that booked removes its stored answers, and the booking stays.
+async fn what_a_patient_writes_is_sealed_and_a_deleted_chat_leaves_no_copies(app: TestApp) {
+    const MARKER: &str = "Zebrafish-rash-7Q";
+    let contains = |table: &'static str| {
+        let app = &app;
+        async move {
+            let sql: &'static str = match table {
+                "appointments" => {
+                    "SELECT COUNT(*) FROM appointments WHERE reason LIKE $1 OR cancel_reason LIKE $1"
+                }
+                "idempotency_keys" => {
+                    "SELECT COUNT(*) FROM idempotency_keys WHERE CAST(response_body AS TEXT) LIKE $1"
+                }
+                _ => "SELECT COUNT(*) FROM waitlist WHERE note LIKE $1",
+            };
+            app.scalar_i64_str(sql, &format!("%{MARKER}%")).await
+        }
+    };
+    app.with_demo().await;
+    let (_, token) = app.user_with("sealed@example.org", &[]).await;
+
+    // Over REST, with an Idempotency-Key: the answer has the reason; the tables do not.
+    let doctors = app.get("/api/v1/doctors?specialty=dermatology").await;
+    let doctor: Uuid = doctors.assert_ok(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let slot = app.free_slots(doctor, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_as(&token, &format!("/api/v1/slots/{slot}/hold"), json!({}))
+        .await
+        .assert_ok(201);
+    let booked = app
+        .client
+        .post(app.url(&format!("/api/v1/slots/{slot}/confirm")))
+        .bearer_auth(&token)
+        .header("idempotency-key", "rest-1")
+        .json(&json!({"reason": format!("{MARKER} on my arm")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status().as_u16(), 201);
+    let booked: Value = booked.json().await.unwrap();
+    assert_eq!(booked["reason"], format!("{MARKER} on my arm"));
+    let id = booked["id"].as_str().unwrap();
+    let read = app
+        .get_as(&token, &format!("/api/v1/appointments/{id}"))
+        .await;
+    assert_eq!(read.assert_ok(200)["reason"], format!("{MARKER} on my arm"));
+    app.post_as(
+        &token,
+        &format!("/api/v1/appointments/{id}/cancel"),
+        json!({"reason": format!("{MARKER} got better")}),
+    )
+    .await
+    .assert_ok(200);
+    app.post_as(
+        &token,
+        "/api/v1/waitlist",
+        json!({"specialty": "dermatology", "note": format!("{MARKER} again")}),
+    )
+    .await
+    .assert_ok(201);
+    for table in ["appointments", "idempotency_keys", "waitlist"] {
+        assert_eq!(
+            contains(table).await,
+            0,
+            "{table} holds the text in the clear"
+        );
+    }
+
+    // Through the chat: the commit's stored answer goes with the conversation.
+    let session = app.chat_start(Some(&token)).await;
+    let listed = app
+        .say(
+            Some(&token),
+            &session,
+            &format!("{MARKER}: I need a dermatologist, any day next week"),
+        )
+        .await;
+    let pick = listed.assert_ok(200)["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "pick_slot")
+        .cloned()
+        .expect("a time offered");
+    app.say(Some(&token), &session, pick["message"].as_str().unwrap())
+        .await
+        .assert_ok(200);
+    let done = app.say(Some(&token), &session, "yes").await;
+    assert!(
+        done.assert_ok(200)["committed"].is_object(),
+        "{:#}",
+        done.body
+    );
+    let stored = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE $1",
+            &format!("chat:{session}:%"),
+        )
+        .await;
+    assert_eq!(stored, 1);
+    assert_eq!(contains("appointments").await, 0);
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/chat/sessions/{session}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    let stored = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM idempotency_keys WHERE key LIKE $1",
+            &format!("chat:{session}:%"),
+        )
+        .await;
+    assert_eq!(
+        stored, 0,
+        "the deleted conversation's stored answers are gone"
+    );
+    let mine = app.get_as(&token, "/api/v1/appointments/mine").await;
+    assert_eq!(
+        mine.assert_ok(200)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "booked")
+            .count(),
+        1,
+        "the booking the patient kept stays"
     );
 }
