@@ -22,16 +22,23 @@ use crate::{on_db, on_tx};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicApplication {
+    #[schema(schema_with = crate::domain::validate::schema::clinic_name)]
     pub name: String,
+    #[schema(schema_with = crate::domain::validate::schema::address)]
     pub address: String,
     /// IANA time zone, e.g. `Europe/Lisbon`.
+    #[schema(schema_with = crate::domain::validate::schema::time_zone)]
     pub time_zone: String,
+    #[schema(schema_with = crate::domain::validate::schema::own_name)]
     pub contact_name: String,
     /// The clinic admin's address: the invitation goes here once approved.
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub contact_email: String,
+    #[schema(schema_with = crate::domain::validate::schema::phone)]
     pub contact_phone: String,
     /// Specialty slugs, e.g. `["dermatology", "cardiology"]`.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::specialties::slug_list_schema)]
     pub specialties: Vec<String>,
 }
 
@@ -87,14 +94,25 @@ pub fn tz_of(name: &str) -> chrono_tz::Tz {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicPatch {
+    #[schema(schema_with = crate::domain::validate::schema::clinic_name, nullable)]
     pub name: Option<String>,
+    #[schema(schema_with = crate::domain::validate::schema::address, nullable)]
     pub address: Option<String>,
+    #[schema(schema_with = crate::domain::validate::schema::long_text, nullable)]
     pub description: Option<String>,
+    #[schema(schema_with = crate::domain::validate::schema::email, nullable)]
     pub contact_email: Option<String>,
+    #[schema(schema_with = crate::domain::validate::schema::phone, nullable)]
     pub contact_phone: Option<String>,
     /// Minutes before the start after which patients can no longer cancel or reschedule.
+    #[serde(
+        default,
+        deserialize_with = "crate::domain::validate::optional_whole_number"
+    )]
+    #[schema(minimum = 0, maximum = 10080)]
     pub cancellation_cutoff_minutes: Option<i64>,
     /// Origins of the sites that embed the widget, e.g. `["https://clinic.example"]`.
+    #[schema(schema_with = crate::domain::validate::schema::origins, nullable)]
     pub widget_origins: Option<Vec<String>>,
 }
 

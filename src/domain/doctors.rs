@@ -21,21 +21,28 @@ use crate::{on_db, on_tx};
 #[serde(deny_unknown_fields)]
 pub struct DoctorForm {
     /// As patients see it, e.g. `Dr. Ana Costa`.
+    #[schema(schema_with = crate::domain::validate::schema::person_name)]
     pub display_name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::long_text)]
     pub bio: String,
     /// ISO 639-1 codes, e.g. `["en", "pt"]`.
     #[serde(default)]
     pub languages: Vec<String>,
     /// Fee of a standard visit in minor units (cents).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000000)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub fee_cents: i64,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::currency, nullable)]
     pub currency: Option<String>,
     /// Specialty slugs offered by this doctor.
+    #[schema(schema_with = crate::domain::specialties::slug_list_schema)]
     pub specialties: Vec<String>,
     /// The doctor's sign-in address: an account is created or linked and invited.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::email, nullable)]
     pub email: Option<String>,
 }
 
@@ -124,8 +131,12 @@ pub struct DoctorFilter {
     /// Maximum fee in minor units.
     pub max_fee_cents: Option<i64>,
     /// Only doctors with a free slot on or after this local date...
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub from: Option<NaiveDate>,
     /// ...and before this local date (exclusive).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub to: Option<NaiveDate>,
     /// `morning` (before 12:00), `afternoon` (12:00–17:00) or `evening` (from 17:00), local time.
     pub part_of_day: Option<PartOfDay>,

@@ -17,8 +17,12 @@ use crate::on_db;
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     /// Default: seven days before `to`.
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub from: Option<DateTime<Utc>>,
     /// Default: now.
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub to: Option<DateTime<Utc>>,
 }
 

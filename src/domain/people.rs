@@ -236,6 +236,8 @@ fn may_manage_grant(actor: &Actor, grant: &Grant) -> Result<()> {
 }
 
 pub async fn grant_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> Result<UserView> {
+    // Who asks comes before what they ask: an anonymous caller learns nothing of roles.
+    actor.principal()?;
     grant.validate()?;
     may_manage_grant(actor, &grant)?;
     let now = Utc::now();
@@ -267,6 +269,8 @@ pub async fn grant_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> 
 }
 
 pub async fn revoke_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) -> Result<UserView> {
+    // Who asks comes before what they ask: an anonymous caller learns nothing of roles.
+    actor.principal()?;
     grant.validate()?;
     may_manage_grant(actor, &grant)?;
     if grant.role == Role::SystemAdmin && actor.user_id() == Some(user_id) {
@@ -472,12 +476,15 @@ pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<(
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
     /// `email`, `sms` or `whatsapp` (the last two need a phone).
+    #[schema(schema_with = crate::domain::validate::schema::channel)]
     pub channel: String,
     /// E.164, e.g. `+351912345678`.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::e164, nullable)]
     pub phone: Option<String>,
     /// IANA zone for reminder times, e.g. `Europe/Lisbon`.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::time_zone, nullable)]
     pub time_zone: Option<String>,
 }
 

@@ -24,13 +24,17 @@ pub const MAX_PRICES: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct PriceItem {
     /// Lower-case words joined by `_`, e.g. `first_visit`, `follow_up`, `teleconsultation`.
+    #[schema(schema_with = crate::domain::validate::schema::visit_type)]
     pub visit_type: String,
     /// For one doctor of this clinic; absent for the clinic-wide price.
     #[serde(default)]
     pub doctor_id: Option<Uuid>,
     /// In minor units (cents).
+    #[schema(minimum = 0, maximum = 100000000)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub amount_cents: i64,
     /// ISO 4217, e.g. `EUR`.
+    #[schema(schema_with = crate::domain::validate::schema::currency)]
     pub currency: String,
 }
 

@@ -16,13 +16,17 @@ use crate::domain::validate::Checks;
 #[serde(deny_unknown_fields)]
 pub struct WeeklyRule {
     /// `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`.
+    #[schema(schema_with = crate::domain::validate::schema::weekday)]
     pub weekday: String,
     /// Local start, `HH:MM`.
+    #[schema(schema_with = crate::domain::validate::schema::hhmm)]
     pub start: String,
     /// Local end, `HH:MM` (after the start; no overnight shifts).
+    #[schema(schema_with = crate::domain::validate::schema::hhmm)]
     pub end: String,
     /// Breaks inside the hours, as `["12:00", "13:00"]` pairs.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::breaks)]
     pub breaks: Vec<[String; 2]>,
 }
 
@@ -32,15 +36,23 @@ pub struct WeeklyRule {
 pub struct ScheduleForm {
     pub rules: Vec<WeeklyRule>,
     /// Length of one appointment, 5 to 480 minutes.
+    #[schema(minimum = 5, maximum = 480)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub slot_minutes: i64,
     /// Gap after each appointment, 0 to 240 minutes.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 240)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub buffer_minutes: i64,
     /// How long before its start a slot can still be booked (default 60 minutes).
     #[serde(default = "default_notice")]
+    #[schema(minimum = 0, maximum = 43200)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub min_notice_minutes: i64,
     /// How many days ahead patients can book (default 60).
     #[serde(default = "default_horizon")]
+    #[schema(minimum = 1, maximum = 366)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub horizon_days: i64,
 }
 
@@ -57,9 +69,12 @@ fn default_horizon() -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct DateOverride {
     pub date: NaiveDate,
+    #[schema(schema_with = crate::domain::validate::schema::hhmm, nullable)]
     pub start: Option<String>,
+    #[schema(schema_with = crate::domain::validate::schema::hhmm, nullable)]
     pub end: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::short_note)]
     pub reason: String,
 }
 

@@ -410,8 +410,12 @@ pub async fn release_expired_holds(db: &Db, now: DateTime<Utc>) -> Result<u64> {
 #[serde(deny_unknown_fields)]
 pub struct SlotQuery {
     /// First local date (default today).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub from: Option<NaiveDate>,
     /// Day after the last local date (default 14 days after `from`; at most 92 days).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub to: Option<NaiveDate>,
     pub part_of_day: Option<PartOfDay>,
     /// For specialty searches: ISO 639-1 language the doctor speaks.
@@ -447,7 +451,7 @@ impl SlotQuery {
         } else if (to - from).num_days() > 92 {
             checks.fail("to", "the range may span at most 92 days");
         }
-        checks.finish()?;
+        checks.finish_query()?;
         let (min_minute, max_minute) = self
             .part_of_day
             .map(PartOfDay::minutes)

@@ -43,6 +43,26 @@ pub struct SpecialtyMatch {
     pub matched: Vec<String>,
 }
 
+/// The catalogue's slugs as the API description's enum, for fields that list
+/// specialties: the catalogue is bundled, so the set is fixed per release.
+pub fn slug_list_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    #[derive(Deserialize)]
+    struct SlugOnly {
+        slug: String,
+    }
+    let slugs: Vec<String> = serde_json::from_str::<Vec<SlugOnly>>(CATALOGUE)
+        .map(|all| all.into_iter().map(|s| s.slug).collect())
+        .unwrap_or_default();
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(slugs)),
+        )
+        .build()
+}
+
 /// Inserts or refreshes the catalogue (run at start-up, after migrations).
 pub async fn seed(db: &Db) -> Result<usize> {
     let seeds: Vec<Seed> = serde_json::from_str(CATALOGUE)

@@ -20,9 +20,12 @@ use crate::on_db;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffInvite {
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub email: String,
+    #[schema(schema_with = crate::domain::validate::schema::person_name)]
     pub display_name: String,
     /// `clinic_staff` (reception: bookings, check-in) or `clinic_admin` (system admins only).
+    #[schema(schema_with = crate::domain::validate::schema::team_role)]
     pub role: Role,
 }
 

@@ -167,6 +167,19 @@ impl Checks {
         code
     }
 
+    /// [`Checks::finish`] for query parameters: a bad query is a 400 `invalid_query`.
+    pub fn finish_query(self) -> Result<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Client {
+                code: Code::InvalidQuery,
+                detail: "Some query parameters are invalid.".into(),
+                fields: self.errors,
+            })
+        }
+    }
+
     pub fn finish(self) -> Result<()> {
         if self.errors.is_empty() {
             Ok(())
@@ -174,6 +187,30 @@ impl Checks {
             Err(Error::validation(self.errors))
         }
     }
+}
+
+/// An integer field that also takes a JSON number with no fraction (`60.0`), as JSON
+/// Schema counts those as integers (`#[serde(deserialize_with = "…")]`).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number")))
+}
+
+/// [`whole_number`] for an optional field.
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<i64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    use serde::Deserialize;
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
 
 /// Control characters (line breaks and tabs included) and the bidirectional embeddings,
@@ -313,5 +350,208 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+}
+
+/// The same rules as the checks above, as JSON Schema for the API description, so that a
+/// value the description accepts is one the service accepts (`#[schema(schema_with = …)]`).
+pub mod schema {
+    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+
+    /// Characters free text may not hold: controls other than tab and line breaks, and
+    /// bidirectional embeddings, overrides and isolates.
+    const TEXT_EXCLUDED: &str = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069";
+    /// Characters a one-line value may not hold: every control, and invisible or
+    /// directional characters.
+    const LINE_EXCLUDED: &str =
+        r"\x00-\x1F\x7F-\x9F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF";
+
+    fn string(min: usize, max: usize, pattern: String) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length((min > 0).then_some(min))
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+            .build()
+    }
+
+    /// Free text of `min` to `max` characters. The description asks for no surrounding
+    /// white space (the service trims it, then counts), so its lengths are the service's.
+    fn text(min: usize, max: usize) -> Object {
+        let pattern = if min == 0 {
+            format!("^[^{TEXT_EXCLUDED}]*$")
+        } else {
+            format!(r"^[^\s{TEXT_EXCLUDED}]([^{TEXT_EXCLUDED}]*[^\s{TEXT_EXCLUDED}])?$")
+        };
+        string(min, max, pattern)
+    }
+
+    /// A one-line value of `min` to `max` characters, with nothing to trim.
+    fn line(min: usize, max: usize) -> Object {
+        string(
+            min,
+            max,
+            format!(r"^[^\s{LINE_EXCLUDED}]([^{LINE_EXCLUDED}]*[^\s{LINE_EXCLUDED}])?$"),
+        )
+    }
+
+    pub fn email() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(super::MAX_EMAIL))
+            .pattern(Some(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))
+            .build()
+    }
+
+    pub fn password() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(super::MIN_PASSWORD))
+            .max_length(Some(super::MAX_PASSWORD))
+            .build()
+    }
+
+    /// A person's name as they give it when registering.
+    pub fn own_name() -> Object {
+        line(1, 100)
+    }
+
+    /// A person's name as a clinic enters it.
+    pub fn person_name() -> Object {
+        line(2, 120)
+    }
+
+    /// A clinic's name.
+    pub fn clinic_name() -> Object {
+        line(2, 200)
+    }
+
+    /// A postal address (may span lines).
+    pub fn address() -> Object {
+        text(3, 500)
+    }
+
+    /// A phone number as written.
+    pub fn phone() -> Object {
+        line(3, 40)
+    }
+
+    /// A chat message.
+    pub fn message() -> Object {
+        text(1, 2000)
+    }
+
+    /// A doctor's note.
+    pub fn note() -> Object {
+        text(1, crate::domain::notes::MAX_CHARS)
+    }
+
+    /// A reason given with a booking or a cancellation (may be empty).
+    pub fn reason() -> Object {
+        text(0, 1000)
+    }
+
+    /// A description or a biography (may be empty).
+    pub fn long_text() -> Object {
+        text(0, 4000)
+    }
+
+    /// A waitlist note (may be empty).
+    pub fn short_note() -> Object {
+        text(0, 500)
+    }
+
+    /// Why an admin decided as they did (3 to 1,000 characters).
+    pub fn decision_reason() -> Object {
+        text(3, 1000)
+    }
+
+    fn pattern(pattern: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .build()
+    }
+
+    fn one_of(values: &[&str]) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .build()
+    }
+
+    /// A local time of day, `HH:MM`.
+    pub fn hhmm() -> Object {
+        pattern("^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    }
+
+    /// Breaks as `["HH:MM", "HH:MM"]` pairs.
+    pub fn breaks() -> utoipa::openapi::schema::Array {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(
+                ArrayBuilder::new()
+                    .items(hhmm())
+                    .min_items(Some(2))
+                    .max_items(Some(2)),
+            )
+            .build()
+    }
+
+    pub fn weekday() -> Object {
+        one_of(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    }
+
+    /// A visit type: lower-case words joined by `_`, 2 to 40 characters.
+    pub fn visit_type() -> Object {
+        let mut o = pattern("^[a-z0-9]+(_[a-z0-9]+)*$");
+        o.min_length = Some(2);
+        o.max_length = Some(40);
+        o
+    }
+
+    /// An ISO 4217 code (any case).
+    pub fn currency() -> Object {
+        pattern("^[A-Za-z]{3}$")
+    }
+
+    /// An E.164 phone number.
+    pub fn e164() -> Object {
+        pattern(r"^\+[0-9]{8,15}$")
+    }
+
+    pub fn channel() -> Object {
+        one_of(&["email", "sms", "whatsapp"])
+    }
+
+    /// The roles a clinic's team is invited to here (doctors come with their profile).
+    pub fn team_role() -> Object {
+        one_of(&["clinic_staff", "clinic_admin"])
+    }
+
+    /// Web origins that embed the widget, e.g. `https://clinic.example` (at most 20).
+    pub fn origins() -> utoipa::openapi::schema::Array {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(pattern(r"^https?://[A-Za-z0-9.\-:\[\]]+/?$"))
+            .max_items(Some(20))
+            .build()
+    }
+
+    /// `true`: the only answer that starts a conversation.
+    pub fn consent() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([true]))
+            .build()
+    }
+
+    /// An IANA time zone name, as the bundled database knows them.
+    pub fn time_zone() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .build()
     }
 }

@@ -45,22 +45,27 @@ pub fn session_routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The address the verification code goes to, e.g. `ana@example.org`.
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub email: String,
     /// At least 10 characters.
+    #[schema(schema_with = crate::domain::validate::schema::password)]
     pub password: String,
     /// How the clinic addresses you, e.g. `Ana Silva`.
+    #[schema(schema_with = crate::domain::validate::schema::own_name)]
     pub display_name: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailCodeRequest {
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub email: String,
     /// The 6-digit code from the mail.
     pub code: String,
@@ -85,8 +90,10 @@ pub struct MfaLoginRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetRequest {
+    #[schema(schema_with = crate::domain::validate::schema::email)]
     pub email: String,
     pub code: String,
+    #[schema(schema_with = crate::domain::validate::schema::password)]
     pub new_password: String,
 }
 

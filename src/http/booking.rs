@@ -75,7 +75,7 @@ where
 
 /// Holds a free slot for the signed-in patient (default 5 minutes); confirm it to book.
 #[utoipa::path(post, path = "/slots/{id}/hold", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), responses(
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")), responses(
     (status = 201, body = Hold),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Taken, too soon, or too many holds", body = Problem, content_type = "application/problem+json"),
@@ -118,12 +118,13 @@ async fn release(
 pub struct ConfirmBody {
     /// What the visit is for, in the patient's words (optional).
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::reason)]
     pub reason: String,
 }
 
 /// Confirms the caller's hold: the appointment is booked.
 #[utoipa::path(post, path = "/slots/{id}/confirm", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = ConfirmBody, responses(
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")), request_body = ConfirmBody, responses(
     (status = 201, body = Appointment),
     (status = 409, description = "The hold lapsed", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -152,12 +153,13 @@ async fn confirm(
 pub struct BookForBody {
     pub patient_id: Uuid,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::reason)]
     pub reason: String,
 }
 
 /// Books a free slot for a patient (clinic staff).
 #[utoipa::path(post, path = "/slots/{id}/book", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = BookForBody, responses(
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")), request_body = BookForBody, responses(
     (status = 201, body = Appointment),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -227,7 +229,7 @@ pub struct RescheduleBody {
 
 /// Moves the appointment to another free slot; the old one is freed in the same step.
 #[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = RescheduleBody, responses(
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")), request_body = RescheduleBody, responses(
     (status = 200, body = Appointment),
     (status = 409, description = "Taken, or past the cutoff", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -253,7 +255,7 @@ async fn reschedule(
 
 /// Cancels; patients up to the clinic's cutoff, staff any time.
 #[utoipa::path(post, path = "/appointments/{id}/cancel", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "Retry key")), request_body = ConfirmBody, responses(
+    ("Idempotency-Key" = Option<String>, Header, description = "Retry key: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")), request_body = ConfirmBody, responses(
     (status = 200, body = Appointment),
     (status = 409, body = Problem, content_type = "application/problem+json"),
 ))]

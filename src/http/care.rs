@@ -43,6 +43,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct NoteBody {
     /// The note, as the doctor wrote it (1 to 20,000 characters; line breaks and tabs are
     /// kept, other control characters and bidirectional overrides are refused).
+    #[schema(schema_with = crate::domain::validate::schema::note)]
     pub text: String,
 }
 
@@ -113,8 +114,12 @@ async fn actionable_steps(
 #[serde(deny_unknown_fields)]
 pub struct ReminderQuery {
     /// From this instant (default: one day ago).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub from: Option<DateTime<Utc>>,
     /// Until this instant (default: a week after `from`; at most 400 days).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -197,6 +202,7 @@ pub struct WaitlistBody {
     /// …or for any doctor of this specialty (slug).
     pub specialty: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::short_note)]
     pub note: String,
 }
 
@@ -204,6 +210,7 @@ pub struct WaitlistBody {
 /// held for the first in line and offered to them.
 #[utoipa::path(post, path = "/waitlist", tag = "care", security(("bearer" = [])), request_body = WaitlistBody, responses(
     (status = 201, body = waitlist::WaitlistEntry),
+    (status = 404, description = "No such doctor or specialty", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "Already waiting", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn join_waitlist(
@@ -244,6 +251,7 @@ async fn accept_offer(
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
     /// `pending`, `sending`, `sent`, `dead` or `cancelled`.
+    #[param(pattern = "^(pending|sending|sent|dead|cancelled)$")]
     pub status: Option<String>,
     #[serde(default = "fifty")]
     pub limit: i64,

@@ -52,19 +52,23 @@ async fn orchestration_stats(
 #[serde(deny_unknown_fields)]
 pub struct StartChat {
     /// The user agrees that the conversation is kept (encrypted; deletable at any time).
+    #[schema(schema_with = crate::domain::validate::schema::consent)]
     pub consent: bool,
     /// The user's IANA time zone, e.g. `Europe/Lisbon`; relative days are read in it.
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::time_zone)]
     pub time_zone: Option<String>,
     /// The language of the user's interface (ISO 639-1, e.g. `pt`); the model answers in it
     /// where it can.
     #[serde(default)]
+    #[schema(pattern = "^[a-z]{2}$")]
     pub language: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatMessage {
+    #[schema(schema_with = crate::domain::validate::schema::message)]
     pub text: String,
 }
 

@@ -124,13 +124,23 @@ async fn approve(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
+    /// Why (optional; kept in the audit log).
     #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::reason)]
+    pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// Why, as the applicant is told.
+    #[schema(schema_with = crate::domain::validate::schema::decision_reason)]
     pub reason: String,
 }
 
 /// Rejects an application with a reason.
 #[utoipa::path(post, path = "/admin/clinic-requests/{id}/reject", tag = "clinics", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = ReasonBody, responses(
+    params(("id" = Uuid, Path)), request_body = RejectBody, responses(
     (status = 200, body = ClinicRequest),
     (status = 409, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -138,7 +148,7 @@ async fn reject(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
+    Json(b): Json<RejectBody>,
 ) -> Result<Json<ClinicRequest>> {
     Ok(Json(
         clinics::reject(&s.db, &s.mailer, &actor, id, &b.reason).await?,

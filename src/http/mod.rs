@@ -7,6 +7,7 @@ pub mod care;
 pub mod chat;
 pub mod client_ip;
 pub mod clinics;
+pub mod common_answers;
 pub mod extract;
 pub mod health;
 pub mod people;
@@ -46,7 +47,7 @@ const MAX_BODY: usize = 64 * 1024;
 #[openapi(
     info(title = "Clinic booking service", description = "Conversational booking agent service for clinics."),
     modifiers(&BearerAuth),
-    components(schemas(crate::error::Problem, crate::error::Code, crate::error::FieldError)),
+    components(schemas(crate::error::Problem, crate::error::Code, crate::error::FieldError, crate::domain::doctors::PartOfDay)),
 )]
 struct ApiDoc;
 
@@ -83,11 +84,14 @@ pub fn api(
         .merge(team::routes())
         .merge(chat::routes())
         .merge(care::routes());
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .nest("/api/v1", v1)
-        .split_for_parts()
+        .split_for_parts();
+    let (router, mut openapi) = (router, openapi);
+    common_answers::document(&mut openapi);
+    (router, openapi)
 }
 
 pub fn router(state: AppState) -> Router {

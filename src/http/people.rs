@@ -65,7 +65,7 @@ async fn my_shares(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<S
 
 /// Shares the signed-in patient's whole record with a clinic: its doctors who treat them
 /// then read notes and plans other clinics wrote. Revocable; audited.
-#[utoipa::path(put, path = "/me/record-shares/{clinic_id}", tag = "people", security(("bearer" = [])), params(("clinic_id" = Uuid, Path)), responses(
+#[utoipa::path(put, path = "/me/record-shares/{id}", tag = "people", security(("bearer" = [])), params(("id" = Uuid, Path, description = "The clinic")), responses(
     (status = 200, body = Share),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -79,7 +79,7 @@ async fn share_record(
 }
 
 /// Stops sharing the signed-in patient's record with a clinic (audited).
-#[utoipa::path(delete, path = "/me/record-shares/{clinic_id}", tag = "people", security(("bearer" = [])), params(("clinic_id" = Uuid, Path)), responses(
+#[utoipa::path(delete, path = "/me/record-shares/{id}", tag = "people", security(("bearer" = [])), params(("id" = Uuid, Path, description = "The clinic")), responses(
     (status = 204),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -183,6 +183,7 @@ async fn revoke_role(
     (status = 200, body = UserView),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "One's own account", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn deactivate_user(
     State(s): State<AppState>,

@@ -13,6 +13,7 @@ mod browser;
 mod care;
 mod chat;
 mod cli;
+mod fuzz;
 mod mfa;
 mod platform;
 mod roles;
