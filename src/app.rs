@@ -120,6 +120,7 @@ fn policy(config: &Config) -> crate::db::Policy {
         reminder_grace: minutes(care.reminder_grace),
         plan_extension_limit: care.plan_extension_limit,
         open_plan_days: care.open_plan_days,
+        record_retention: chrono::Duration::days(care.record_retention_days.max(0)),
         waitlist_offer: chrono::Duration::minutes(care.waitlist_offer_minutes),
     }
 }

@@ -77,6 +77,8 @@ pub struct CareConfig {
     pub open_plan_days: u32,
     /// How long a freed slot is held for a waitlisted patient (`WAITLIST_OFFER_MINUTES`).
     pub waitlist_offer_minutes: i64,
+    /// How long an erased patient's clinical record is kept, sealed (`RECORD_RETENTION_DAYS`).
+    pub record_retention_days: i64,
 }
 
 /// Notification channels and the dispatcher.
@@ -330,6 +332,7 @@ fn care_config(
         plan_extension_limit: parse(get, "PLAN_EXTENSION_LIMIT", "3")?,
         open_plan_days: parse(get, "OPEN_PLAN_DAYS", "30")?,
         waitlist_offer_minutes: parse(get, "WAITLIST_OFFER_MINUTES", "60")?,
+        record_retention_days: parse(get, "RECORD_RETENTION_DAYS", "3650")?,
     })
 }
 

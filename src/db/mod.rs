@@ -48,6 +48,8 @@ pub struct Policy {
     pub reminder_grace: chrono::Duration,
     pub plan_extension_limit: i64,
     pub open_plan_days: u32,
+    /// How long an erased patient's clinical record is kept before it is purged.
+    pub record_retention: chrono::Duration,
     pub waitlist_offer: chrono::Duration,
 }
 
@@ -64,6 +66,7 @@ impl Default for Policy {
             reminder_grace: chrono::Duration::hours(2),
             plan_extension_limit: 3,
             open_plan_days: 30,
+            record_retention: chrono::Duration::days(3650),
             waitlist_offer: chrono::Duration::hours(1),
         }
     }

@@ -1044,3 +1044,52 @@ pub async fn clinic_day(
         .await)?;
     opened_all(db, rows)
 }
+
+/// Cancels an erased patient's future visits inside the erasure's transaction: each slot is
+/// freed and offered to the waitlist, and nobody is written to (the patient is gone). Their
+/// reasons, past visits' included, are cleared. Returns how many visits were cancelled.
+pub(crate) async fn cancel_for_erasure(
+    tx: &mut Tx,
+    db: &Db,
+    patient_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    const CANCEL: &str = "UPDATE appointments SET status = 'cancelled', cancel_reason = NULL, next_reminder_at = NULL, updated_at = $2 \
+        WHERE patient_id = $1 AND status = 'booked' AND starts_at > $2 RETURNING id, slot_id, clinic_id";
+    const FREE: &str = "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked' AND starts_at > $2";
+    const CLEAR: &str =
+        "UPDATE appointments SET reason = '', cancel_reason = NULL WHERE patient_id = $1";
+    let cancelled: Vec<(Uuid, Uuid, Uuid)> = on_tx!(tx, |conn| sqlx::query_as(CANCEL)
+        .bind(patient_id)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await)?;
+    for (id, slot_id, clinic_id) in &cancelled {
+        let freed = on_tx!(tx, |conn| sqlx::query(FREE)
+            .bind(slot_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if freed > 0 {
+            crate::domain::waitlist::offer_freed_slot(tx, db, *slot_id, patient_id, now).await?;
+        }
+        audit::record_as(
+            tx,
+            None,
+            Entry {
+                action: "appointment.cancelled",
+                subject: format!("appointment:{id}"),
+                clinic_id: Some(*clinic_id),
+                details: json!({"erasure": true}),
+            },
+        )
+        .await?;
+    }
+    on_tx!(tx, |conn| sqlx::query(CLEAR)
+        .bind(patient_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(cancelled.len())
+}

@@ -278,7 +278,10 @@ pub async fn create_user(
         actor,
         Entry {
             action: "user.created",
-            subject: format!("email:{email}"),
+            subject: match invited.joined() {
+                Some(id) => format!("user:{id}"),
+                None => "invitation".to_owned(),
+            },
             clinic_id: grant.clinic_id,
             details: serde_json::json!({"role": grant.role.as_str(), "user": invited.joined()}),
         },

@@ -9,6 +9,7 @@ pub mod care_access;
 pub mod care_plans;
 pub mod clinics;
 pub mod doctors;
+pub mod erasure;
 pub mod idempotency;
 pub mod identity;
 pub mod invitations;

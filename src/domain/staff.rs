@@ -82,7 +82,7 @@ pub async fn invite(
         actor,
         Entry {
             action: "staff.invited",
-            subject: format!("email:{email}"),
+            subject: format!("clinic:{clinic_id}"),
             clinic_id: Some(clinic_id),
             details: json!({"role": form.role.as_str(), "user": invited.joined()}),
         },

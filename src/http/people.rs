@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::care_access::{self, Share};
+use crate::domain::erasure::{self, Erased, Export};
 use crate::domain::invitations::{self, Invitation};
 use crate::domain::people::{self, UserView};
 use crate::error::{Problem, Result};
@@ -19,7 +20,8 @@ use crate::http::extract::{Json, Path, Query};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(me))
+        .routes(routes!(me, delete_me))
+        .routes(routes!(export_me))
         .routes(routes!(list_users))
         .routes(routes!(grant_role))
         .routes(routes!(revoke_role))
@@ -28,6 +30,45 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accept_invitation))
         .routes(routes!(my_shares))
         .routes(routes!(share_record, unshare_record))
+}
+
+/// Everything the service keeps about the signed-in person, as JSON (audited).
+#[utoipa::path(get, path = "/me/export", tag = "people", security(("bearer" = [])), responses(
+    (status = 200, body = Export),
+))]
+async fn export_me(State(s): State<AppState>, actor: Actor) -> Result<Json<Export>> {
+    Ok(Json(erasure::export(&s.db, &actor).await?))
+}
+
+/// Confirms who is asking before the account is erased.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmIdentity {
+    /// The account's password…
+    #[serde(default)]
+    pub password: Option<String>,
+    /// …or, for an account without one, a sign-in code mailed by
+    /// `POST /api/v1/auth/login/code/start`.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// Erases the signed-in account: contact data and what the person wrote outside the
+/// clinical record are removed, future visits cancelled (their times offered to the
+/// waitlist), reminders stopped, every login ended; the clinical record stays sealed for
+/// `RECORD_RETENTION_DAYS`, then is purged.
+#[utoipa::path(delete, path = "/me", tag = "people", security(("bearer" = [])), request_body = ConfirmIdentity, responses(
+    (status = 200, body = Erased),
+))]
+async fn delete_me(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(confirm): Json<ConfirmIdentity>,
+) -> Result<Json<Erased>> {
+    s.identity
+        .reauthenticate(&actor, confirm.password.as_deref(), confirm.code.as_deref())
+        .await?;
+    Ok(Json(erasure::erase_own(&s.db, &actor).await?))
 }
 
 /// The signed-in account's invitations to clinic roles that can still be accepted.

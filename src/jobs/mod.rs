@@ -32,6 +32,7 @@ pub fn spawn(db: Db) -> JoinHandle<()> {
                 _ = extend.tick() => {
                     extend_slots(&db).await;
                     forget_login_failures(&db).await;
+                    purge_expired_records(&db).await;
                 }
             }
         }
@@ -86,5 +87,15 @@ pub async fn sweep_missed(db: &Db) {
 pub async fn forget_login_failures(db: &Db) {
     if let Err(e) = crate::domain::identity::forget_login_failures(db, Utc::now()).await {
         tracing::warn!(target: "jobs", error = %e, "forgetting old failed sign-ins failed");
+    }
+}
+
+pub async fn purge_expired_records(db: &Db) {
+    match crate::domain::erasure::purge_expired_records(db, Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(target: "jobs", accounts = n, "records past retention purged"),
+        Err(e) => {
+            tracing::warn!(target: "jobs", error = %e, "purging records past retention failed")
+        }
     }
 }

@@ -407,13 +407,11 @@ pub async fn user_action(
             .await
         }
         "delete" => {
-            act(
-                &s,
-                &user,
-                &f.csrf,
-                "/admin/users",
-                people::erase(&s.db, &user.actor, id),
-            )
+            act(&s, &user, &f.csrf, "/admin/users", async {
+                crate::domain::erasure::erase_by_admin(&s.db, &user.actor, id)
+                    .await
+                    .map(|_| ())
+            })
             .await
         }
         _ => error_page(

@@ -17,6 +17,7 @@ on_both_backends!(
     answers_are_not_cached,
     a_chat_answers_only_the_client_that_started_it,
     what_a_patient_writes_is_sealed_and_a_deleted_chat_leaves_no_copies,
+    a_patient_exports_then_erases_their_account_and_no_copy_is_left,
 );
 
 const NOTE: &str = "Apply the cream every 12 hours for 3 days. Buy a thermometer.";
@@ -931,4 +932,195 @@ async fn what_a_patient_writes_is_sealed_and_a_deleted_chat_leaves_no_copies(app
         1,
         "the booking the patient kept stays"
     );
+}
+
+/// How many rows of any table hold `needle` anywhere, as text (sealed values do not).
+async fn rows_holding(app: &TestApp, needle: &str) -> Vec<String> {
+    let like = format!("%{needle}%");
+    let mut found = Vec::new();
+    match &app.db.pool() {
+        clinic::db::Pool::Sqlite(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for t in tables {
+                let cols: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT name FROM pragma_table_info('{t}')"
+                )))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                let cond = cols
+                    .iter()
+                    .map(|c| format!("CAST(\"{c}\" AS TEXT) LIKE $1"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM \"{t}\" WHERE {cond}"
+                )))
+                .bind(&like)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                if n > 0 {
+                    found.push(format!("{t}: {n}"));
+                }
+            }
+        }
+        clinic::db::Pool::Postgres(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_type = 'BASE TABLE' AND table_name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for t in tables {
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM \"{t}\" AS x WHERE CAST(x AS TEXT) LIKE $1"
+                )))
+                .bind(&like)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                if n > 0 {
+                    found.push(format!("{t}: {n}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A patient takes their data with them, then erases the account: their future visits
+/// are cancelled and the times offered again, no table keeps their address, phone, name
+/// or anything they typed (the sealed clinical record stays until the retention period
+/// ends, then a job purges it), and nothing logged afterwards names them.
+async fn a_patient_exports_then_erases_their_account_and_no_copy_is_left(app: TestApp) {
+    const MARKER: &str = "Quokka-itch-41";
+    const PHONE: &str = "+351912345678";
+    let care = app.care_setup().await;
+    app.submit_note(&care, NOTE).await.assert_ok(201);
+    let patient = &care.patient;
+    app.request(
+        Method::PUT,
+        "/api/v1/me/notifications",
+        Some(patient),
+        Some(json!({"channel": "sms", "phone": PHONE})),
+    )
+    .await
+    .assert_ok(200);
+    app.post_as(
+        patient,
+        "/api/v1/waitlist",
+        json!({"doctor_id": care.doctor_id, "note": format!("{MARKER} waiting")}),
+    )
+    .await
+    .assert_ok(201);
+    let slot = app.free_slots(care.doctor_id, "").await[7]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_as(patient, &format!("/api/v1/slots/{slot}/hold"), json!({}))
+        .await
+        .assert_ok(201);
+    app.post_as(
+        patient,
+        &format!("/api/v1/slots/{slot}/confirm"),
+        json!({"reason": format!("{MARKER} on the elbow")}),
+    )
+    .await
+    .assert_ok(201);
+
+    let export = app.get_as(patient, "/api/v1/me/export").await;
+    let export = export.assert_ok(200);
+    assert_eq!(export["account"]["email"], "pat@example.org");
+    assert_eq!(export["appointments"].as_array().unwrap().len(), 2);
+    assert_eq!(export["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(export["waitlist"][0]["note"], format!("{MARKER} waiting"));
+
+    // Erasing needs the password again.
+    app.request(Method::DELETE, "/api/v1/me", Some(patient), Some(json!({})))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.request(
+        Method::DELETE,
+        "/api/v1/me",
+        Some(patient),
+        Some(json!({"password": "not my password"})),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+    let log = app.data_dir().join("logs/audit.log");
+    let logged_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as usize;
+    let erased = app
+        .request(
+            Method::DELETE,
+            "/api/v1/me",
+            Some(patient),
+            Some(json!({"password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(erased.assert_ok(200)["cancelled_visits"], 2);
+
+    // Gone: signed out everywhere, cannot sign in, the times are free again.
+    app.get_as(patient, "/api/v1/me")
+        .await
+        .assert_problem(401, "invalid_token");
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "pat@example.org", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status.as_u16(), 401);
+    let free: Vec<String> = app
+        .free_slots(care.doctor_id, "")
+        .await
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        free.contains(&slot),
+        "the cancelled visit's time is free again"
+    );
+    let named = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM users WHERE display_name = $1",
+            "Deleted user",
+        )
+        .await;
+    assert_eq!(named, 1, "the name is gone with the address");
+    for needle in ["pat@example.org", MARKER, PHONE] {
+        let left = rows_holding(&app, needle).await;
+        assert!(left.is_empty(), "{needle:?} is still in {left:?}");
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let after = logged.get(logged_before..).unwrap_or_default();
+    for needle in ["pat@example.org", MARKER, PHONE] {
+        assert!(!after.contains(needle), "the audit log names {needle:?}");
+    }
+
+    // The clinical record stays, sealed, for the retention period; then it is purged.
+    let notes = || async {
+        app.scalar_i64_str(
+            "SELECT COUNT(*) FROM notes WHERE CAST(patient_id AS TEXT) <> $1",
+            "",
+        )
+        .await
+    };
+    assert_eq!(notes().await, 1);
+    let purged = clinic::domain::erasure::purge_expired_records(&app.db, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(purged, 0, "still within the retention period");
+    let later = chrono::Utc::now() + chrono::Duration::days(3651);
+    let purged = clinic::domain::erasure::purge_expired_records(&app.db, later)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(notes().await, 0);
 }

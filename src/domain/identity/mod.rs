@@ -375,6 +375,40 @@ impl Identity {
         Ok(())
     }
 
+    /// The signed-in user proves again that it is them, before something that cannot be
+    /// undone: their password, or for an account without one a sign-in code mailed to them
+    /// (`POST /api/v1/auth/login/code/start`).
+    pub async fn reauthenticate(
+        &self,
+        actor: &crate::domain::actor::Actor,
+        password: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<()> {
+        let p = actor.principal()?;
+        let user = people::find(&self.db, p.user_id)
+            .await?
+            .ok_or_else(bad_credentials)?;
+        match (password, code) {
+            (Some(password), _) if user.password_hash.is_some() => {
+                if self
+                    .passwords
+                    .verify(password, user.password_hash.as_deref())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(bad_credentials())
+                }
+            }
+            (_, Some(code)) => self.consume_code(user.id, Purpose::Login, code).await,
+            _ => Err(Error::new(
+                Code::ValidationFailed,
+                "Confirm with your password, or with a sign-in code mailed to you \
+                 (POST /api/v1/auth/login/code/start).",
+            )),
+        }
+    }
+
     /// Mails a sign-in code (passwordless login).
     pub async fn start_passwordless(&self, email: &str) -> Result<CodeSent> {
         self.send_code_to(email, Purpose::Login, |_| true).await
