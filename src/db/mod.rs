@@ -81,6 +81,16 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// The digest purpose of the audit chain's checkpoints.
+pub const CHECKPOINT_PURPOSE: &str = "audit_checkpoint";
+
+/// A signed checkpoint of the audit chain's head, the line written to `logs/audit.log`
+/// after the records of each transaction (`domain::audit::verify` reads them back).
+pub fn checkpoint_line(key: &crate::crypto::Digester, seq: i64, hash: &str) -> String {
+    let mac = key.digest(CHECKPOINT_PURPOSE, &format!("{seq}:{hash}"));
+    serde_json::json!({"checkpoint": {"seq": seq, "hash": hash}, "mac": mac}).to_string()
+}
+
 /// `logs/audit.log`: committed audit records, one JSON line each.
 pub type AuditLog = Arc<Mutex<std::fs::File>>;
 
@@ -289,9 +299,10 @@ impl Tx {
             && let Ok(mut file) = log.lock()
         {
             use std::io::Write;
-            let checkpoint = self.audit_head.as_ref().map(|(seq, hash)| {
-                crate::domain::audit::checkpoint_line(&self.policy.audit_key, *seq, hash)
-            });
+            let checkpoint = self
+                .audit_head
+                .as_ref()
+                .map(|(seq, hash)| checkpoint_line(&self.policy.audit_key, *seq, hash));
             for line in self.audit_lines.iter().chain(checkpoint.as_ref()) {
                 if let Err(e) = writeln!(file, "{line}") {
                     tracing::warn!(error = %e, "mirroring to audit.log failed");

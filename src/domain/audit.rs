@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::crypto::Digester;
-use crate::db::{Db, Tx, TxConn};
+use crate::db::{CHECKPOINT_PURPOSE, Db, Tx, TxConn};
 use crate::domain::actor::Actor;
 use crate::error::{Error, Result};
 use crate::{on_db, on_tx};
@@ -237,15 +236,6 @@ pub async fn list(db: &Db, actor: &Actor, filter: &AuditFilter) -> Result<Vec<Au
     records.sort_by_key(|r| std::cmp::Reverse(r.seq));
     records.truncate(usize::try_from(limit).unwrap_or(100));
     Ok(records)
-}
-
-const CHECKPOINT_PURPOSE: &str = "audit_checkpoint";
-
-/// A signed checkpoint of the chain's head, the line written to `logs/audit.log` after the
-/// records of each transaction.
-pub fn checkpoint_line(key: &Digester, seq: i64, hash: &str) -> String {
-    let mac = key.digest(CHECKPOINT_PURPOSE, &format!("{seq}:{hash}"));
-    serde_json::json!({"checkpoint": {"seq": seq, "hash": hash}, "mac": mac}).to_string()
 }
 
 /// The checkpoints in the audit log whose signature holds, by sequence number.

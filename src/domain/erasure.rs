@@ -39,7 +39,7 @@ pub struct Export {
 }
 
 /// A waitlist entry of theirs.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct WaitingFor {
     pub id: Uuid,
     pub doctor_id: Option<Uuid>,
@@ -56,26 +56,19 @@ pub async fn export(db: &Db, actor: &Actor) -> Result<Export> {
         .ok_or_else(|| Error::not_found("user"))?;
     let now = Utc::now();
     const WAITING: &str = "SELECT id, doctor_id, specialty_id, note, created_at FROM waitlist WHERE patient_id = $1 ORDER BY created_at";
-    let waiting: Vec<(Uuid, Option<Uuid>, Option<Uuid>, String, DateTime<Utc>)> =
-        on_db!(db, |pool| sqlx::query_as(WAITING)
-            .bind(p.user_id)
-            .fetch_all(pool)
-            .await)?;
+    let waiting: Vec<WaitingFor> = on_db!(db, |pool| sqlx::query_as(WAITING)
+        .bind(p.user_id)
+        .fetch_all(pool)
+        .await)?;
     let waitlist = waiting
         .into_iter()
-        .map(|(id, doctor_id, specialty_id, note, created_at)| {
-            let note = db
+        .map(|mut w| {
+            w.note = db
                 .policy()
                 .sealer
-                .open_text(&note, format!("waitlist:{id}:note").as_bytes())
-                .map_err(|e| Error::internal(format!("waitlist {id}: {e}")))?;
-            Ok(WaitingFor {
-                id,
-                doctor_id,
-                specialty_id,
-                note,
-                created_at,
-            })
+                .open_text(&w.note, format!("waitlist:{}:note", w.id).as_bytes())
+                .map_err(|e| Error::internal(format!("waitlist {}: {e}", w.id)))?;
+            Ok(w)
         })
         .collect::<Result<Vec<_>>>()?;
     let export = Export {
