@@ -128,6 +128,20 @@ fn rehash(prev: &str, r: &serde_json::Value) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes an audit row's details and hashes as `r` has them, as someone with the database can.
+async fn overwrite(app: &TestApp, r: &serde_json::Value) {
+    const SQL: &str = "UPDATE audit SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1";
+    clinic::on_db!(&app.db, |pool| sqlx::query(SQL)
+        .bind(r["seq"].as_i64().unwrap())
+        .bind(r["details"].as_str().unwrap())
+        .bind(r["prev_hash"].as_str().unwrap())
+        .bind(r["hash"].as_str().unwrap())
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
+}
+
 async fn a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints(app: TestApp) {
     let root = app.root().await;
     for n in 0..3 {
@@ -156,16 +170,7 @@ async fn a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints
     }
     let originals = all.body.as_array().unwrap().clone();
     for r in rows.iter().skip(target) {
-        const SQL: &str = "UPDATE audit SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1";
-        clinic::on_db!(&app.db, |pool| sqlx::query(SQL)
-            .bind(r["seq"].as_i64().unwrap())
-            .bind(r["details"].as_str().unwrap())
-            .bind(r["prev_hash"].as_str().unwrap())
-            .bind(r["hash"].as_str().unwrap())
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .unwrap();
+        overwrite(&app, r).await;
     }
     let report = verify().await;
     assert_eq!(report.assert_ok(200)["intact"], false, "{:#}", report.body);
@@ -177,16 +182,7 @@ async fn a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints
 
     // Put it back, then delete the last records: the checkpoints say they existed.
     for r in &originals {
-        const SQL: &str = "UPDATE audit SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1";
-        clinic::on_db!(&app.db, |pool| sqlx::query(SQL)
-            .bind(r["seq"].as_i64().unwrap())
-            .bind(r["details"].as_str().unwrap())
-            .bind(r["prev_hash"].as_str().unwrap())
-            .bind(r["hash"].as_str().unwrap())
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .unwrap();
+        overwrite(&app, r).await;
     }
     assert_eq!(verify().await.body["intact"], true);
     const CUT: &str = "DELETE FROM audit WHERE seq > $1";
