@@ -81,6 +81,9 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// The size, in bytes, SQLite's write-ahead log is truncated to after a checkpoint.
+pub const SQLITE_WAL_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// The digest purpose of the audit chain's checkpoints.
 pub const CHECKPOINT_PURPOSE: &str = "audit_checkpoint";
 
@@ -176,7 +179,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // After a checkpoint the write-ahead log is cut back to this size: a large load
+            // would otherwise leave gigabytes of WAL beside the database for good.
+            .pragma("journal_size_limit", SQLITE_WAL_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

@@ -100,3 +100,18 @@ async fn the_openapi_document_describes_every_route_and_the_docs_work_offline() 
             || bundle.bytes().await.unwrap().len() > 100_000
     );
 }
+
+/// A large load does not leave its write-ahead log behind: SQLite cuts it back after each
+/// checkpoint.
+#[tokio::test]
+async fn sqlite_keeps_its_write_ahead_log_bounded() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let clinic::db::Pool::Sqlite(pool) = app.db.pool() else {
+        unreachable!("a SQLite app");
+    };
+    let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(limit, clinic::db::SQLITE_WAL_LIMIT);
+}
