@@ -116,6 +116,21 @@ pub struct Erased {
 /// The signed-in person erases their own account (the caller re-authenticated first).
 pub async fn erase_own(db: &Db, actor: &Actor) -> Result<Erased> {
     let p = actor.principal()?;
+    if p.is_system_admin() {
+        // The service must keep someone who can run it.
+        const OTHERS: &str = "SELECT COUNT(*) FROM user_roles r JOIN users u ON u.id = r.user_id \
+            WHERE r.role = 'system_admin' AND r.user_id <> $1 AND u.deactivated_at IS NULL";
+        let others: i64 = on_db!(db, |pool| sqlx::query_scalar(OTHERS)
+            .bind(p.user_id)
+            .fetch_one(pool)
+            .await)?;
+        if others == 0 {
+            return Err(Error::new(
+                Code::Conflict,
+                "You are the last system admin: make someone else one before deleting your account.",
+            ));
+        }
+    }
     erase(db, actor, p.user_id).await
 }
 

@@ -59,6 +59,7 @@ pub struct ConfirmIdentity {
 /// `RECORD_RETENTION_DAYS`, then is purged.
 #[utoipa::path(delete, path = "/me", tag = "people", security(("bearer" = [])), request_body = ConfirmIdentity, responses(
     (status = 200, body = Erased),
+    (status = 409, description = "The last system admin", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn delete_me(
     State(s): State<AppState>,

@@ -1123,4 +1123,15 @@ async fn a_patient_exports_then_erases_their_account_and_no_copy_is_left(app: Te
         .unwrap();
     assert_eq!(purged, 1);
     assert_eq!(notes().await, 0);
+
+    // The last system admin cannot erase themself: someone must be left to run the service.
+    let root = app.root().await;
+    app.request(
+        Method::DELETE,
+        "/api/v1/me",
+        Some(&root),
+        Some(json!({"password": crate::helpers::PASSWORD})),
+    )
+    .await
+    .assert_problem(409, "conflict");
 }
