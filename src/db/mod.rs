@@ -195,6 +195,10 @@ impl Db {
         options: PgConnectOptions,
         max_connections: u32,
     ) -> Result<Self, sqlx::Error> {
+        // Statements are prepared once per connection; after five runs PostgreSQL may
+        // switch one to a generic plan that ignores the values (a slot search then reads
+        // every free slot of a specialty and sorts them). Plan with the values each time.
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

@@ -115,3 +115,22 @@ async fn sqlite_keeps_its_write_ahead_log_bounded() {
         .unwrap();
     assert_eq!(limit, clinic::db::SQLITE_WAL_LIMIT);
 }
+
+/// PostgreSQL plans each prepared statement with its values, so a query does not fall back
+/// to a generic plan after a few runs.
+#[tokio::test]
+async fn postgres_plans_each_statement_with_its_values() {
+    if crate::helpers::Backend::postgres_url().is_none() {
+        eprintln!("TEST_DATABASE_URL is not set; PostgreSQL run skipped");
+        return;
+    }
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let clinic::db::Pool::Postgres(pool) = app.db.pool() else {
+        unreachable!("a PostgreSQL app");
+    };
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
+}
