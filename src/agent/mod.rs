@@ -289,8 +289,8 @@ impl Agent {
         self.audit(actor, "chat.deleted", id, json!({})).await
     }
 
-    /// The session, for the client that created it (it holds the secret) and, once
-    /// signed in, its user; to anyone else it does not exist.
+    /// The session, for the client that created it (it holds the secret) and, once a user
+    /// holds it, that user; to anyone else it does not exist.
     async fn load_for(
         &self,
         actor: &Actor,
@@ -298,9 +298,12 @@ impl Agent {
         now: DateTime<Utc>,
     ) -> Result<Session> {
         let mut s = self.sessions.load(chat.id, now).await?;
-        if s.secret_digest
-            .as_deref()
-            .is_some_and(|d| !session::secret_matches(chat.secret, d))
+        // Until a user holds it, only the secret proves who started it (and only its
+        // holder may sign it in); once it is a user's, their sign-in is the proof.
+        if s.user_id.is_none()
+            && s.secret_digest
+                .as_deref()
+                .is_some_and(|d| !session::secret_matches(chat.secret, d))
         {
             return Err(Error::new(Code::NotFound, "No such chat session."));
         }

@@ -81,7 +81,7 @@ async fn start(
     State(s): State<AppState>,
     actor: Actor,
     Json(body): Json<StartChat>,
-) -> Result<(StatusCode, Json<Reply>)> {
+) -> Result<Response> {
     let reply = s
         .agent
         .start(
@@ -91,13 +91,37 @@ async fn start(
             body.language.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(reply)))
+    // The secret also goes back as a cookie scoped to this conversation, for clients
+    // that keep cookies rather than a header (same site only).
+    let secure = s
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let cookie = cookie::Cookie::build((
+        SECRET_COOKIE,
+        reply.session_secret.clone().unwrap_or_default(),
+    ))
+    .path(format!("/api/v1/chat/sessions/{}", reply.session_id))
+    .http_only(true)
+    .secure(secure)
+    .same_site(cookie::SameSite::Strict)
+    .build();
+    let mut response = (StatusCode::CREATED, Json(reply)).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie.to_string()) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
+
+const SECRET_COOKIE: &str = "clinic_chat_secret";
 
 /// Sends the user's message; the reply carries slot buttons and the pending proposal.
 /// With `Accept: text/event-stream` the reply text streams as `token` events, then a
 /// `reply` event with the whole answer.
-#[utoipa::path(post, path = "/chat/sessions/{id}/messages", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")),
+#[utoipa::path(post, path = "/chat/sessions/{id}/messages", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = Option<String>, Header, description = "The session_secret the conversation started with (or its cookie); needed until a signed-in user holds the conversation")),
     request_body = ChatMessage, responses(
     (status = 200, body = Reply),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -195,7 +219,7 @@ fn problem_json(e: &crate::error::Error) -> String {
 }
 
 /// Commits the pending proposal (the widget's Confirm button). Idempotent.
-#[utoipa::path(post, path = "/chat/sessions/{id}/confirm", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
+#[utoipa::path(post, path = "/chat/sessions/{id}/confirm", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = Option<String>, Header, description = "The session_secret the conversation started with (or its cookie); needed until a signed-in user holds the conversation")), responses(
     (status = 200, body = Reply),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -215,7 +239,7 @@ async fn confirm(
 }
 
 /// Drops the pending proposal (the widget's Decline button).
-#[utoipa::path(post, path = "/chat/sessions/{id}/decline", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
+#[utoipa::path(post, path = "/chat/sessions/{id}/decline", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = Option<String>, Header, description = "The session_secret the conversation started with (or its cookie); needed until a signed-in user holds the conversation")), responses(
     (status = 200, body = Reply),
     (status = 409, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -234,7 +258,7 @@ async fn decline(
 }
 
 /// Deletes the conversation data.
-#[utoipa::path(delete, path = "/chat/sessions/{id}", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = String, Header, description = "The session_secret the conversation started with")), responses(
+#[utoipa::path(delete, path = "/chat/sessions/{id}", tag = "chat", params(("id" = Uuid, Path), ("x-chat-secret" = Option<String>, Header, description = "The session_secret the conversation started with (or its cookie); needed until a signed-in user holds the conversation")), responses(
     (status = 204, description = "deleted"),
 ))]
 async fn delete(
@@ -256,13 +280,21 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The conversation's secret, as the client that started it sends it back.
+/// The conversation's secret, as the client that started it sends it back: the
+/// `X-Chat-Secret` header, or the cookie the start set.
 fn chat_secret(headers: &HeaderMap) -> String {
+    if let Some(secret) = headers.get("x-chat-secret").and_then(|v| v.to_str().ok()) {
+        return secret.to_owned();
+    }
     headers
-        .get("x-chat-secret")
-        .and_then(|v| v.to_str().ok())
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(|c| c.ok())
+        .find(|c| c.name() == SECRET_COOKIE)
+        .map(|c| c.value().to_owned())
         .unwrap_or_default()
-        .to_owned()
 }
 
 fn wants_stream(headers: &HeaderMap) -> bool {

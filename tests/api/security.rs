@@ -793,6 +793,47 @@ async fn a_chat_answers_only_the_client_that_started_it(app: TestApp) {
         raw(None, Some(&secret), Method::POST, path.clone()).await,
         404
     );
+    // …and it needs no secret from them any more: their sign-in is the proof.
+    assert_eq!(
+        raw(Some(&owner), None, Method::POST, path.clone()).await,
+        200
+    );
+
+    // A client that keeps cookies gets the secret as one, scoped to its conversation.
+    let started = app
+        .client
+        .post(app.url("/api/v1/chat/sessions"))
+        .json(&json!({"consent": true}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = started.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let id: Value = started.json().await.unwrap();
+    let id = id["session_id"].as_str().unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = app
+        .client
+        .post(app.url(&format!("/api/v1/chat/sessions/{id}/messages")))
+        .header("cookie", pair)
+        .json(&json!({"text": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_cookie.status().as_u16(), 200);
+    assert_eq!(
+        raw(
+            None,
+            None,
+            Method::POST,
+            format!("/api/v1/chat/sessions/{id}/messages")
+        )
+        .await,
+        404
+    );
 }
 
 /// What a patient writes about their health is sealed wherever it is stored (a visit's
