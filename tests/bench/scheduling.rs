@@ -308,6 +308,18 @@ async fn seed(db: &Db, doctor_count: usize) -> AnyResult<World> {
     .await?;
     people::insert_grant(&mut tx, patient, Grant::global(Role::Patient), now).await?;
     tx.commit().await?;
+    // The desk books only patients its clinic knows: this one shares their record with all.
+    const SHARE: &str =
+        "INSERT INTO record_shares (patient_id, clinic_id, created_at) VALUES ($1, $2, $3)";
+    for clinic in &clinic_ids {
+        on_db!(db, |pool| sqlx::query(SHARE)
+            .bind(patient)
+            .bind(clinic)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
     let staff = Actor::User(Principal {
         user_id: staff_id,
         session_id: Uuid::now_v7(),
