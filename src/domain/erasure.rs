@@ -17,6 +17,7 @@ use crate::domain::appointments::{self, Appointment};
 use crate::domain::audit::{self, Entry};
 use crate::domain::care_access::{self, Share};
 use crate::domain::care_plans::{self, ActionableSteps};
+use crate::domain::identity;
 use crate::domain::invitations::{self, Invitation};
 use crate::domain::notes::{self, Note};
 use crate::domain::people::{self, UserView};
@@ -196,22 +197,14 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
     const USER: &str = "UPDATE users SET email = $3, display_name = 'Deleted user', password_hash = NULL, phone = NULL, \
         time_zone = NULL, totp_secret = NULL, totp_pending_secret = NULL, mfa_method = 'none', \
         deactivated_at = COALESCE(deactivated_at, $2), erased_at = $2, updated_at = $2 WHERE id = $1";
-    const END_SESSIONS: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = 'deleted' \
-        WHERE user_id = $1 AND revoked_at IS NULL";
-    on_tx!(&mut tx, |conn| {
-        sqlx::query(END_SESSIONS)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(USER)
-            .bind(user_id)
-            .bind(now)
-            .bind(&placeholder)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    identity::revoke_all_sessions(&mut tx, user_id, now, "deleted").await?;
+    on_tx!(&mut tx, |conn| sqlx::query(USER)
+        .bind(user_id)
+        .bind(now)
+        .bind(&placeholder)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?;
     let record_purged_after = now + db.policy().record_retention;
     audit::record(
         &mut tx,

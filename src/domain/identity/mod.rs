@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use self::codes::{Purpose, invalid_code};
 pub use self::mfa::{MfaChallenge, RecoveryCodes, TotpSetup};
+pub(crate) use self::tokens::revoke_all_sessions;
 pub use self::tokens::{JwtKeys, TokenPair};
 use crate::config::Config;
 use crate::crypto::Digester;

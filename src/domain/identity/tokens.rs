@@ -379,7 +379,7 @@ async fn audit_revocation(
 }
 
 /// Ends every login of a user (after a password reset or deactivation).
-pub(super) async fn revoke_all_sessions(
+pub(crate) async fn revoke_all_sessions(
     tx: &mut Tx,
     user_id: Uuid,
     now: DateTime<Utc>,
