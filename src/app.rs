@@ -165,6 +165,7 @@ fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
         hold_minutes: config.hold_minutes,
         max_steps: config.agent.max_steps.max(1),
         token_budget: config.agent.token_budget,
+        mode: config.llm.mode,
     };
     Agent::new(db, llm, sessions, settings).map_err(|e| anyhow::anyhow!("{e}"))
 }

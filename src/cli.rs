@@ -47,6 +47,17 @@ enum Command {
         #[arg(long)]
         time_zone: Option<String>,
     },
+    /// Run the patient conversations in a folder (default tests/scenarios) against the
+    /// configured model through the HTTP API, on a fresh demo database, and print pass
+    /// rate, fallbacks, latency and tokens. Fails when fewer than --require % pass.
+    Eval {
+        #[arg(long, default_value = "tests/scenarios")]
+        scenarios: std::path::PathBuf,
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        #[arg(long, default_value_t = 100.0)]
+        require: f64,
+    },
     /// Print the checklist and plan the model extracts from a doctor's note (a text file;
     /// `-` reads standard input). Stores nothing.
     ExtractPlan { file: std::path::PathBuf },
@@ -108,6 +119,18 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Chat { email, time_zone } => chat(config, email, time_zone).await,
+        Command::Eval {
+            scenarios,
+            runs,
+            require,
+        } => {
+            crate::eval::run(crate::eval::EvalOptions {
+                scenarios,
+                runs,
+                require,
+            })
+            .await
+        }
     }
 }
 

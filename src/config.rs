@@ -126,6 +126,7 @@ pub struct LlmConfig {
     pub max_retries: usize,
     /// The first retry's delay; later ones double (with jitter), up to 8 s.
     pub backoff_min: Duration,
+    pub mode: AgentMode,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +134,33 @@ pub struct OpenAiConfig {
     pub base_url: String,
     pub api_key: Option<SecretString>,
     pub model: String,
+    /// `LLM_STREAM` (default true): stream tool-calling answers; some local servers
+    /// refuse streamed tool calls.
+    pub stream: bool,
+    /// `LLM_RESPONSE_FORMAT`: how structured answers are asked for.
+    pub response_format: ResponseFormat,
+}
+
+/// How an OpenAI-compatible server is asked for a JSON object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `json_schema` first; on a refusal `json_object` with the schema, then the prompt alone.
+    Auto,
+    /// `{"type": "json_schema", "json_schema": {…}}` (OpenAI, vLLM, llama.cpp's llama-server).
+    JsonSchema,
+    /// `{"type": "json_object", "schema": …}` (llama-cpp-python's server).
+    JsonObject,
+    /// No constraint: the prompt asks for JSON.
+    None,
+}
+
+/// How the agent uses a configured model (`LLM_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentMode {
+    /// The model reads each message into a JSON object; the dialogue policy acts (default).
+    Understand,
+    /// The model calls the tools itself (large hosted models).
+    Tools,
 }
 
 #[derive(Clone, Debug)]
@@ -390,6 +418,21 @@ fn secret_list(get: &impl Fn(&str) -> Option<String>, key: &str) -> Vec<SecretSt
 
 fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig> {
     let model = get("LLM_MODEL");
+    let stream = parse(get, "LLM_STREAM", "true")?;
+    let response_format = match get("LLM_RESPONSE_FORMAT").as_deref().map(str::trim) {
+        None | Some("") | Some("auto") => ResponseFormat::Auto,
+        Some("json_schema") => ResponseFormat::JsonSchema,
+        Some("json_object") => ResponseFormat::JsonObject,
+        Some("none") => ResponseFormat::None,
+        Some(other) => anyhow::bail!(
+            "LLM_RESPONSE_FORMAT={other:?}: use auto, json_schema, json_object or none"
+        ),
+    };
+    let mode = match get("LLM_MODE").as_deref().map(str::trim) {
+        None | Some("") | Some("understand") => AgentMode::Understand,
+        Some("tools") => AgentMode::Tools,
+        Some(other) => anyhow::bail!("LLM_MODE={other:?}: use understand or tools"),
+    };
     let api_key = get("OPENAI_API_KEY").map(SecretString::from);
     let openai = match (get("OPENAI_BASE_URL"), &api_key) {
         (Some(url), _) => Some(url),
@@ -400,6 +443,8 @@ fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig
         base_url,
         api_key: api_key.clone(),
         model: model.clone().unwrap_or_else(|| "gpt-4o-mini".into()),
+        stream,
+        response_format,
     });
     let ollama = get("OLLAMA_HOST").map(|host| OllamaConfig {
         host,
@@ -411,6 +456,7 @@ fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig
         attempt_timeout: Duration::from_millis(parse(get, "LLM_TIMEOUT_MS", "30000")?),
         max_retries: parse(get, "LLM_MAX_RETRIES", "3")?,
         backoff_min: Duration::from_millis(parse(get, "LLM_BACKOFF_MIN_MS", "250")?),
+        mode,
     })
 }
 

@@ -1,5 +1,5 @@
 //! `clinic demo-data` / `serve --demo`: a realistic small network to click through: three
-//! clinics in three time zones, twenty doctors with weekly schedules, a patient, a
+//! clinics in three time zones, twenty-seven doctors with weekly schedules, a patient, a
 //! system admin and one clinic application waiting for a decision.
 
 use anyhow::Context;
@@ -125,6 +125,22 @@ const CLINICS: &[DemoClinic] = &[
                 &["psychiatry"],
                 Hours::Office,
             ),
+            (
+                "Dr. Beatriz Nunes",
+                "beatriz@demo.clinic",
+                &["pt", "en", "es"],
+                5000,
+                &["dentistry"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Carla Mendes",
+                "carla@demo.clinic",
+                &["pt", "en", "es"],
+                7000,
+                &["obstetrics-gynecology"],
+                Hours::Mornings,
+            ),
         ],
     },
     DemoClinic {
@@ -189,6 +205,30 @@ const CLINICS: &[DemoClinic] = &[
                 &["ent"],
                 Hours::Afternoons,
             ),
+            (
+                "Dr. Ethan Brooks",
+                "ethan@demo.clinic",
+                &["en"],
+                9000,
+                &["dentistry"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Olivia Reyes",
+                "olivia@demo.clinic",
+                &["en", "es"],
+                10000,
+                &["pediatrics"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Noah Fischer",
+                "noah@demo.clinic",
+                &["en"],
+                15000,
+                &["psychiatry"],
+                Hours::Office,
+            ),
         ],
     },
     DemoClinic {
@@ -244,6 +284,22 @@ const CLINICS: &[DemoClinic] = &[
                 8000,
                 &["urology"],
                 Hours::Mornings,
+            ),
+            (
+                "Dr. Mia Hoffmann",
+                "mia@demo.clinic",
+                &["de", "en"],
+                8000,
+                &["ophthalmology"],
+                Hours::Office,
+            ),
+            (
+                "Dr. Lukas Braun",
+                "lukas@demo.clinic",
+                &["de", "en"],
+                7500,
+                &["ent"],
+                Hours::Office,
             ),
         ],
     },

@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod eval;
 pub mod http;
 pub mod jobs;
 pub mod llm;

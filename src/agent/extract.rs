@@ -52,6 +52,7 @@ impl Agent {
         debug_assert!(system.contains(crate::llm::offline::EXTRACTION_TASK));
         let mut messages = vec![Message::system(system), Message::user(note)];
         let info = CallInfo {
+            mode: crate::llm::Mode::Text,
             session_id: None,
             pipeline: "extract",
             prompt_version: self.prompts.extract_version(),

@@ -5,9 +5,13 @@
 
 pub mod extract;
 pub mod history;
+pub mod policy;
 pub mod prompts;
+pub mod replies;
 pub mod safety;
 pub mod session;
+pub mod text;
+pub mod understand;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,18 +19,24 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::AgentMode;
 use crate::db::Db;
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::{appointments, clinics, idempotency};
 use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
-use crate::llm::{Deltas, Message, ToolSpec, offline};
-use crate::tools::browse::SlotList;
+use crate::llm::{Deltas, Message, Mode, ToolSpec, offline};
+use crate::tools::browse::{SlotChoice, SlotList};
 use crate::tools::{Proposal, ProposedAction, Registry, ToolContext, ToolError};
 use prompts::{Prompts, SystemFacts};
-use safety::Answer;
+use safety::{Alarm, Answer};
 use session::{Session, SessionStore};
+use understand::{Lang, Understanding};
+
+/// Who answered a turn that the booking rules settle without any model: a yes or no to
+/// a proposal, a confirmation.
+pub const RULES_LABEL: &str = "Booking rules";
 
 /// How the agent is set up.
 pub struct AgentSettings {
@@ -37,6 +47,8 @@ pub struct AgentSettings {
     pub max_steps: usize,
     /// Tokens of history sent to the model; older turns are summarised.
     pub token_budget: u32,
+    /// How a configured model is used.
+    pub mode: AgentMode,
 }
 
 pub struct Agent {
@@ -174,11 +186,12 @@ impl Agent {
         session.language = language.map(str::to_owned);
         let secret = crate::crypto::random_token();
         session.secret_digest = Some(session::secret_digest(&secret));
-        self.sessions.save(&session).await?;
         self.audit(actor, "chat.started", session.id, json!({}))
             .await?;
-        let reply = "Hello! I can help you find the right kind of doctor, see free times and book. What do you need?";
-        let mut reply = self.reply(&session, reply.into(), offline::LABEL.into(), Vec::new());
+        session.state.lang = session.language.as_deref().and_then(Lang::from_code);
+        self.sessions.save(&session).await?;
+        let hello = replies::hello(session.state.lang.unwrap_or(Lang::En));
+        let mut reply = self.reply(&session, hello.into(), offline::LABEL.into(), Vec::new());
         reply.session_secret = Some(secret);
         Ok(reply)
     }
@@ -210,20 +223,16 @@ impl Agent {
         let now = Utc::now();
         let mut s = self.load_for(actor, chat, now).await?;
         s.last_active = now;
-        if safety::is_red_flag(&text) {
-            s.messages.push(Message::user(&text));
-            s.messages.push(Message::assistant(safety::EMERGENCY_REPLY));
-            self.audit(actor, "agent.emergency", s.id, json!({}))
-                .await?;
-            self.save(&s).await;
-            let mut reply = self.reply(
-                &s,
-                safety::EMERGENCY_REPLY.into(),
-                "Safety rules".into(),
-                Vec::new(),
-            );
-            reply.emergency = true;
-            return Ok(reply);
+        // The language of this message, else of the conversation so far.
+        // (A pressed button's words are the service's own, not the patient's.)
+        if policy::find_id(&text).is_none()
+            && let Some(lang) = understand::language_of(&text::fold(&text))
+        {
+            s.state.lang = Some(lang);
+        }
+        let lang = s.state.lang.unwrap_or(Lang::En);
+        if let Some(alarm) = safety::alarm(&text) {
+            return self.alarm(actor, s, &text, alarm, lang).await;
         }
         if let Some(pending) = s.pending.clone() {
             match safety::answer_to_proposal(&text) {
@@ -238,8 +247,146 @@ impl Agent {
                 Answer::Neither => {}
             }
         }
+        let tz = clinics::tz_of(&s.time_zone);
+        let ctx = ToolContext {
+            db: &self.db,
+            actor,
+            session_id: s.id,
+            now,
+            time_zone: tz,
+            hold_minutes: self.settings.hold_minutes,
+        };
+        if s.pending.is_none() {
+            match safety::answer_to_proposal(&text) {
+                Answer::Yes => {
+                    s.messages.push(Message::user(&text));
+                    let said = match self.yes_without_proposal(actor, &mut s, &ctx).await? {
+                        Some(said) => said,
+                        None => policy::Said {
+                            text: replies::nothing_pending(lang).into(),
+                            actions: Vec::new(),
+                        },
+                    };
+                    return self.finish(s, said, RULES_LABEL.into()).await;
+                }
+                Answer::No if s.state.offered_search => {
+                    s.state.offered_search = false;
+                    s.messages.push(Message::user(&text));
+                    let said = policy::Said {
+                        text: replies::dropped(lang).into(),
+                        actions: Vec::new(),
+                    };
+                    return self.finish(s, said, RULES_LABEL.into()).await;
+                }
+                _ => {}
+            }
+        }
         s.messages.push(Message::user(&text));
-        self.run_model(actor, s, now, deltas).await
+        let models = self.llm.has_models();
+        match self.settings.mode {
+            AgentMode::Tools if models => self.run_model(actor, s, now, deltas).await,
+            _ => {
+                let (u, assistant) = self.understand(&s, &text).await;
+                self.policy_turn(actor, s, &ctx, &text, u, assistant).await
+            }
+        }
+    }
+
+    /// The emergency or crisis answer: no tools, and a waiting proposal is dropped.
+    async fn alarm(
+        &self,
+        actor: &Actor,
+        mut s: Session,
+        text: &str,
+        alarm: Alarm,
+        lang: Lang,
+    ) -> Result<Reply> {
+        if let Some(p) = s.pending.take() {
+            self.release(actor, &p).await;
+        }
+        s.offered.clear();
+        s.state.listed.clear();
+        let answer = replies::alarm(lang, alarm, safety::local_numbers(&s.time_zone));
+        s.messages.push(Message::user(text));
+        s.messages.push(Message::assistant(&answer));
+        let action = match alarm {
+            Alarm::Emergency => "agent.emergency",
+            Alarm::Crisis => "agent.crisis",
+        };
+        self.audit(actor, action, s.id, json!({})).await?;
+        self.save(&s).await;
+        let mut reply = self.reply(&s, answer, "Safety rules".into(), Vec::new());
+        reply.emergency = true;
+        Ok(reply)
+    }
+
+    /// The message understood: by the configured model under the JSON Schema, checked and
+    /// completed by the rules; by the rules alone when no model answers.
+    async fn understand(&self, s: &Session, text: &str) -> (Understanding, String) {
+        let rules = policy::rules_reading(s, text);
+        // A pressed button names its slot: nothing for a model to read.
+        if !self.llm.has_models() || policy::find_id(text).is_some() {
+            return (rules, offline::LABEL.into());
+        }
+        let messages = policy::understanding_messages(self.prompts.understand(), s, text);
+        let info = CallInfo {
+            session_id: Some(s.id),
+            pipeline: "chat",
+            prompt_version: self.prompts.understand_version(),
+            mode: Mode::Understand,
+            full_history_tokens: Some(self.baseline_tokens(s)),
+            deltas: None,
+        };
+        let schema = Understanding::schema();
+        match self.llm.call_json(&info, &messages, &schema).await {
+            Ok(outcome) => match Understanding::from_model(&outcome.completion.content) {
+                Some(model) => (policy::merge(model, rules), outcome.completion.model),
+                None => {
+                    tracing::warn!(
+                        "the model's answer is not the asked JSON; the rules read the message"
+                    );
+                    (rules, offline::LABEL.into())
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no model understood the message; the rules read it");
+                (rules, offline::LABEL.into())
+            }
+        }
+    }
+
+    /// What sending the whole history and every tool would have cost (the log's baseline).
+    fn baseline_tokens(&self, s: &Session) -> u32 {
+        let mut full = vec![Message::system(self.prompts.understand())];
+        full.extend(s.messages.iter().cloned());
+        count_messages(&full, &self.specs)
+    }
+
+    async fn policy_turn(
+        &self,
+        actor: &Actor,
+        mut s: Session,
+        ctx: &ToolContext<'_>,
+        text: &str,
+        u: Understanding,
+        assistant: String,
+    ) -> Result<Reply> {
+        if policy::find_id(text).is_some() {
+            // A button: the conversation's language stays.
+        } else if u.language != Lang::Other && understand::language_of(&text::fold(text)).is_some()
+        {
+            s.state.lang = Some(u.language);
+        } else if s.state.lang.is_none() && u.language != Lang::Other {
+            s.state.lang = Some(u.language);
+        }
+        let said = self.converse(actor, &mut s, ctx, text, u).await?;
+        self.finish(s, said, assistant).await
+    }
+
+    async fn finish(&self, mut s: Session, said: policy::Said, assistant: String) -> Result<Reply> {
+        s.messages.push(Message::assistant(&said.text));
+        self.save(&s).await;
+        Ok(self.reply(&s, said.text, assistant, said.actions))
     }
 
     /// The widget's Confirm button: commits the pending proposal.
@@ -410,6 +557,7 @@ impl Agent {
             language: s.language.as_deref(),
         })?;
         let specs = &self.specs;
+        let turn_start = s.messages.len();
         let ctx = ToolContext {
             db: &self.db,
             actor,
@@ -428,34 +576,34 @@ impl Agent {
             let mut full = vec![Message::system(system.clone())];
             full.extend(s.messages.iter().cloned());
             let info = CallInfo {
+                mode: Mode::Tools,
                 session_id: Some(s.id),
                 pipeline: "chat",
                 prompt_version: self.prompts.system_version(),
                 full_history_tokens: Some(count_messages(&full, specs)),
                 deltas,
             };
-            let outcome = match self.llm.call(&info, &messages, specs).await {
+            let outcome = match self.llm.call_models(&info, &messages, specs).await {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::error!(error = %e, "every provider failed");
-                    let text = "Sorry, I cannot answer just now. Please try again in a moment.";
-                    s.messages.push(Message::assistant(text));
-                    self.save(&s).await;
-                    return Ok(self.reply(&s, text.into(), assistant, actions));
+                    tracing::warn!(error = %e, "no model answered; the offline assistant takes the turn");
+                    return self.policy_fallback(actor, s, &ctx, turn_start).await;
                 }
             };
-            assistant = if outcome.provider == "offline" {
-                offline::LABEL.to_owned()
-            } else {
-                outcome.completion.model.clone()
-            };
-            let completion = outcome.completion;
+            assistant = outcome.completion.model.clone();
+            let mut completion = outcome.completion;
             if completion.tool_calls.is_empty() {
-                let text = if completion.content.trim().is_empty() {
-                    "How else can I help?".to_owned()
-                } else {
-                    completion.content
-                };
+                // A call written as text is still a call; its text is never shown.
+                let (rest, calls) = crate::llm::tool_calls_in_text(&completion.content, specs);
+                completion.content = rest;
+                completion.tool_calls = calls;
+            }
+            if completion.tool_calls.is_empty() {
+                let text = crate::llm::without_tool_names(&completion.content, specs);
+                if text.trim().is_empty() {
+                    // Nothing to say is not an answer: the offline assistant takes the turn.
+                    return self.policy_fallback(actor, s, &ctx, turn_start).await;
+                }
                 s.messages.push(Message::assistant(&text));
                 self.save(&s).await;
                 return Ok(self.reply(&s, text, assistant, actions));
@@ -509,10 +657,31 @@ impl Agent {
                 s.messages.push(Message::tool_result(call, content));
             }
         }
-        let text = "Sorry, I could not work that out. Could you say it another way, or pick from the options above?";
+        let text = replies::not_understood(s.state.lang.unwrap_or(Lang::En));
         s.messages.push(Message::assistant(text));
         self.save(&s).await;
         Ok(self.reply(&s, text.into(), assistant, actions))
+    }
+
+    /// A turn the model could not finish, done again by the offline assistant from the
+    /// user's message (what the model did this turn is left out of the history).
+    async fn policy_fallback(
+        &self,
+        actor: &Actor,
+        mut s: Session,
+        ctx: &ToolContext<'_>,
+        turn_start: usize,
+    ) -> Result<Reply> {
+        s.messages.truncate(turn_start);
+        let text = s
+            .messages
+            .last()
+            .filter(|m| m.role == crate::llm::Role::User)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let u = policy::rules_reading(&s, &text);
+        self.policy_turn(actor, s, ctx, &text, u, offline::LABEL.into())
+            .await
     }
 
     /// What the session keeps from a tool's result: offered slots, a new proposal.
@@ -528,18 +697,9 @@ impl Agent {
             && let Ok(list) = serde_json::from_value::<SlotList>(value.clone())
         {
             actions.retain(|a| a.kind != "pick_slot");
-            for slot in &list.slots {
-                actions.push(Action {
-                    kind: "pick_slot",
-                    label: format!("{} · {} · {}", slot.when, slot.doctor, slot.clinic),
-                    message: Some(format!(
-                        "Book slot {} ({} with {})",
-                        slot.slot_id, slot.when, slot.doctor
-                    )),
-                    slot_id: Some(slot.slot_id),
-                });
-            }
+            actions.extend(pick_actions(&list.slots));
             s.offered = list.slots;
+            s.state.listed.clear();
         }
         if let Some(p) = value
             .get("proposal")
@@ -573,11 +733,10 @@ impl Agent {
             json!({"proposal": p.id}),
         )
         .await?;
-        let text =
-            "Alright, I have dropped that; nothing was changed. What would you like instead?";
+        let text = replies::dropped(s.state.lang.unwrap_or(Lang::En));
         s.messages.push(Message::assistant(text));
         self.save(&s).await;
-        Ok(self.reply(&s, text.into(), offline::LABEL.into(), Vec::new()))
+        Ok(self.reply(&s, text.into(), RULES_LABEL.into(), Vec::new()))
     }
 
     /// Commits the pending proposal, at most once per proposal: a retried or doubled
@@ -608,40 +767,71 @@ impl Agent {
         };
         let answer = idempotency::once(db, user, &key, "chat.commit", request, 200, run).await;
         s.pending = None;
+        let lang = s.state.lang.unwrap_or(Lang::En);
         let (text, committed) = match answer {
             Ok(a) if a.status < 300 => {
                 s.committed.push((p.id, a.body.clone()));
-                let done = match p.action {
-                    ProposedAction::Book { .. } => "Booked",
-                    ProposedAction::Reschedule { .. } => "Moved",
-                    ProposedAction::Cancel { .. } => "Cancelled",
+                let kind = match p.action {
+                    ProposedAction::Book { .. } => "book",
+                    ProposedAction::Reschedule { .. } => "reschedule",
+                    ProposedAction::Cancel { .. } => "cancel",
                 };
-                let what = p
-                    .summary
-                    .split_once(' ')
-                    .map(|(_, rest)| rest)
-                    .unwrap_or(&p.summary);
-                (
-                    format!("{done}: {what}. You will find it under your appointments."),
-                    Some(a.body),
-                )
+                let what = committed_words(&a.body, lang).unwrap_or_else(|| {
+                    p.summary
+                        .split_once(' ')
+                        .map_or(p.summary.clone(), |(_, rest)| rest.to_owned())
+                });
+                (replies::done(lang, kind, &what), Some(a.body))
             }
             Ok(a) => (
-                format!(
-                    "Sorry, that could not be done: {}",
-                    a.body["detail"].as_str().unwrap_or("it failed")
-                ),
+                replies::could_not(lang, a.body["detail"].as_str().unwrap_or("it failed")),
                 None,
             ),
             Err(e) if matches!(e, Error::Client { .. }) => {
-                (format!("Sorry, that could not be done: {e}"), None)
+                (replies::could_not(lang, &e.to_string()), None)
             }
             Err(e) => return Err(e),
         };
+        s.offered.clear();
+        s.state.listed.clear();
+        s.state.flow = policy::Flow::Search;
         s.messages.push(Message::assistant(&text));
         self.save(&s).await;
-        let mut reply = self.reply(&s, text, offline::LABEL.into(), Vec::new());
+        let mut reply = self.reply(&s, text, RULES_LABEL.into(), Vec::new());
         reply.committed = committed;
         Ok(reply)
     }
+}
+
+/// The buttons for offered times.
+pub(crate) fn pick_actions(slots: &[SlotChoice]) -> Vec<Action> {
+    slots
+        .iter()
+        .map(|slot| Action {
+            kind: "pick_slot",
+            label: format!("{} · {} · {}", slot.when, slot.doctor, slot.clinic),
+            message: Some(format!(
+                "Book slot {} ({} with {})",
+                slot.slot_id, slot.when, slot.doctor
+            )),
+            slot_id: Some(slot.slot_id),
+        })
+        .collect()
+}
+
+/// "Tuesday 8 December at 14:00, Dr. Ana Costa, Lisbon Central Clinic" from a committed
+/// appointment's answer.
+fn committed_words(body: &Value, lang: Lang) -> Option<String> {
+    let starts: DateTime<Utc> = body["starts_at"].as_str()?.parse().ok()?;
+    let tz = clinics::tz_of(body["time_zone"].as_str()?);
+    let when = replies::when(lang, starts.with_timezone(&tz));
+    let doctor = body["doctor_name"].as_str().unwrap_or_default();
+    let clinic = body["clinic_name"].as_str().unwrap_or_default();
+    Some(
+        [when.as_str(), doctor, clinic]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }

@@ -8,11 +8,15 @@ use crate::error::{Error, Result};
 
 const SYSTEM: &str = include_str!("../../prompts/system.tera");
 const EXTRACT: &str = include_str!("../../prompts/extract_plan.tera");
+const UNDERSTAND: &str = include_str!("../../prompts/understand.tera");
 
 pub struct Prompts {
     tera: Tera,
     system_version: String,
     extract_version: String,
+    /// Rendered once: the same bytes on every call, so servers can reuse their prompt cache.
+    understand: String,
+    understand_version: String,
 }
 
 /// What the system prompt is rendered from.
@@ -45,11 +49,24 @@ impl Prompts {
             .map_err(|e| Error::internal(format!("prompts/system.tera: {e}")))?;
         tera.add_raw_template("extract_plan", EXTRACT)
             .map_err(|e| Error::internal(format!("prompts/extract_plan.tera: {e}")))?;
+        let understand = Tera::one_off(UNDERSTAND, &Context::new(), false)
+            .map_err(|e| Error::internal(format!("prompts/understand.tera: {e}")))?;
         Ok(Self {
+            understand: understand.trim().to_owned(),
+            understand_version: version_of(UNDERSTAND),
             tera,
             system_version: version_of(SYSTEM),
             extract_version: version_of(EXTRACT),
         })
+    }
+
+    /// The system prompt of the understanding call (no per-call facts in it).
+    pub fn understand(&self) -> &str {
+        &self.understand
+    }
+
+    pub fn understand_version(&self) -> &str {
+        &self.understand_version
     }
 
     pub fn extract_version(&self) -> &str {

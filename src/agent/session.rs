@@ -47,6 +47,9 @@ pub struct Session {
     /// SHA-256 of the secret the client that started the conversation holds.
     #[serde(default)]
     pub secret_digest: Option<String>,
+    /// What the dialogue policy remembers.
+    #[serde(default)]
+    pub state: crate::agent::policy::DialogueState,
 }
 
 /// The stored form of a conversation's secret (256 random bits: a plain hash suffices).
@@ -82,6 +85,7 @@ impl Session {
             offered: Vec::new(),
             language: None,
             secret_digest: None,
+            state: Default::default(),
         }
     }
 

@@ -141,6 +141,7 @@ fn score(s: &Specialty, query: &str) -> Option<SpecialtyMatch> {
         .filter(|w| w.len() >= 4)
         .collect();
     let mut score = 0.0f32;
+    let mut named = false;
     let mut matched = Vec::new();
     let name = s.name.to_lowercase();
     let phrases = std::iter::once((name.as_str(), 5.0))
@@ -153,6 +154,7 @@ fn score(s: &Specialty, query: &str) -> Option<SpecialtyMatch> {
         }
         if contains_phrase(query, phrase) {
             score += weight;
+            named |= weight >= 4.0;
             matched.push(phrase.to_owned());
         } else if phrase
             .split_whitespace()
@@ -161,6 +163,11 @@ fn score(s: &Specialty, query: &str) -> Option<SpecialtyMatch> {
             score += 1.0;
             matched.push(phrase.to_owned());
         }
+    }
+    // A specialty named outright ("a pediatrician") outweighs symptoms that other
+    // specialties share ("fever", "cough").
+    if named {
+        score += 10.0;
     }
     (score > 0.0).then(|| SpecialtyMatch {
         specialty: s.clone(),

@@ -229,4 +229,155 @@ pub trait Provider: Send + Sync {
         messages: &'a [Message],
         tools: &'a [ToolSpec],
     ) -> CompletionFuture<'a>;
+
+    /// An answer that is one JSON object following `schema`, constrained by the server
+    /// where it can (`response_format` with a JSON Schema, Ollama's `format`), not streamed.
+    fn complete_json<'a>(
+        &'a self,
+        messages: &'a [Message],
+        schema: &'a Value,
+    ) -> CompletionFuture<'a> {
+        let _ = (messages, schema);
+        Box::pin(async {
+            Err(LlmError::new(
+                ErrorClass::Client,
+                "this provider gives no structured answers",
+            ))
+        })
+    }
+}
+
+/// How a model is used in a call, recorded with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The model reads the message into a JSON object; the dialogue policy acts.
+    Understand,
+    /// The model calls the tools itself.
+    Tools,
+    /// A plain text or JSON task (care-plan extraction).
+    Text,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Understand => "understand",
+            Mode::Tools => "tools",
+            Mode::Text => "text",
+        }
+    }
+}
+
+/// Tool calls a model wrote as text instead of through the protocol: `{"name": …,
+/// "arguments": {…}}`, `<tool_call>…</tool_call>` or `name({…})` with a known tool name.
+/// What is left of the text is returned with them.
+pub fn tool_calls_in_text(content: &str, tools: &[ToolSpec]) -> (String, Vec<ToolCall>) {
+    let mut calls = Vec::new();
+    let mut rest = content.to_owned();
+    let known = |name: &str| tools.iter().any(|t| t.name == name);
+    // JSON objects with a name and arguments, bare or in <tool_call> or ``` fences.
+    let mut search_from = 0;
+    while let Some(start) = rest[search_from..].find('{').map(|i| i + search_from) {
+        let mut stream =
+            serde_json::Deserializer::from_str(&rest[start..]).into_iter::<serde_json::Value>();
+        match stream.next() {
+            Some(Ok(value)) => {
+                let end = start + stream.byte_offset();
+                let name = value["name"]
+                    .as_str()
+                    .or_else(|| value["function"]["name"].as_str())
+                    .or_else(|| value["tool"].as_str());
+                let args = value
+                    .get("arguments")
+                    .or_else(|| value.get("parameters"))
+                    .or_else(|| value["function"].get("arguments"));
+                match name.filter(|n| known(n)) {
+                    Some(name) => {
+                        let arguments = match args {
+                            Some(serde_json::Value::String(s)) => s.clone(),
+                            Some(v) => v.to_string(),
+                            None => "{}".to_owned(),
+                        };
+                        calls.push(ToolCall {
+                            id: format!("text_{}", calls.len()),
+                            name: name.to_owned(),
+                            arguments,
+                        });
+                        rest.replace_range(start..end, "");
+                    }
+                    None => search_from = end,
+                }
+            }
+            _ => search_from = start + 1,
+        }
+        if search_from >= rest.len() {
+            break;
+        }
+    }
+    // name({...}) with a known name.
+    for t in tools {
+        let open = format!("{}(", t.name);
+        while let Some(at) = rest.find(&open) {
+            let args_from = at + open.len();
+            let Some(close) = rest[args_from..].rfind(')').map(|i| i + args_from) else {
+                break;
+            };
+            let args = rest[args_from..close].trim();
+            calls.push(ToolCall {
+                id: format!("text_{}", calls.len()),
+                name: t.name.clone(),
+                arguments: if args.is_empty() {
+                    "{}".into()
+                } else {
+                    args.to_owned()
+                },
+            });
+            rest.replace_range(at..=close, "");
+        }
+    }
+    for tag in ["<tool_call>", "</tool_call>", "```json", "```"] {
+        rest = rest.replace(tag, "");
+    }
+    (rest.trim().to_owned(), calls)
+}
+
+/// The text with every mention of a tool name taken out, for showing to a patient.
+pub fn without_tool_names(text: &str, tools: &[ToolSpec]) -> String {
+    let mut out = text.to_owned();
+    for t in tools {
+        out = out.replace(&t.name, "");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn tool_calls_written_as_text_are_read() {
+        let tools = [spec("find_specialty"), spec("list_available_slots")];
+        let (rest, calls) = tool_calls_in_text(
+            "Let me check. <tool_call>{\"name\": \"find_specialty\", \"arguments\": {\"query\": \"knee\"}}</tool_call>",
+            &tools,
+        );
+        assert_eq!(rest, "Let me check.");
+        assert_eq!(calls[0].name, "find_specialty");
+        assert_eq!(calls[0].arguments, "{\"query\":\"knee\"}");
+        let (_, calls) =
+            tool_calls_in_text("list_available_slots({\"specialty\": \"ent\"})", &tools);
+        assert_eq!(calls[0].name, "list_available_slots");
+        let (rest, calls) = tool_calls_in_text("A plain {\"answer\": 1} reply", &tools);
+        assert!(calls.is_empty());
+        assert_eq!(rest, "A plain {\"answer\": 1} reply");
+    }
 }

@@ -2,10 +2,12 @@
 
 use ollama_rs::error::OllamaError;
 use ollama_rs::generation::chat::request::ChatMessageRequest;
-use ollama_rs::generation::chat::{ChatMessage, MessageRole};
+use ollama_rs::generation::chat::{ChatMessage, ChatMessageResponse, MessageRole};
+use ollama_rs::generation::parameters::{FormatType, JsonStructure};
 use ollama_rs::generation::tools::{
     ToolCall as OllamaCall, ToolCallFunction, ToolFunctionInfo, ToolInfo, ToolType,
 };
+use ollama_rs::models::ModelOptions;
 
 use crate::config;
 use crate::llm::{
@@ -25,6 +27,30 @@ impl Ollama {
             client,
             model: config.model.clone(),
         })
+    }
+
+    /// One JSON object under `schema` (Ollama's `format`, 0.5 and later).
+    async fn structured(
+        &self,
+        messages: &[Message],
+        schema: &serde_json::Value,
+    ) -> Result<Completion, LlmError> {
+        let schema = schemars::Schema::try_from(schema.clone())
+            .map_err(|e| LlmError::new(ErrorClass::Client, format!("answer schema: {e}")))?;
+        let request = ChatMessageRequest::new(
+            self.model.clone(),
+            messages.iter().map(wire_message).collect(),
+        )
+        .format(FormatType::StructuredJson(Box::new(
+            JsonStructure::new_for_schema(schema),
+        )))
+        .options(ModelOptions::default().temperature(0.0));
+        let response = self
+            .client
+            .send_chat_messages(request)
+            .await
+            .map_err(classify)?;
+        Ok(completion(response, Vec::new()))
     }
 
     async fn chat(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Completion, LlmError> {
@@ -63,20 +89,24 @@ impl Ollama {
                 arguments: c.function.arguments.to_string(),
             })
             .collect();
-        let (tokens_in, tokens_out) = match &response.final_data {
-            Some(d) => (
-                u32::try_from(d.prompt_eval_count).ok(),
-                u32::try_from(d.eval_count).ok(),
-            ),
-            None => (None, None),
-        };
-        Ok(Completion {
-            content: response.message.content,
-            tool_calls,
-            tokens_in,
-            tokens_out,
-            model: response.model,
-        })
+        Ok(completion(response, tool_calls))
+    }
+}
+
+fn completion(response: ChatMessageResponse, tool_calls: Vec<ToolCall>) -> Completion {
+    let (tokens_in, tokens_out) = match &response.final_data {
+        Some(d) => (
+            u32::try_from(d.prompt_eval_count).ok(),
+            u32::try_from(d.eval_count).ok(),
+        ),
+        None => (None, None),
+    };
+    Completion {
+        content: response.message.content,
+        tool_calls,
+        tokens_in,
+        tokens_out,
+        model: response.model,
     }
 }
 
@@ -95,6 +125,14 @@ impl Provider for Ollama {
         tools: &'a [ToolSpec],
     ) -> CompletionFuture<'a> {
         Box::pin(self.chat(messages, tools))
+    }
+
+    fn complete_json<'a>(
+        &'a self,
+        messages: &'a [Message],
+        schema: &'a serde_json::Value,
+    ) -> CompletionFuture<'a> {
+        Box::pin(self.structured(messages, schema))
     }
 }
 

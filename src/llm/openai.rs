@@ -13,7 +13,9 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::config;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::{self, ResponseFormat};
 use crate::llm::{
     Completion, CompletionFuture, Deltas, ErrorClass, LlmError, Message, Provider, Role, ToolCall,
     ToolSpec,
@@ -22,7 +24,19 @@ use crate::llm::{
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
     model: String,
+    stream: bool,
+    /// The way of asking for JSON that this server took last (a [`Ladder`] step).
+    format: AtomicUsize,
+    fixed_format: bool,
 }
+
+/// Ways to ask for a JSON object, most precise first; a server that refuses one (4xx) is
+/// asked the next way, and keeps being asked that way.
+const LADDER: [ResponseFormat; 3] = [
+    ResponseFormat::JsonSchema,
+    ResponseFormat::JsonObject,
+    ResponseFormat::None,
+];
 
 /// A 429 answer, with how long the server asked us to wait.
 #[derive(Debug)]
@@ -63,9 +77,110 @@ impl OpenAi {
                 Ok::<_, OpenAIError>(response)
             }
         });
+        let start = match config.response_format {
+            ResponseFormat::Auto | ResponseFormat::JsonSchema => 0,
+            ResponseFormat::JsonObject => 1,
+            ResponseFormat::None => 2,
+        };
         Ok(Self {
             client: Client::with_config(openai).with_http_service(transport),
             model: config.model.clone(),
+            stream: config.stream,
+            format: AtomicUsize::new(start),
+            fixed_format: config.response_format != ResponseFormat::Auto,
+        })
+    }
+
+    async fn structured(
+        &self,
+        messages: &[Message],
+        schema: &Value,
+    ) -> Result<Completion, LlmError> {
+        loop {
+            let step = self.format.load(Ordering::Relaxed).min(LADDER.len() - 1);
+            let mut request = json!({
+                "model": self.model,
+                "messages": messages.iter().map(wire_message).collect::<Vec<_>>(),
+                "stream": false,
+                "temperature": 0,
+                "max_tokens": 300,
+            });
+            match LADDER[step] {
+                ResponseFormat::JsonSchema | ResponseFormat::Auto => {
+                    request["response_format"] = json!({"type": "json_schema",
+                        "json_schema": {"name": "answer", "strict": true, "schema": schema}});
+                }
+                ResponseFormat::JsonObject => {
+                    request["response_format"] = json!({"type": "json_object", "schema": schema});
+                }
+                ResponseFormat::None => {}
+            }
+            match self.once(request).await {
+                Err(e)
+                    if e.class == ErrorClass::Client
+                        && !self.fixed_format
+                        && step + 1 < LADDER.len() =>
+                {
+                    tracing::warn!(error = %e, "the model server refused this response_format; asking the next way");
+                    let _ = self.format.compare_exchange(
+                        step,
+                        step + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One answer, not streamed.
+    async fn once(&self, request: Value) -> Result<Completion, LlmError> {
+        let answer: Value = self
+            .client
+            .chat()
+            .create_byot(request)
+            .await
+            .map_err(classify)?;
+        let message = &answer["choices"][0]["message"];
+        if !message.is_object() {
+            return Err(LlmError::new(
+                ErrorClass::Malformed,
+                "no message in the answer",
+            ));
+        }
+        let tool_calls = message["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let name = c["function"]["name"].as_str()?;
+                Some(ToolCall {
+                    id: c["id"]
+                        .as_str()
+                        .map_or_else(|| format!("call_{i}"), str::to_owned),
+                    name: name.to_owned(),
+                    arguments: match &c["function"]["arguments"] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                })
+            })
+            .collect();
+        let count = |k: &str| {
+            answer["usage"][k]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Ok(Completion {
+            content: message["content"].as_str().unwrap_or_default().to_owned(),
+            tool_calls,
+            tokens_in: count("prompt_tokens"),
+            tokens_out: count("completion_tokens"),
+            model: answer["model"]
+                .as_str()
+                .map_or_else(|| self.model.clone(), str::to_owned),
         })
     }
 
@@ -74,14 +189,18 @@ impl OpenAi {
         let mut request = json!({
             "model": self.model,
             "messages": messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
+            "stream": self.stream,
         });
+        if self.stream {
+            request["stream_options"] = json!({"include_usage": true});
+        }
         if !tools.is_empty() {
             request["tools"] = tools
                 .iter()
                 .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
                 .collect();
+            // Said outright: some servers leave the tools out of the prompt without it.
+            request["tool_choice"] = json!("auto");
         }
         request
     }
@@ -92,6 +211,13 @@ impl OpenAi {
         tools: &[ToolSpec],
         deltas: Option<&Deltas>,
     ) -> Result<Completion, LlmError> {
+        if !self.stream {
+            let completion = self.once(self.request(messages, tools)).await?;
+            if let Some(deltas) = deltas {
+                deltas.text(&completion.content);
+            }
+            return Ok(completion);
+        }
         let mut stream = self
             .client
             .chat()
@@ -134,6 +260,14 @@ impl Provider for OpenAi {
     ) -> CompletionFuture<'a> {
         Box::pin(self.stream(messages, tools, Some(deltas)))
     }
+
+    fn complete_json<'a>(
+        &'a self,
+        messages: &'a [Message],
+        schema: &'a Value,
+    ) -> CompletionFuture<'a> {
+        Box::pin(self.structured(messages, schema))
+    }
 }
 
 fn wire_message(m: &Message) -> Value {
@@ -146,7 +280,8 @@ fn wire_message(m: &Message) -> Value {
         }
         Role::Assistant => json!({
             "role": "assistant",
-            "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
+            // Text, never null: some servers answer 500 to a null content.
+            "content": m.content,
             "tool_calls": m.tool_calls.iter().map(|c| json!({
                 "id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}
             })).collect::<Vec<_>>(),

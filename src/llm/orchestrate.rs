@@ -15,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::llm::{Completion, Deltas, ErrorClass, LlmError, Message, Provider, ToolSpec};
+use crate::llm::{Completion, Deltas, ErrorClass, LlmError, Message, Mode, Provider, ToolSpec};
 use crate::on_db;
 
 #[derive(Clone, Debug)]
@@ -44,6 +44,7 @@ pub struct CallInfo<'a> {
     /// `chat`, `summary`, …
     pub pipeline: &'a str,
     pub prompt_version: &'a str,
+    pub mode: Mode,
     /// Tokens the whole uncompacted history and all tools would have been (for the log).
     pub full_history_tokens: Option<u32>,
     /// Where the answer's text goes as it is written, when someone is listening.
@@ -119,24 +120,70 @@ impl Orchestrator {
         }
     }
 
-    /// Asks the providers in turn until one answers.
+    /// The configured models (not the offline assistant).
+    pub fn has_models(&self) -> bool {
+        self.providers.iter().any(|p| p.name() != "offline")
+    }
+
+    /// Asks the providers in turn until one answers, the offline assistant last.
     pub async fn call(
         &self,
         info: &CallInfo<'_>,
         messages: &[Message],
         tools: &[ToolSpec],
     ) -> Result<Outcome, LlmError> {
+        self.run(info, messages, tools, None, true).await
+    }
+
+    /// Asks the configured models only; the caller falls back itself.
+    pub async fn call_models(
+        &self,
+        info: &CallInfo<'_>,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> Result<Outcome, LlmError> {
+        self.run(info, messages, tools, None, false).await
+    }
+
+    /// Asks the configured models for one JSON object following `schema`.
+    pub async fn call_json(
+        &self,
+        info: &CallInfo<'_>,
+        messages: &[Message],
+        schema: &serde_json::Value,
+    ) -> Result<Outcome, LlmError> {
+        self.run(info, messages, &[], Some(schema), false).await
+    }
+
+    async fn run(
+        &self,
+        info: &CallInfo<'_>,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        schema: Option<&serde_json::Value>,
+        offline_too: bool,
+    ) -> Result<Outcome, LlmError> {
         let started = Instant::now();
         self.event(
             json!({"event": "pipeline_start", "pipeline": info.pipeline, "session": info.session_id,
-            "prompt_version": info.prompt_version, "messages": messages.len(),
+            "prompt_version": info.prompt_version, "mode": info.mode, "messages": messages.len(),
             "tokens_full_history": info.full_history_tokens}),
         );
         let mut last_error = LlmError::new(ErrorClass::Client, "no provider configured");
         let mut attempts = 0u32;
         for provider in &self.providers {
+            if !offline_too && provider.name() == "offline" {
+                continue;
+            }
             match self
-                .with_retries(provider.as_ref(), info, messages, tools, &mut attempts)
+                .with_retries(
+                    provider.as_ref(),
+                    info,
+                    messages,
+                    tools,
+                    schema,
+                    &mut attempts,
+                )
                 .await
             {
                 Ok(outcome) => {
@@ -169,6 +216,7 @@ impl Orchestrator {
         info: &CallInfo<'_>,
         messages: &[Message],
         tools: &[ToolSpec],
+        schema: Option<&serde_json::Value>,
         attempts: &mut u32,
     ) -> Result<Outcome, LlmError> {
         let mut backoff = ExponentialBuilder::default()
@@ -185,9 +233,10 @@ impl Orchestrator {
             let sent_before = info.deltas.map(Deltas::sent);
             let result = match tokio::time::timeout(
                 self.policy.attempt_timeout,
-                match info.deltas {
-                    Some(deltas) => provider.complete_streaming(messages, tools, deltas),
-                    None => provider.complete(messages, tools),
+                match (schema, info.deltas) {
+                    (Some(schema), _) => provider.complete_json(messages, schema),
+                    (None, Some(deltas)) => provider.complete_streaming(messages, tools, deltas),
+                    (None, None) => provider.complete(messages, tools),
                 },
             )
             .await
@@ -267,10 +316,11 @@ impl Orchestrator {
         self.event(json!({"event": "attempt", "pipeline": info.pipeline, "session": info.session_id,
             "provider": provider.name(), "model": provider.model(), "attempt": attempt, "outcome": outcome,
             "error_class": error_class, "error": error.map(|e| e.message.clone()), "latency_ms": latency_ms,
-            "tokens_in": tokens_in, "tokens_out": tokens_out, "prompt_version": info.prompt_version}));
+            "tokens_in": tokens_in, "tokens_out": tokens_out, "prompt_version": info.prompt_version,
+            "mode": info.mode}));
         const SQL: &str = "INSERT INTO orchestration_calls (id, session_id, pipeline, provider, model, attempt, outcome, \
-            error_class, latency_ms, tokens_in, tokens_out, prompt_version, at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+            error_class, latency_ms, tokens_in, tokens_out, prompt_version, at, mode) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
         let class = error_class
             .as_ref()
             .and_then(|c| c.as_str())
@@ -289,6 +339,7 @@ impl Orchestrator {
             .bind(i64::from(tokens_out))
             .bind(info.prompt_version)
             .bind(Utc::now())
+            .bind(info.mode.as_str())
             .execute(pool)
             .await
             .map(|_| ()));

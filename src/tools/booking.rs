@@ -221,9 +221,12 @@ pub struct MyAppointmentsArgs {
     pub include_past: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppointmentLine {
     pub appointment_id: Uuid,
+    pub doctor_id: Uuid,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub time_zone: String,
     pub when: String,
     pub doctor: String,
     pub clinic: String,
@@ -234,7 +237,10 @@ impl From<Appointment> for AppointmentLine {
     fn from(a: Appointment) -> Self {
         Self {
             appointment_id: a.id,
+            doctor_id: a.doctor_id,
+            starts_at: a.starts_at,
             when: local(a.starts_at, &a.time_zone),
+            time_zone: a.time_zone,
             doctor: a.doctor_name,
             clinic: a.clinic_name,
             status: a.status,

@@ -182,6 +182,8 @@ pub struct ListAvailableSlotsArgs {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SlotChoice {
     pub slot_id: Uuid,
+    #[serde(default)]
+    pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
     /// e.g. "Tue 1 Dec 14:00" in the clinic's time.
     pub when: String,
     pub weekday: String,
@@ -227,6 +229,7 @@ impl ListAvailableSlots {
                 let local = slot.starts_at.with_timezone(&clinics::tz_of(tz));
                 SlotChoice {
                     slot_id: slot.id,
+                    starts_at: Some(slot.starts_at),
                     when: local.format("%a %-d %b %H:%M").to_string(),
                     weekday: local.format("%A").to_string(),
                     doctor,

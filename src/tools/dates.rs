@@ -24,8 +24,22 @@ pub fn resolve(
         .trim_start_matches("for ")
         .trim();
     let day = |d: NaiveDate| Ok((d, d + Days::new(1)));
+    if let Some(days) = days_ahead(text) {
+        return day(today + Days::new(days));
+    }
     match text {
         "" => return Ok((today, today + Days::new(14))),
+        "tonight" => return day(today),
+        "weekend" | "this weekend" | "the weekend" | "next weekend" => {
+            let ahead = (12 - today.weekday().num_days_from_monday()) % 7;
+            let saturday = today + Days::new(u64::from(ahead));
+            let saturday = if text == "next weekend" && ahead < 5 {
+                saturday + Days::new(7)
+            } else {
+                saturday
+            };
+            return Ok((saturday, saturday + Days::new(2)));
+        }
         "this week" => {
             let left = 7 - u64::from(today.weekday().num_days_from_monday());
             return Ok((today, today + Days::new(left)));
@@ -55,11 +69,18 @@ pub fn resolve(
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return not_past(date);
     }
-    // A bare weekday means the next one to come (today's, if it is that day).
-    let bare = text.trim_start_matches("this ");
+    // A bare weekday means the next one to come (today's, if it is that day); "next
+    // friday" the first one after today.
+    let (next, bare) = match text.strip_prefix("next ") {
+        Some(rest) => (true, rest),
+        None => (false, text.trim_start_matches("this ")),
+    };
     if let Ok(weekday) = bare.parse::<Weekday>() {
-        let ahead =
+        let mut ahead =
             (7 + weekday.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
+        if next && ahead == 0 {
+            ahead = 7;
+        }
         return day(today + Days::new(u64::from(ahead)));
     }
     match interim::parse_date_string(text, local_now, interim::Dialect::Uk) {
@@ -67,6 +88,36 @@ pub fn resolve(
         Err(_) => Err(ToolError::invalid(format!(
             "could not read {phrase:?} as a day; pass words like \"tomorrow\", \"next tuesday\" or a date as YYYY-MM-DD"
         ))),
+    }
+}
+
+/// "in 3 days", "in two weeks", "day after tomorrow": how many days from today.
+fn days_ahead(text: &str) -> Option<u64> {
+    if text.ends_with("day after tomorrow") {
+        return Some(2);
+    }
+    let rest = text.strip_prefix("in ")?;
+    let (n, unit) = rest.split_once(' ')?;
+    let n = number(n)?;
+    match unit {
+        "day" | "days" => Some(n),
+        "week" | "weeks" => Some(7 * n),
+        _ => None,
+    }
+}
+
+fn number(word: &str) -> Option<u64> {
+    const WORDS: [&str; 11] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    match word {
+        "a" | "an" => Some(1),
+        "couple" => Some(2),
+        w => w
+            .parse::<u64>()
+            .ok()
+            .or_else(|| WORDS.iter().position(|x| *x == w).map(|n| n as u64))
+            .filter(|n| *n <= 60),
     }
 }
 
@@ -88,8 +139,33 @@ pub fn find_phrase(message: &str) -> Option<String> {
     ];
     for (i, w) in words.iter().enumerate() {
         let next = words.get(i + 1).copied().unwrap_or("");
+        let after = words.get(i + 2).copied().unwrap_or("");
+        if *w == "day" && next == "after" && after == "tomorrow" {
+            return Some("day after tomorrow".into());
+        }
+        if *w == "in" && number(next).is_some() && ["day", "days", "week", "weeks"].contains(&after)
+        {
+            return Some(format!("in {next} {after}"));
+        }
+        if *w == "in" && next == "a" && after == "couple" {
+            let unit = words.get(i + 4).copied().unwrap_or("");
+            if ["days", "weeks"].contains(&unit) {
+                return Some(format!("in 2 {unit}"));
+            }
+        }
         match *w {
-            "today" | "tomorrow" => return Some((*w).to_owned()),
+            "today" | "tomorrow" | "tonight" => return Some((*w).to_owned()),
+            "weekend" => {
+                let prev = if i > 0 { words[i - 1] } else { "" };
+                return Some(
+                    if prev == "next" {
+                        "next weekend"
+                    } else {
+                        "weekend"
+                    }
+                    .into(),
+                );
+            }
             "next" | "this" if WEEKDAYS.contains(&next) || next == "week" => {
                 return Some(format!("{w} {next}"));
             }
@@ -141,6 +217,20 @@ mod tests {
             resolve("next week", now, utc).unwrap(),
             (d("2026-11-30"), d("2026-12-07"))
         );
+        assert_eq!(resolve("in 3 days", now, utc).unwrap().0, d("2026-11-27"));
+        assert_eq!(
+            resolve("day after tomorrow", now, utc).unwrap().0,
+            d("2026-11-26")
+        );
+        assert_eq!(
+            resolve("in two weeks", now, utc).unwrap().0,
+            d("2026-12-08")
+        );
+        assert_eq!(
+            resolve("weekend", now, utc).unwrap(),
+            (d("2026-11-28"), d("2026-11-30"))
+        );
+        assert_eq!(resolve("next friday", now, utc).unwrap().0, d("2026-11-27"));
         assert!(resolve("2020-01-01", now, utc).is_err());
         assert!(resolve("when pigs fly", now, utc).is_err());
     }
@@ -161,5 +251,15 @@ mod tests {
             Some("this week")
         );
         assert_eq!(find_phrase("I have a rash"), None);
+        assert_eq!(
+            find_phrase("the day after tomorrow please").as_deref(),
+            Some("day after tomorrow")
+        );
+        assert_eq!(
+            find_phrase("can I come in 3 days").as_deref(),
+            Some("in 3 days")
+        );
+        assert_eq!(find_phrase("in two weeks").as_deref(), Some("in two weeks"));
+        assert_eq!(find_phrase("this weekend?").as_deref(), Some("weekend"));
     }
 }

@@ -43,6 +43,9 @@ on_both!(
     tool_mistakes_go_back_to_the_model_and_turns_are_bounded,
     an_unreachable_server_falls_back_to_the_offline_assistant,
     prompt_injection_cannot_reach_another_patients_appointment,
+    a_model_reads_messages_under_a_json_schema_and_the_policy_books,
+    a_server_refusing_json_schema_is_asked_with_json_object_and_the_prefix_stays_put,
+    a_model_answer_that_is_not_the_asked_json_is_read_by_the_rules,
 );
 
 async fn app_with_openai(
@@ -57,6 +60,7 @@ async fn app_with_openai(
         ("LLM_TIMEOUT_MS", "800"),
         ("LLM_MAX_RETRIES", "3"),
         ("LLM_BACKOFF_MIN_MS", "10"),
+        ("LLM_MODE", "tools"),
     ];
     settings.extend_from_slice(extra);
     TestApp::spawn_with(backend, &settings).await
@@ -218,6 +222,7 @@ async fn an_ollama_model_books_through_the_tools(backend: Backend) {
         &[
             ("OLLAMA_HOST", server.url.as_str()),
             ("LLM_MODEL", "scripted-model"),
+            ("LLM_MODE", "tools"),
         ],
     )
     .await;
@@ -446,14 +451,11 @@ async fn an_unreachable_server_falls_back_to_the_offline_assistant(backend: Back
         "{:#}",
         reply.body
     );
+    // Two tries of the model (one retry), then the rules read the message themselves.
     let all = outcomes(&app).await;
     assert_eq!(
-        all[..3],
-        [
-            "openai:failure:connection",
-            "openai:failure:connection",
-            "offline:success"
-        ],
+        all,
+        ["openai:failure:connection", "openai:failure:connection"],
         "{all:?}"
     );
 }
@@ -580,4 +582,221 @@ async fn model_text_streams_to_the_client_as_it_is_written() {
         .say_streaming(&Uuid::new_v4().to_string(), "hello")
         .await;
     assert_eq!(gone.status().as_u16(), 404);
+}
+
+async fn app_understanding(backend: Backend, server: &ModelServer) -> TestApp {
+    let base = format!("{}/v1", server.url);
+    TestApp::spawn_with(
+        backend,
+        &[
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("LLM_MODEL", "scripted-model"),
+            ("LLM_TIMEOUT_MS", "800"),
+            ("LLM_MAX_RETRIES", "1"),
+            ("LLM_BACKOFF_MIN_MS", "10"),
+        ],
+    )
+    .await
+}
+
+fn understood(intent: &str, need: Option<&str>, day: Option<&str>, part: Option<&str>) -> Reply {
+    Reply::text(
+        &json!({"intent": intent, "need": need, "day": day, "part_of_day": part,
+            "choice": null, "doctor": null, "language": "en"})
+        .to_string(),
+    )
+}
+
+async fn modes(app: &TestApp) -> Vec<String> {
+    const SQL: &str = "SELECT mode FROM orchestration_calls ORDER BY at, attempt";
+    let rows: Vec<(String,)> =
+        clinic::on_db!(&app.db, |pool| sqlx::query_as(SQL).fetch_all(pool).await).unwrap();
+    rows.into_iter().map(|(m,)| m).collect()
+}
+
+/// The default mode: the model only reads the message into the schema's JSON (not streamed,
+/// no tools offered); the dialogue policy lists, proposes and books on the patient's yes.
+async fn a_model_reads_messages_under_a_json_schema_and_the_policy_books(backend: Backend) {
+    let server = ModelServer::start(vec![Step::reply(understood(
+        "book",
+        Some("itchy skin"),
+        Some("next week"),
+        None,
+    ))])
+    .await;
+    let app = app_understanding(backend, &server).await;
+    app.with_demo().await;
+    app.verified_patient("reader@example.org").await;
+    let token = app.access_token("reader@example.org").await;
+    let session = app.chat_start(Some(&token)).await;
+    let listed = app
+        .say(
+            Some(&token),
+            &session,
+            "my skin itches a lot, could somebody look at it at some point in the coming days",
+        )
+        .await;
+    let body = listed.assert_ok(200).clone();
+    assert_eq!(body["assistant"], "scripted-model", "{body:#}");
+    assert!(
+        body["reply"].as_str().unwrap().contains("Dermatology"),
+        "{body:#}"
+    );
+    let pick = body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "pick_slot")
+        .and_then(|a| a["message"].as_str())
+        .expect("a time to pick")
+        .to_owned();
+    // A button needs no model; the yes is the rules' alone.
+    let proposed = app.say(Some(&token), &session, &pick).await;
+    assert_eq!(proposed.assert_ok(200)["pending"]["kind"], "book");
+    let done = app.say(Some(&token), &session, "yes").await;
+    assert!(
+        done.assert_ok(200)["committed"].is_object(),
+        "{:#}",
+        done.body
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let r = &requests[0];
+    assert_eq!(r["stream"], false);
+    assert!(r.get("tools").is_none());
+    assert_eq!(r["response_format"]["type"], "json_schema");
+    let schema = &r["response_format"]["json_schema"]["schema"];
+    assert_eq!(schema["required"].as_array().unwrap().len(), 7);
+    assert_eq!(r["messages"].as_array().unwrap().len(), 2);
+    assert!(
+        r["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("my skin itches")
+    );
+    assert_eq!(modes(&app).await, ["understand"]);
+}
+
+/// llama-cpp-python's server refuses `json_schema` (422); it is then asked with
+/// `json_object` and a schema, and keeps being asked that way. The system prompt is the
+/// same bytes on every call (the server's prompt cache can keep it).
+async fn a_server_refusing_json_schema_is_asked_with_json_object_and_the_prefix_stays_put(
+    backend: Backend,
+) {
+    let server = ModelServer::start(vec![
+        Step::Status(422, None),
+        Step::reply(understood("book", Some("dermatologist"), None, None)),
+        Step::reply(understood(
+            "book",
+            None,
+            Some("thursday"),
+            Some("afternoon"),
+        )),
+    ])
+    .await;
+    let app = app_understanding(backend, &server).await;
+    app.with_demo().await;
+    let session = app.chat_start(None).await;
+    let first = app.say(None, &session, "I need a dermatologist").await;
+    assert_eq!(first.assert_ok(200)["assistant"], "scripted-model");
+    let second = app
+        .say(None, &session, "hmm and how about on thursday after lunch")
+        .await;
+    let text = second.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(text.contains("Thursday"), "{text}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0]["response_format"]["type"], "json_schema");
+    for r in &requests[1..] {
+        assert_eq!(r["response_format"]["type"], "json_object");
+        assert!(r["response_format"]["schema"]["properties"]["intent"].is_object());
+    }
+    assert_eq!(requests[1]["messages"][0], requests[2]["messages"][0]);
+    let sent: usize = requests[2]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().len())
+        .sum();
+    assert!(sent < 2400, "{sent} characters sent");
+    assert_eq!(
+        outcomes(&app).await,
+        ["openai:failure:client", "openai:success", "openai:success"]
+    );
+}
+
+/// A model that chats instead of answering the JSON: the rules read the message, the turn is
+/// the offline assistant's, and the model's words never reach the patient.
+async fn a_model_answer_that_is_not_the_asked_json_is_read_by_the_rules(backend: Backend) {
+    let server = ModelServer::start(vec![Step::reply(Reply::text(
+        "Sure! You should call find_specialty for a rash.",
+    ))])
+    .await;
+    let app = app_understanding(backend, &server).await;
+    app.with_demo().await;
+    let session = app.chat_start(None).await;
+    let reply = app
+        .say(None, &session, "I have an itchy rash, next week please")
+        .await;
+    let body = reply.assert_ok(200);
+    assert_eq!(body["assistant"], "Offline assistant");
+    let text = body["reply"].as_str().unwrap();
+    assert!(text.contains("Dermatology"), "{text}");
+    assert!(
+        !text.contains("Sure!") && !text.contains("find_specialty"),
+        "{text}"
+    );
+}
+
+/// Tool-calling mode against a server with a local model's habits: no streaming
+/// (`LLM_STREAM=false`), `tool_choice` said outright, a tool call written as text is run
+/// and never shown, an assistant tool-call message goes back with text content (never
+/// null), and an empty answer is not shown: the offline assistant takes that turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_mode_copes_with_a_local_servers_habits() {
+    let server = ModelServer::start(vec![
+        Step::reply(Reply::text(
+            "<tool_call>{\"name\": \"find_specialty\", \"arguments\": {\"query\": \"itchy rash\"}}</tool_call>",
+        )),
+        Step::reply(Reply::text("")),
+    ])
+    .await;
+    let app = app_with_openai(Backend::Sqlite, &server, &[("LLM_STREAM", "false")]).await;
+    app.with_demo().await;
+    let session = app.chat_start(None).await;
+    let reply = app
+        .say(
+            None,
+            &session,
+            "I have an itchy rash, can I come next week?",
+        )
+        .await;
+    let body = reply.assert_ok(200);
+    assert_eq!(body["assistant"], "Offline assistant", "{body:#}");
+    let text = body["reply"].as_str().unwrap();
+    assert!(text.contains("Dermatology"), "{text}");
+    assert!(
+        !text.contains("tool_call") && !text.contains("find_specialty"),
+        "{text}"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["stream"], false);
+    assert_eq!(requests[0]["tool_choice"], "auto");
+    assert!(requests[0]["tools"].as_array().unwrap().len() >= 10);
+    let call = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["tool_calls"].is_array())
+        .expect("the assistant's tool call goes back");
+    assert_eq!(call["content"], "");
+    assert_eq!(call["tool_calls"][0]["function"]["name"], "find_specialty");
+    assert!(
+        requests[1]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool")
+    );
 }

@@ -1,9 +1,7 @@
-//! The booking agent over the chat API with the offline assistant: the shared patient
-//! scenarios, consent, confirmation rules, idempotent commits and sealed sessions.
+//! The booking agent over the chat API with the offline assistant: the patient scenarios
+//! (through `clinic eval`), consent, confirmation rules, idempotent commits and sealed
+//! sessions.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -11,7 +9,6 @@ use crate::helpers::{Answer, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
-    the_shared_scenarios_pass_with_the_offline_assistant,
     a_chat_needs_consent_and_its_data_can_be_deleted,
     a_double_confirmation_books_once_and_a_decline_frees_the_hold,
     a_session_belongs_to_the_user_who_signed_in,
@@ -65,216 +62,6 @@ impl TestApp {
     }
 }
 
-/// What a finished scenario left behind.
-struct Run {
-    replies: Vec<Value>,
-    proposals_made: i64,
-}
-
-async fn run_scenario(app: &TestApp, scenario: &Value, token: Option<&str>) -> Run {
-    let session = app.chat_start(token).await;
-    let mut replies: Vec<Value> = Vec::new();
-    for turn in scenario["turns"].as_array().unwrap() {
-        let turn = turn.as_str().unwrap();
-        let answer = if turn == "<confirm>" {
-            app.request(
-                Method::POST,
-                &format!("/api/v1/chat/sessions/{session}/confirm"),
-                token,
-                None,
-            )
-            .await
-        } else if let Some(n) = turn
-            .strip_prefix("<pick ")
-            .and_then(|t| t.strip_suffix('>'))
-        {
-            let n: usize = n.parse().unwrap();
-            let picks: Vec<Value> = replies
-                .last()
-                .map(|r| {
-                    r["actions"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .filter(|a| a["kind"] == "pick_slot")
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            match picks.get(n - 1) {
-                Some(action) => {
-                    app.say(token, &session, action["message"].as_str().unwrap())
-                        .await
-                }
-                None => continue,
-            }
-        } else {
-            app.say(token, &session, turn).await
-        };
-        if answer.status.is_success() {
-            replies.push(answer.body.clone());
-        } else {
-            replies.push(json!({"reply": answer.body["detail"], "actions": []}));
-        }
-    }
-    let proposals_made = app
-        .scalar_i64_str(
-            "SELECT COUNT(*) FROM audit WHERE action = 'agent.tool_call' AND subject = $1 AND details LIKE '%propose_%'",
-            &format!("chat:{session}"),
-        )
-        .await;
-    Run {
-        replies,
-        proposals_made,
-    }
-}
-
-/// Checks one scenario's expectations; the failure says why.
-async fn check(
-    app: &TestApp,
-    scenario: &Value,
-    token: Option<&str>,
-    before: &[Value],
-    run: &Run,
-) -> Result<(), String> {
-    let expect = &scenario["expect"];
-    let after = match token {
-        Some(t) => app.appointments_of(t).await,
-        None => Vec::new(),
-    };
-    let old: HashSet<&str> = before.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    let new: Vec<&Value> = after
-        .iter()
-        .filter(|a| !old.contains(a["id"].as_str().unwrap()))
-        .collect();
-    let texts: Vec<String> = run
-        .replies
-        .iter()
-        .map(|r| r["reply"].as_str().unwrap_or("").to_lowercase())
-        .collect();
-    if let Some(booked) = expect.get("booked") {
-        if new.len() != 1 {
-            return Err(format!(
-                "expected one new appointment, got {}: {texts:#?}",
-                new.len()
-            ));
-        }
-        let a = new[0];
-        let tz: chrono_tz::Tz = a["time_zone"].as_str().unwrap().parse().unwrap();
-        let starts: DateTime<Utc> = a["starts_at"].as_str().unwrap().parse().unwrap();
-        let local = starts.with_timezone(&tz);
-        if let Some(day) = booked.get("weekday").and_then(Value::as_str)
-            && local.format("%A").to_string() != day
-        {
-            return Err(format!("booked on {local}, not a {day}"));
-        }
-        if let Some(part) = booked.get("part_of_day").and_then(Value::as_str) {
-            let hour: u32 = local.format("%H").to_string().parse().unwrap();
-            let actual = match hour {
-                0..=11 => "morning",
-                12..=16 => "afternoon",
-                _ => "evening",
-            };
-            if actual != part {
-                return Err(format!("booked at {local}, not in the {part}"));
-            }
-        }
-        if let Some(specialty) = booked.get("specialty").and_then(Value::as_str) {
-            let doctor = app
-                .get(&format!(
-                    "/api/v1/doctors/{}",
-                    a["doctor_id"].as_str().unwrap()
-                ))
-                .await;
-            let slugs: Vec<String> = doctor.body["specialties"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_owned())
-                .collect();
-            let wanted = specialty.to_lowercase();
-            if !slugs.iter().any(|s| {
-                s.replace('-', " ")
-                    .starts_with(&wanted[..wanted.len().min(6)])
-            }) {
-                return Err(format!("booked with {slugs:?}, not {specialty}"));
-            }
-        }
-    }
-    if expect.get("no_booking") == Some(&json!(true)) {
-        if !new.is_empty() {
-            return Err(format!("something was booked: {new:?}"));
-        }
-        let cancelled = after.iter().filter(|a| a["status"] == "cancelled").count();
-        let cancelled_before = before.iter().filter(|a| a["status"] == "cancelled").count();
-        if cancelled != cancelled_before {
-            return Err("an appointment was cancelled".into());
-        }
-    }
-    if let Some(words) = expect.get("reply_contains_any").and_then(Value::as_array) {
-        let found = words.iter().any(|w| {
-            texts
-                .iter()
-                .any(|t| t.contains(&w.as_str().unwrap().to_lowercase()))
-        });
-        if !found {
-            return Err(format!("no reply contains any of {words:?}: {texts:#?}"));
-        }
-    }
-    if expect.get("emergency") == Some(&json!(true)) {
-        if run.replies.first().map(|r| r["emergency"] == true) != Some(true) {
-            return Err(format!(
-                "the first reply is not the emergency answer: {texts:?}"
-            ));
-        }
-        if run.proposals_made != 0 {
-            return Err("a side-effecting tool was called".into());
-        }
-    }
-    Ok(())
-}
-
-async fn the_shared_scenarios_pass_with_the_offline_assistant(app: TestApp) {
-    app.with_demo().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "{} scenarios", files.len());
-    let mut failures = Vec::new();
-    for file in &files {
-        let scenario: Value =
-            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        let name = scenario["name"].as_str().unwrap().to_owned();
-        // Each scenario starts from a patient with no appointments.
-        let email = format!("{name}@patients.example.org");
-        let token = if scenario["user"] == "patient" {
-            app.verified_patient(&email).await;
-            Some(app.access_token(&email).await)
-        } else {
-            None
-        };
-        let before = match &token {
-            Some(t) => app.appointments_of(t).await,
-            None => Vec::new(),
-        };
-        let run = run_scenario(&app, &scenario, token.as_deref()).await;
-        if let Err(why) = check(&app, &scenario, token.as_deref(), &before, &run).await {
-            failures.push(format!("{name}: {why}"));
-        }
-    }
-    let passed = files.len() - failures.len();
-    println!(
-        "scenarios with the offline assistant: {passed}/{} passed ({:.0} %)",
-        files.len(),
-        100.0 * passed as f64 / files.len() as f64
-    );
-    assert!(failures.is_empty(), "{failures:#?}");
-}
-
 async fn a_chat_needs_consent_and_its_data_can_be_deleted(app: TestApp) {
     app.post("/api/v1/chat/sessions", json!({"consent": false}))
         .await
@@ -294,10 +81,10 @@ async fn a_chat_needs_consent_and_its_data_can_be_deleted(app: TestApp) {
         !raw.windows(5).any(|w| w == b"itchy"),
         "the session file holds plaintext"
     );
+    // No model is configured: the offline assistant needs no model call, so none is logged.
     let log = std::fs::read_to_string(app.data_dir().join("logs/orchestration.log")).unwrap();
     assert!(
-        log.lines()
-            .any(|l| l.contains("\"event\":\"attempt\"") && l.contains("\"provider\":\"offline\"")),
+        !log.lines().any(|l| l.contains("\"event\":\"attempt\"")),
         "{log}"
     );
     assert!(
@@ -589,4 +376,43 @@ async fn a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not(app: TestA
     let refused = app.say(Some(&patient), &session, note).await;
     let text = refused.assert_ok(200)["reply"].as_str().unwrap().to_owned();
     assert!(text.contains("Only doctors"), "{text}");
+}
+
+/// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with
+/// the offline assistant, and fails under 100 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_passes_with_the_offline_assistant_through_clinic_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let count = std::fs::read_dir(&scenarios)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
+        .count();
+    assert!(count >= 50, "{count} scenarios");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_clinic"))
+        .arg("eval")
+        .arg("--scenarios")
+        .arg(&scenarios)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("passed: {count}/{count} (100.0 %)")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
 }

@@ -147,7 +147,7 @@ async fn create_admin_makes_a_system_admin_who_can_sign_in() {
     assert!(!String::from_utf8_lossy(&again.stdout).contains("password:"));
 }
 
-/// `clinic demo-data` loads three clinics in three zones, twenty doctors with slots, a
+/// `clinic demo-data` loads three clinics in three zones, twenty-seven doctors with slots, a
 /// pending application and sign-in-ready accounts, prints them, and loads nothing twice.
 #[tokio::test]
 async fn demo_data_loads_once_and_its_accounts_sign_in() {
@@ -170,7 +170,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(
-        stdout.contains("demo data loaded: 3 clinics, 20 doctors"),
+        stdout.contains("demo data loaded: 3 clinics, 27 doctors"),
         "{stdout}"
     );
     assert!(stdout.contains("patient@demo.clinic"), "{stdout}");
@@ -198,7 +198,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
     let doctors = clinic::domain::doctors::browse(db, &Default::default())
         .await
         .unwrap();
-    assert_eq!(doctors.len(), 20);
+    assert_eq!(doctors.len(), 27);
     let pending = clinic::domain::clinics::list_requests(
         db,
         &clinic::domain::actor::Actor::System,

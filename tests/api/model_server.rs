@@ -186,9 +186,47 @@ fn respond(status: u16, content_type: &str, body: String) -> Response<Body> {
         .unwrap()
 }
 
+/// A whole (not streamed) chat.completion object.
+fn whole(reply: &Reply) -> String {
+    let calls: Vec<Value> = reply
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+    let mut message = json!({"role": "assistant", "content": reply.content});
+    if !calls.is_empty() {
+        message["tool_calls"] = json!(calls);
+    }
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted-model",
+        "choices": [{"index": 0, "message": message,
+            "finish_reason": if reply.calls.is_empty() { "stop" } else { "tool_calls" }}],
+        "usage": {"prompt_tokens": 123, "completion_tokens": 45, "total_tokens": 168}})
+    .to_string()
+}
+
 async fn openai(State(shared): State<Shared>, body: String) -> Response<Body> {
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let step = next(&shared, request.clone());
+    if request["stream"] == false {
+        return match step {
+            None => respond(
+                200,
+                "application/json",
+                whole(&Reply::text("(the script has no more answers)")),
+            ),
+            Some(Step::Answer(f)) => respond(200, "application/json", whole(&f(&request))),
+            Some(Step::Truncated(_)) => respond(200, "application/json", "{\"id\":".into()),
+            Some(Step::Slow(wait, reply)) => {
+                tokio::time::sleep(wait).await;
+                respond(200, "application/json", whole(&reply))
+            }
+            Some(Step::Status(code, _)) => {
+                let body = json!({"error": {"message": format!("scripted {code}"), "type": "scripted", "param": null, "code": null}});
+                respond(code, "application/json", body.to_string())
+            }
+        };
+    }
     match step {
         None => respond(
             200,

@@ -1,17 +1,26 @@
-//! Agent benchmark: per-turn orchestration overhead with a model that answers at once
-//! (the offline assistant), and tokens sent per completed booking conversation against a
-//! baseline that sends the whole history and every tool schema on every call.
+//! Agent benchmark, on SQLite in a temporary folder with the demo data:
+//! 1. per-turn time of the service itself with the offline assistant (no model), and
+//!    where it goes: sealing and writing the session, the audit row per tool call, the
+//!    rules' reading, the policy's tool calls;
+//! 2. tokens sent per completed booking conversation when a model reads each message (an
+//!    in-process server speaking the OpenAI wire format answers at once), against a
+//!    baseline that sends the whole history and every tool schema on every call.
 //!
-//! `cargo bench --bench agent` (SQLite in a temporary folder, demo data).
+//! `cargo bench --bench agent`
 
 use std::time::{Duration, Instant};
 
+use axum::Json;
+use axum::routing::post;
+use clinic::agent::ChatKey;
+use clinic::agent::session::{Session, SessionStore};
 use clinic::app::AppState;
 use clinic::config::Config;
 use clinic::domain::actor::Actor;
-use clinic::llm::offline::Offline;
-use clinic::llm::{Message, Provider};
-use serde_json::Value;
+use clinic::domain::audit::{self, Entry};
+use clinic::llm::Message;
+use clinic::llm::orchestrate::count_messages;
+use serde_json::{Value, json};
 
 const CONVERSATIONS: usize = 40;
 
@@ -20,15 +29,56 @@ type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> AnyResult<()> {
     clinic::install_crypto_provider();
+    let (offline_dir, offline) = app(&[]).await?;
+    println!(
+        "{CONVERSATIONS} booking conversations (symptom → free times → pick → yes), SQLite, demo data:"
+    );
+    let turns = conversations(&offline, "offline").await?;
+    let p = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "  offline assistant, per turn: p50 {:.2} ms, p99 {:.2} ms (the whole turn is the service: no model call)",
+        ms(p(&turns, 0.5)),
+        ms(p(&turns, 0.99))
+    );
+    parts(&offline, &offline_dir).await?;
+    offline.db.close().await;
+
+    // A model server that answers at once, with the rules' own reading of each message.
+    let router = axum::Router::new().route("/v1/chat/completions", post(understand));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (model_dir, with_model) = app(&[
+        ("OPENAI_BASE_URL", base),
+        ("LLM_MODEL", "bench-reader".into()),
+    ])
+    .await?;
+    let turns = conversations(&with_model, "model").await?;
+    println!(
+        "  with a model that answers at once over HTTP, per turn: p50 {:.2} ms, p99 {:.2} ms",
+        ms(p(&turns, 0.5)),
+        ms(p(&turns, 0.99))
+    );
+    tokens(&model_dir)?;
+    with_model.db.close().await;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn app(extra: &[(&str, String)]) -> AnyResult<(tempfile::TempDir, AppState)> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().to_string_lossy().into_owned();
-    let env = [
+    let mut env = vec![
         ("CLINIC_DATA_DIR", data.clone()),
         ("SESSIONS_DIR", format!("{data}/sessions")),
         ("LOG_DIR", format!("{data}/logs")),
         ("ARGON2_MEMORY_KIB", "64".into()),
         ("ARGON2_ITERATIONS", "1".into()),
     ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
     let config = Config::from_lookup(|k| {
         env.iter()
             .find(|(key, _)| *key == k)
@@ -36,30 +86,20 @@ async fn main() -> AnyResult<()> {
     })?;
     let state = AppState::build(config).await?;
     clinic::demo::load(&state).await?;
+    Ok((dir, state))
+}
+
+/// Runs the booking conversations; the time of each turn, sorted.
+async fn conversations(state: &AppState, tag: &str) -> AnyResult<Vec<Duration>> {
     let agent = &state.agent;
-
-    // What the model itself costs: the offline assistant deciding one step.
-    let probe = [Message::user(
-        "I have an itchy rash, can I see someone next week?",
-    )];
-    let t = Instant::now();
-    for _ in 0..10_000 {
-        Offline.complete(&probe, &[]).await?;
-    }
-    let model_each = t.elapsed() / 10_000;
-
-    let mut turns: Vec<Duration> = Vec::new();
-    let mut model_calls_per_turn: Vec<f64> = Vec::new();
-    let mut sessions = Vec::new();
+    let mut turns = Vec::new();
     for i in 0..CONVERSATIONS {
-        let email = format!("bench{i}@patients.example.org");
-        let actor = patient(&state, &email).await?;
+        let actor = patient(state, &format!("bench-{tag}-{i}@patients.example.org")).await?;
         let start = agent
             .start(&actor, true, Some("Europe/Lisbon"), None)
             .await?;
-        sessions.push(start.session_id.to_string());
         let secret = start.session_secret.clone().unwrap_or_default();
-        let id = clinic::agent::ChatKey {
+        let id = ChatKey {
             id: start.session_id,
             secret: &secret,
         };
@@ -72,7 +112,6 @@ async fn main() -> AnyResult<()> {
             )
             .await?;
         turns.push(t.elapsed());
-        model_calls_per_turn.push(3.0);
         let pick = listed
             .actions
             .iter()
@@ -82,63 +121,151 @@ async fn main() -> AnyResult<()> {
         let t = Instant::now();
         agent.message(&actor, id, &pick).await?;
         turns.push(t.elapsed());
-        model_calls_per_turn.push(2.0);
         let t = Instant::now();
         let done = agent.message(&actor, id, "yes please").await?;
         turns.push(t.elapsed());
-        model_calls_per_turn.push(0.0);
         if done.committed.is_none() {
             return Err("a conversation did not book".into());
         }
     }
+    turns.sort_unstable();
+    Ok(turns)
+}
 
-    // Tokens per conversation, from the orchestration log.
+/// Where a turn's time goes, each part measured alone (medians of 200).
+async fn parts(state: &AppState, dir: &tempfile::TempDir) -> AnyResult<()> {
+    const N: usize = 200;
+    let median = |mut v: Vec<Duration>| {
+        v.sort_unstable();
+        ms(v[v.len() / 2])
+    };
+    let sessions = SessionStore::Files {
+        dir: dir.path().join("bench-sessions"),
+        sealer: clinic::crypto::seal::Sealer::new(&[7u8; 32], &[]),
+    };
+    let mut s = Session::new(None, "Europe/Lisbon".into(), chrono::Utc::now());
+    for i in 0..6 {
+        s.messages.push(Message::user(format!(
+            "message {i}: I have an itchy rash, can I see someone next week?"
+        )));
+        s.messages.push(Message::assistant(
+            "These times are free (Dermatology):\n1. Tuesday 8 December at 14:00, Dr. Ana Costa, Lisbon Central Clinic (60.00 EUR)\n",
+        ));
+    }
+    let mut save = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        sessions.save(&s).await?;
+        save.push(t.elapsed());
+    }
+    let actor = Actor::Anonymous;
+    let mut audits = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        let mut tx = state.db.begin().await?;
+        audit::record(
+            &mut tx,
+            &actor,
+            Entry {
+                action: "agent.tool_call",
+                subject: format!("chat:{}", s.id),
+                clinic_id: None,
+                details: json!({"tool": "list_available_slots", "outcome": "ok"}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        audits.push(t.elapsed());
+    }
+    let mut reading = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        std::hint::black_box(clinic::agent::understand::rules(
+            "tooth ache realy bad, dentist tomorow morning?",
+            5,
+        ));
+        reading.push(t.elapsed());
+    }
+    let specs: Vec<clinic::llm::ToolSpec> = clinic::tools::Registry::new()
+        .all()
+        .map(|t| clinic::llm::ToolSpec {
+            name: t.name().into(),
+            description: t.description().into(),
+            parameters: t.parameters(),
+        })
+        .collect();
+    let mut counting = Vec::new();
+    for _ in 0..N {
+        let t = Instant::now();
+        std::hint::black_box(count_messages(&s.messages, &specs));
+        counting.push(t.elapsed());
+    }
+    println!(
+        "  parts, median each: session sealed and written {:.3} ms; one audit row (its own transaction) {:.3} ms; rules' reading {:.3} ms; counting a 12-message history's tokens {:.3} ms (only done when a model is called)",
+        median(save),
+        median(audits),
+        median(reading),
+        median(counting)
+    );
+    Ok(())
+}
+
+/// The reader: the rules' reading of the quoted message, as a model would answer.
+async fn understand(Json(request): Json<Value>) -> Json<Value> {
+    let user = request["messages"][1]["content"].as_str().unwrap_or("");
+    let message = user
+        .rsplit_once("Message: ")
+        .map(|(_, m)| m.trim_matches('"'))
+        .unwrap_or(user);
+    let reading = clinic::agent::understand::rules(message, 5);
+    let content = serde_json::to_string(&reading).unwrap_or_default();
+    Json(
+        json!({"id": "bench", "object": "chat.completion", "created": 0, "model": "bench-reader",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}),
+    )
+}
+
+/// Tokens per conversation and per call, from the orchestration log.
+fn tokens(dir: &tempfile::TempDir) -> AnyResult<()> {
     let log = std::fs::read_to_string(dir.path().join("logs/orchestration.log"))?;
-    let mut sent = vec![0u64; sessions.len()];
-    let mut baseline = vec![0u64; sessions.len()];
+    let mut sent: std::collections::HashMap<String, u64> = Default::default();
+    let mut baseline: std::collections::HashMap<String, u64> = Default::default();
+    let mut per_call = Vec::new();
     for line in log.lines() {
         let event: Value = serde_json::from_str(line)?;
-        let Some(i) = event["session"]
-            .as_str()
-            .and_then(|s| sessions.iter().position(|x| x == s))
-        else {
+        let Some(session) = event["session"].as_str().map(str::to_owned) else {
             continue;
         };
         match event["event"].as_str() {
             Some("pipeline_start") => {
-                baseline[i] += event["tokens_full_history"].as_u64().unwrap_or(0)
+                *baseline.entry(session).or_default() +=
+                    event["tokens_full_history"].as_u64().unwrap_or(0)
             }
             Some("attempt") if event["outcome"] == "success" => {
-                sent[i] += event["tokens_in"].as_u64().unwrap_or(0)
+                let n = event["tokens_in"].as_u64().unwrap_or(0);
+                per_call.push(n);
+                *sent.entry(session).or_default() += n;
             }
             _ => {}
         }
     }
-
-    turns.sort_unstable();
-    let p = |q: f64| turns[((turns.len() - 1) as f64 * q).round() as usize];
-    let model_calls: f64 =
-        model_calls_per_turn.iter().sum::<f64>() / model_calls_per_turn.len() as f64;
-    println!(
-        "{CONVERSATIONS} booking conversations (symptom → free times → pick → yes), offline model, SQLite:"
-    );
-    println!(
-        "  per turn: p50 {:.2} ms, p99 {:.2} ms (model time per call {:.1} µs, {:.1} calls per turn on average: overhead ≈ the turn)",
-        p(0.50).as_secs_f64() * 1000.0,
-        p(0.99).as_secs_f64() * 1000.0,
-        model_each.as_secs_f64() * 1e6,
-        model_calls
-    );
-    let med = |v: &mut Vec<u64>| {
+    let med = |mut v: Vec<u64>| {
         v.sort_unstable();
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(0)
     };
-    let (s, b) = (med(&mut sent), med(&mut baseline));
-    println!(
-        "  tokens sent per booking conversation: median {s} (compacted history) vs {b} (whole history and all tool schemas every call): {:.0} %",
-        100.0 * s as f64 / b as f64
+    let (s, b) = (
+        med(sent.values().copied().collect()),
+        med(baseline.values().copied().collect()),
     );
-    state.db.close().await;
+    println!(
+        "  prompt tokens per model call: median {} over {} calls",
+        med(per_call.clone()),
+        per_call.len()
+    );
+    println!(
+        "  tokens sent per booking conversation: median {s} (the message and the fixed reading prompt) vs {b} (whole history and all tool schemas every call): {:.0} %",
+        100.0 * s as f64 / b.max(1) as f64
+    );
     Ok(())
 }
 

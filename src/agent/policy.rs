@@ -1,0 +1,833 @@
+//! The dialogue policy: from a message understood ([`Understanding`], by a model or by the
+//! rules) and what the conversation remembers, it decides which tools to call and says the
+//! result in the patient's language. It never books: side effects only become proposals,
+//! committed on the patient's own yes. The same policy runs whichever model understood the
+//! message, and without one (the offline assistant).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::agent::understand::{self, Intent, Lang, Understanding};
+use crate::agent::{Action, Agent, replies};
+use crate::domain::actor::Actor;
+use crate::domain::clinics;
+use crate::error::Result;
+use crate::llm::Message;
+use crate::tools::booking::AppointmentLine;
+use crate::tools::browse::SlotList;
+use crate::tools::{ProposedAction, ToolContext, ToolError, dates};
+
+use super::session::Session;
+
+/// What the policy remembers between turns.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DialogueState {
+    /// The specialty being looked at: slug and display name.
+    pub specialty: Option<(String, String)>,
+    /// One doctor asked for by name.
+    pub doctor: Option<(Uuid, String)>,
+    pub day: Option<String>,
+    pub part_of_day: Option<String>,
+    /// Why the patient comes, in their words (the booking's reason).
+    pub reason: Option<String>,
+    pub lang: Option<Lang>,
+    /// Appointments just listed for the patient to pick one.
+    pub listed: Vec<AppointmentLine>,
+    pub flow: Flow,
+    /// The last answer offered to look for free times ("would you like me to look?").
+    pub offered_search: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Flow {
+    #[default]
+    Search,
+    /// Picking which appointment to cancel.
+    Cancel,
+    /// Picking which appointment to move, then its new time.
+    Reschedule { appointment: Option<Uuid> },
+}
+
+/// The words a reply is made of, and who understood the message.
+pub struct Said {
+    pub text: String,
+    pub actions: Vec<Action>,
+}
+
+/// Combines a model's reading with the rules': the rules' exact readings of days, picks
+/// and side-effect words win; the model's fill what the rules did not catch.
+pub fn merge(model: Understanding, rules: Understanding) -> Understanding {
+    let sure = |i: Intent| {
+        matches!(
+            i,
+            Intent::Cancel | Intent::Reschedule | Intent::Waitlist | Intent::Choose
+        )
+    };
+    let intent = if sure(rules.intent) {
+        rules.intent
+    } else {
+        match model.intent {
+            // A side effect needs the words for it, not only the model's word.
+            Intent::Cancel | Intent::Reschedule if rules.intent == Intent::Book => Intent::Book,
+            Intent::Choose if rules.choice.is_none() && model.choice.is_none() => rules.intent,
+            Intent::Greeting | Intent::Other if rules.intent != Intent::Other => rules.intent,
+            i => i,
+        }
+    };
+    let need = match (model.need, rules.need) {
+        (Some(m), Some(r)) => Some(format!("{m}\n{r}")),
+        (m, r) => m.or(r),
+    };
+    Understanding {
+        intent,
+        need,
+        day: rules.day.or(model.day),
+        part_of_day: rules.part_of_day.or(model.part_of_day),
+        choice: rules.choice.or(model.choice),
+        doctor: rules.doctor.or(model.doctor),
+        language: match rules.language {
+            Lang::Other => model.language,
+            l => l,
+        },
+    }
+}
+
+/// A uuid in the text, as the slot and appointment buttons send them.
+pub(super) fn find_id(text: &str) -> Option<Uuid> {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|w| w.len() == 36)
+        .and_then(|w| w.parse().ok())
+}
+
+impl Agent {
+    /// One turn of the policy. `u` is the message understood; `text` as written.
+    pub(super) async fn converse(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        text: &str,
+        u: Understanding,
+    ) -> Result<Said> {
+        let lang = s.state.lang.unwrap_or(Lang::En);
+        let mut actions = Vec::new();
+        if s.state.reason.is_none() && matches!(u.intent, Intent::Book | Intent::Other) {
+            s.state.reason = Some(text.chars().take(200).collect());
+        }
+        if let Some(note) = care_note(text) {
+            let text = match self
+                .tool(actor, s, ctx, "extract_care_plan", json!({"note": note}))
+                .await?
+            {
+                Ok(plan) => care_plan_found(&plan, lang),
+                Err(e) if e.code == "forbidden" || e.code == "unauthenticated" => {
+                    format!("Sorry, I cannot do that for you: {}", e.message)
+                }
+                Err(e) => self.tool_failed(&e, lang, &mut actions),
+            };
+            return Ok(Said { text, actions });
+        }
+        // A button: "Book slot <id> (…)" or "Cancel appointment <id>".
+        if let Some(id) = find_id(text) {
+            let lower = text.to_lowercase();
+            let said = if lower.contains("cancel") {
+                self.propose_cancel(actor, s, ctx, id, lang, &mut actions)
+                    .await?
+            } else {
+                self.propose_slot(actor, s, ctx, id, lang, &mut actions)
+                    .await?
+            };
+            return Ok(Said {
+                text: said,
+                actions,
+            });
+        }
+        let text = match u.intent {
+            Intent::Choose if !s.state.listed.is_empty() => {
+                match u
+                    .choice
+                    .and_then(|c| s.state.listed.get(c as usize - 1).cloned())
+                {
+                    Some(a) => {
+                        self.appointment_picked(actor, s, ctx, a, &u, lang, &mut actions)
+                            .await?
+                    }
+                    None => replies::which_appointment(lang).into(),
+                }
+            }
+            Intent::Choose if !s.offered.is_empty() => {
+                match u
+                    .choice
+                    .and_then(|c| s.offered.get(c as usize - 1).cloned())
+                {
+                    Some(slot) => {
+                        self.propose_slot(actor, s, ctx, slot.slot_id, lang, &mut actions)
+                            .await?
+                    }
+                    None => replies::pick_one(lang).into(),
+                }
+            }
+            Intent::Cancel => {
+                self.appointments_flow(actor, s, ctx, Flow::Cancel, &u, lang, &mut actions)
+                    .await?
+            }
+            Intent::Reschedule => {
+                let flow = Flow::Reschedule { appointment: None };
+                self.appointments_flow(actor, s, ctx, flow, &u, lang, &mut actions)
+                    .await?
+            }
+            Intent::MyAppointments => {
+                s.state.flow = Flow::Search;
+                self.list_appointments(actor, s, ctx, lang, false).await?
+            }
+            Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
+            Intent::Question => match self.specialty_for(actor, s, ctx, &u).await? {
+                Some((slug, name)) => {
+                    s.state.offered_search = true;
+                    replies::no_diagnosis(lang, &replies::specialty(lang, &slug, &name))
+                }
+                None => replies::no_specialty(lang).into(),
+            },
+            Intent::Greeting if u.day.is_none() && u.doctor.is_none() => {
+                match self.specialty_for(actor, s, ctx, &u).await? {
+                    Some(_) => self.search(actor, s, ctx, &u, lang, &mut actions).await?,
+                    None => replies::hello(lang).into(),
+                }
+            }
+            _ => self.search(actor, s, ctx, &u, lang, &mut actions).await?,
+        };
+        Ok(Said { text, actions })
+    }
+
+    /// "Yes" with nothing waiting: a search the agent offered, or nothing to confirm.
+    pub(super) async fn yes_without_proposal(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+    ) -> Result<Option<Said>> {
+        if !s.state.offered_search || s.state.specialty.is_none() {
+            return Ok(None);
+        }
+        let lang = s.state.lang.unwrap_or(Lang::En);
+        let mut actions = Vec::new();
+        let u = Understanding {
+            intent: Intent::Book,
+            language: lang,
+            ..Understanding::default()
+        };
+        let text = self.search(actor, s, ctx, &u, lang, &mut actions).await?;
+        Ok(Some(Said { text, actions }))
+    }
+
+    /// The specialty a message's need points to (remembered when found).
+    async fn specialty_for(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        u: &Understanding,
+    ) -> Result<Option<(String, String)>> {
+        let Some(need) = u.need.as_deref() else {
+            return Ok(None);
+        };
+        for query in need.lines().filter(|q| !q.trim().is_empty()) {
+            let query: String = query.chars().take(500).collect();
+            let found = self
+                .tool(actor, s, ctx, "find_specialty", json!({"query": query}))
+                .await?;
+            if let Ok(hits) = found
+                && let Some(best) = hits.as_array().and_then(|h| h.first())
+                && let (Some(slug), Some(name)) = (best["slug"].as_str(), best["name"].as_str())
+            {
+                let pair = (slug.to_owned(), name.to_owned());
+                s.state.specialty = Some(pair.clone());
+                return Ok(Some(pair));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Free times for what the patient asked, remembered parts filled in.
+    async fn search(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        u: &Understanding,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let before = s.state.specialty.clone();
+        let found = self.specialty_for(actor, s, ctx, u).await?;
+        if found.is_some() && found != before {
+            // Another kind of doctor: a doctor asked for before no longer applies.
+            s.state.doctor = None;
+        }
+        if let Some(name) = &u.doctor {
+            match self.doctor_named(actor, s, ctx, name).await? {
+                Some(d) => s.state.doctor = Some(d),
+                None => return Ok(replies::no_such_doctor(lang, name)),
+            }
+        }
+        let moving = match s.state.flow {
+            Flow::Reschedule {
+                appointment: Some(id),
+            } => s
+                .state
+                .listed
+                .iter()
+                .find(|a| a.appointment_id == id)
+                .map(|a| a.doctor_id),
+            _ => None,
+        };
+        if u.day.is_some() {
+            s.state.day = u.day.clone();
+            s.state.part_of_day = u.part_of_day.map(|p| p.as_str().to_owned());
+        } else if u.part_of_day.is_some() {
+            s.state.part_of_day = u.part_of_day.map(|p| p.as_str().to_owned());
+        }
+        let mut args = match (moving, &s.state.doctor, &s.state.specialty) {
+            (Some(doctor), _, _) => json!({"doctor_id": doctor.to_string()}),
+            (None, Some((doctor, _)), _) => json!({"doctor_id": doctor.to_string()}),
+            (None, None, Some((slug, _))) => json!({"specialty": slug}),
+            (None, None, None) => {
+                s.state.offered_search = false;
+                return Ok(if u.need.is_some() && u.intent != Intent::Greeting {
+                    replies::no_specialty(lang).into()
+                } else {
+                    replies::ask_need(lang).into()
+                });
+            }
+        };
+        if let Some(day) = &s.state.day {
+            args["date"] = json!(day);
+        }
+        if let Some(part) = &s.state.part_of_day {
+            args["part_of_day"] = json!(part);
+        }
+        let mut listed = self
+            .tool(actor, s, ctx, "list_available_slots", args.clone())
+            .await?;
+        if let Err(e) = &listed
+            && e.code == "invalid_arguments"
+            && args.get("date").is_some()
+        {
+            // A day that cannot be read or is past: look at the next days instead.
+            s.state.day = None;
+            args.as_object_mut().map(|a| a.remove("date"));
+            listed = self
+                .tool(actor, s, ctx, "list_available_slots", args)
+                .await?;
+        }
+        let list: SlotList = match listed.map(serde_json::from_value) {
+            Ok(Ok(list)) => list,
+            Ok(Err(_)) => return Ok(replies::unavailable(lang).into()),
+            Err(e) => return Ok(self.tool_failed(&e, lang, actions)),
+        };
+        s.state.offered_search = false;
+        actions.retain(|a| a.kind != "pick_slot");
+        actions.extend(super::pick_actions(&list.slots));
+        let what = match (&s.state.doctor, &s.state.specialty) {
+            (Some((_, name)), _) => name.clone(),
+            (None, Some((slug, name))) => replies::specialty(lang, slug, name),
+            _ => String::new(),
+        };
+        if list.slots.is_empty() {
+            return Ok(replies::none_free(lang, &what));
+        }
+        let mut text = String::new();
+        if list.note.is_some() {
+            let asked = match s
+                .state
+                .day
+                .as_deref()
+                .and_then(|d| dates::resolve(d, ctx.now, ctx.time_zone).ok())
+            {
+                Some((from, to)) => replies::on(lang, from, to),
+                None => String::new(),
+            };
+            let part = s
+                .state
+                .part_of_day
+                .as_deref()
+                .map(|p| format!(" {}", replies::part_of_day(lang, p)))
+                .unwrap_or_default();
+            text.push_str(&replies::other_day(lang, &format!("{asked}{part}")));
+            text.push('\n');
+        }
+        text.push_str(&replies::slots_header(lang, &what));
+        text.push('\n');
+        for (i, slot) in list.slots.iter().enumerate() {
+            let when = slot.starts_at.map_or_else(
+                || slot.when.clone(),
+                |t| replies::when(lang, t.with_timezone(&clinics::tz_of(&slot.time_zone))),
+            );
+            let fee = slot
+                .fee
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "{}. {when}, {}, {}{fee}\n",
+                i + 1,
+                slot.doctor,
+                slot.clinic
+            ));
+        }
+        text.push_str(replies::pick_one(lang));
+        Ok(text)
+    }
+
+    /// A doctor whose name has the words said ("Costa", "ana costa"), among the specialty's.
+    async fn doctor_named(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        name: &str,
+    ) -> Result<Option<(Uuid, String)>> {
+        let mut args = json!({});
+        if let Some((slug, _)) = &s.state.specialty {
+            args["specialty"] = json!(slug);
+        }
+        let wanted = super::text::fold(name);
+        let wanted = super::text::words(&wanted);
+        for args in [args, json!({})] {
+            let Ok(found) = self.tool(actor, s, ctx, "list_doctors", args).await? else {
+                continue;
+            };
+            for d in found.as_array().into_iter().flatten() {
+                let full = super::text::fold(d["name"].as_str().unwrap_or_default());
+                let words = super::text::words(&full);
+                let hit = wanted
+                    .iter()
+                    .filter(|w| w.len() >= 3)
+                    .all(|w| words.iter().any(|x| super::text::near(w, x)));
+                if hit
+                    && !wanted.is_empty()
+                    && let Some(id) = d["doctor_id"].as_str().and_then(|i| i.parse().ok())
+                {
+                    let display = d["name"].as_str().unwrap_or_default().to_owned();
+                    return Ok(Some((id, display)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn propose_slot(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        slot_id: Uuid,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let moving = match s.state.flow {
+            Flow::Reschedule {
+                appointment: Some(id),
+            } => Some(id),
+            _ => None,
+        };
+        let result = match moving {
+            Some(appointment) => {
+                self.tool(
+                    actor,
+                    s,
+                    ctx,
+                    "propose_reschedule",
+                    json!({"appointment_id": appointment.to_string(), "new_slot_id": slot_id.to_string()}),
+                )
+                .await?
+            }
+            None => {
+                let reason = s.state.reason.clone().unwrap_or_default();
+                self.tool(
+                    actor,
+                    s,
+                    ctx,
+                    "propose_booking",
+                    json!({"slot_id": slot_id.to_string(), "reason": reason.chars().take(300).collect::<String>()}),
+                )
+                .await?
+            }
+        };
+        if let Err(e) = result {
+            return Ok(self.tool_failed(&e, lang, actions));
+        }
+        let to = self.slot_words(s, slot_id, lang);
+        Ok(match (moving, &s.pending) {
+            (Some(id), Some(p)) if matches!(p.action, ProposedAction::Reschedule { .. }) => {
+                let from = s
+                    .state
+                    .listed
+                    .iter()
+                    .find(|a| a.appointment_id == id)
+                    .map(|a| appointment_words(a, lang))
+                    .unwrap_or_default();
+                replies::confirm_move(lang, &from, &to)
+            }
+            _ => replies::confirm_booking(lang, &to),
+        })
+    }
+
+    /// "Tuesday 8 December at 14:00, Dr. Ana Costa, Lisbon Central Clinic".
+    fn slot_words(&self, s: &Session, slot_id: Uuid, lang: Lang) -> String {
+        match s.offered.iter().find(|o| o.slot_id == slot_id) {
+            Some(o) => {
+                let when = o.starts_at.map_or_else(
+                    || o.when.clone(),
+                    |t| replies::when(lang, t.with_timezone(&clinics::tz_of(&o.time_zone))),
+                );
+                format!("{when}, {}, {}", o.doctor, o.clinic)
+            }
+            None => s
+                .pending
+                .as_ref()
+                .map(|p| {
+                    p.summary
+                        .split_once(' ')
+                        .map_or(p.summary.clone(), |(_, r)| r.to_owned())
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn propose_cancel(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        appointment: Uuid,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let result = self
+            .tool(
+                actor,
+                s,
+                ctx,
+                "propose_cancellation",
+                json!({"appointment_id": appointment.to_string()}),
+            )
+            .await?;
+        if let Err(e) = result {
+            return Ok(self.tool_failed(&e, lang, actions));
+        }
+        s.state.flow = Flow::Search;
+        let what = s
+            .state
+            .listed
+            .iter()
+            .find(|a| a.appointment_id == appointment)
+            .map(|a| appointment_words(a, lang))
+            .unwrap_or_default();
+        Ok(replies::confirm_cancel(lang, &what))
+    }
+
+    /// Cancel or move: which appointment (asked when several), then the proposal or the day.
+    #[allow(clippy::too_many_arguments)]
+    async fn appointments_flow(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        flow: Flow,
+        u: &Understanding,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        s.state.flow = flow;
+        let listed = self.list_appointments(actor, s, ctx, lang, true).await?;
+        match s.state.listed.len() {
+            0 => {
+                s.state.flow = Flow::Search;
+                Ok(listed)
+            }
+            1 => {
+                let only = s.state.listed[0].clone();
+                self.appointment_picked(actor, s, ctx, only, u, lang, actions)
+                    .await
+            }
+            _ => Ok(listed),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn appointment_picked(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        a: AppointmentLine,
+        u: &Understanding,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        match s.state.flow {
+            Flow::Cancel => {
+                self.propose_cancel(actor, s, ctx, a.appointment_id, lang, actions)
+                    .await
+            }
+            Flow::Reschedule { .. } => {
+                s.state.flow = Flow::Reschedule {
+                    appointment: Some(a.appointment_id),
+                };
+                if u.day.is_some() || u.part_of_day.is_some() {
+                    let day_only = Understanding {
+                        need: None,
+                        doctor: None,
+                        ..u.clone()
+                    };
+                    self.search(actor, s, ctx, &day_only, lang, actions).await
+                } else {
+                    s.state.day = None;
+                    s.state.part_of_day = None;
+                    Ok(replies::which_day_to_move(
+                        lang,
+                        &appointment_words(&a, lang),
+                    ))
+                }
+            }
+            Flow::Search => Ok(replies::which_appointment(lang).into()),
+        }
+    }
+
+    /// The patient's upcoming appointments, remembered for a pick; `asking` adds "which one?".
+    async fn list_appointments(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        asking: bool,
+    ) -> Result<String> {
+        let found = self
+            .tool(actor, s, ctx, "my_appointments", json!({}))
+            .await?;
+        let mut actions = Vec::new();
+        let items: Vec<AppointmentLine> = match found.map(serde_json::from_value) {
+            Ok(Ok(items)) => items,
+            Ok(Err(_)) => return Ok(replies::unavailable(lang).into()),
+            Err(e) => return Ok(self.tool_failed(&e, lang, &mut actions)),
+        };
+        s.state.listed = items.clone();
+        if items.is_empty() {
+            return Ok(replies::no_appointments(lang).into());
+        }
+        let mut text = replies::appointments_header(lang, items.len());
+        text.push('\n');
+        for (i, a) in items.iter().enumerate() {
+            text.push_str(&format!(
+                "{}. {}, {}, {}\n",
+                i + 1,
+                appointment_words(a, lang),
+                a.doctor,
+                a.clinic
+            ));
+        }
+        if asking && items.len() > 1 {
+            text.push_str(replies::which_appointment(lang));
+        }
+        Ok(text.trim_end().to_owned())
+    }
+
+    async fn waitlist(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+    ) -> Result<String> {
+        let mut actions = Vec::new();
+        let args = match (&s.state.doctor, &s.state.specialty) {
+            (Some((id, _)), _) => json!({"doctor_id": id.to_string()}),
+            (None, Some((slug, _))) => json!({"specialty": slug}),
+            (None, None) => return Ok(replies::which_waitlist(lang).into()),
+        };
+        let name = s
+            .state
+            .doctor
+            .as_ref()
+            .map(|d| d.1.clone())
+            .or_else(|| {
+                s.state
+                    .specialty
+                    .as_ref()
+                    .map(|(slug, name)| replies::specialty(lang, slug, name))
+            })
+            .unwrap_or_default();
+        match self.tool(actor, s, ctx, "join_waitlist", args).await? {
+            Ok(_) => Ok(replies::waitlisted(lang, &name)),
+            Err(e) => Ok(self.tool_failed(&e, lang, &mut actions)),
+        }
+    }
+
+    /// A tool's refusal in the patient's words (never the tool's own text or name).
+    pub(super) fn tool_failed(
+        &self,
+        e: &ToolError,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> String {
+        match e.code.as_str() {
+            "unauthenticated" => {
+                if !actions.iter().any(|a| a.kind == "log_in") {
+                    actions.push(Action {
+                        kind: "log_in",
+                        label: "Log in".into(),
+                        message: None,
+                        slot_id: None,
+                    });
+                }
+                replies::log_in(lang).into()
+            }
+            "slot_taken" | "hold_expired" | "not_found" => replies::taken(lang).into(),
+            "too_many_holds" => replies::too_many_holds(lang).into(),
+            "internal" | "service_unavailable" => replies::unavailable(lang).into(),
+            _ => replies::not_understood(lang).into(),
+        }
+    }
+
+    /// Runs one tool for the policy, audited like a model's call.
+    pub(super) async fn tool(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        name: &str,
+        args: Value,
+    ) -> Result<std::result::Result<Value, ToolError>> {
+        let Some(tool) = self.tools.get(name) else {
+            return Ok(Err(ToolError::new("unknown_tool", name)));
+        };
+        let arguments = args.to_string();
+        let result = tool.call(ctx, &arguments).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code.clone(),
+        };
+        self.audit(
+            actor,
+            "agent.tool_call",
+            s.id,
+            json!({"tool": name, "outcome": outcome, "arguments": super::history::redact(&arguments)}),
+        )
+        .await?;
+        if let Ok(value) = &result {
+            let mut ignored = Vec::new();
+            self.observe(actor, s, name, value, &mut ignored).await;
+        }
+        Ok(result)
+    }
+}
+
+/// "Tuesday 8 December at 14:00" for an appointment, in its clinic's zone.
+fn appointment_words(a: &AppointmentLine, lang: Lang) -> String {
+    replies::when(
+        lang,
+        a.starts_at.with_timezone(&clinics::tz_of(&a.time_zone)),
+    )
+}
+
+/// The user line of the understanding call: what was just asked or listed (so "the
+/// second" and "yes" can be read), and the message.
+pub fn understanding_request(s: &Session, text: &str) -> String {
+    let offered = if !s.state.listed.is_empty() && s.state.flow != Flow::Search {
+        format!(
+            "The assistant just listed {} appointments.\n",
+            s.state.listed.len()
+        )
+    } else if !s.offered.is_empty() {
+        format!(
+            "The assistant just listed {} free times.\n",
+            s.offered.len()
+        )
+    } else {
+        String::new()
+    };
+    format!("{offered}Message: {text:?}")
+}
+
+/// The model's understanding messages: the fixed system prompt, then the request.
+pub fn understanding_messages(system: &str, s: &Session, text: &str) -> Vec<Message> {
+    vec![
+        Message::system(system),
+        Message::user(understanding_request(s, text)),
+    ]
+}
+
+/// How many options a pick can refer to now.
+pub fn options_offered(s: &Session) -> usize {
+    if !s.state.listed.is_empty() && s.state.flow != Flow::Search {
+        s.state.listed.len()
+    } else {
+        s.offered.len()
+    }
+}
+
+/// The rules' reading, for this conversation.
+pub fn rules_reading(s: &Session, text: &str) -> Understanding {
+    understand::rules(text, options_offered(s))
+}
+
+/// "care plan: …" / "note: …": a doctor asking for a note's checklist and plan (the note
+/// as written).
+fn care_note(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    [
+        "care plan for this note:",
+        "care plan:",
+        "note:",
+        "extract:",
+    ]
+    .iter()
+    .find_map(|p| {
+        lower
+            .find(p)
+            .filter(|i| *i < 40)
+            .and_then(|i| text.get(i + p.len()..))
+            .map(|n| n.trim().to_owned())
+    })
+    .filter(|n| !n.is_empty())
+}
+
+fn care_plan_found(value: &Value, lang: Lang) -> String {
+    let plan = value["plan"].as_array().cloned().unwrap_or_default();
+    let checklist = value["checklist"].as_array().cloned().unwrap_or_default();
+    if plan.is_empty() && checklist.is_empty() {
+        return replies::care_plan_empty(lang).into();
+    }
+    let mut text = String::from("From the note:\n");
+    for p in &plan {
+        let how = match (p["times_per_day"].as_u64(), p["every_hours"].as_u64()) {
+            (_, Some(h)) => format!("every {h} hours"),
+            (Some(1), None) => "once a day".to_owned(),
+            (Some(n), None) => format!("{n} times a day"),
+            (None, None) => String::new(),
+        };
+        let days = p["duration_days"]
+            .as_u64()
+            .map(|d| format!(" for {d} days"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- Plan: {}, {how}{days}\n",
+            p["action"].as_str().unwrap_or("")
+        ));
+    }
+    for c in &checklist {
+        let due = c["due_in_days"]
+            .as_u64()
+            .map(|d| format!(" (in {d} days)"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "- To do: {}{due}\n",
+            c["task"].as_str().unwrap_or("")
+        ));
+    }
+    text
+}
