@@ -36,6 +36,8 @@ struct Outcome {
     fallback_turns: usize,
     rule_turns: usize,
     latencies: Vec<Duration>,
+    /// Turns the model answered.
+    model_latencies: Vec<Duration>,
 }
 
 /// Runs every scenario `runs` times and prints the figures; fails under `require` %.
@@ -142,10 +144,16 @@ pub async fn run(opts: EvalOptions) -> anyhow::Result<()> {
         "turns: {} in all, {model_turns} understood by the model, {fallbacks} fallbacks to the offline assistant, {rules} by rules only (confirmations, safety)",
         all.len()
     );
+    let mut by_model: Vec<Duration> = outcomes
+        .iter()
+        .flat_map(|o| o.model_latencies.clone())
+        .collect();
     println!(
-        "turn latency: p50 {}, p95 {}",
+        "turn latency: p50 {}, p95 {}; turns the model answered: p50 {}, p95 {}",
         ms(percentile(&mut all, 0.5)),
-        ms(percentile(&mut all, 0.95))
+        ms(percentile(&mut all, 0.95)),
+        ms(percentile(&mut by_model, 0.5)),
+        ms(percentile(&mut by_model, 0.95))
     );
     println!("{tokens}");
     // With a model, only scenarios it passed without falling back count.
@@ -371,6 +379,7 @@ impl Runner<'_> {
             .to_owned();
         let mut replies: Vec<Value> = Vec::new();
         let mut latencies = Vec::new();
+        let mut model_latencies = Vec::new();
         let (mut model_turns, mut fallback_turns, mut rule_turns) = (0, 0, 0);
         let path = format!("/api/v1/chat/sessions/{session}");
         for turn in scenario["turns"].as_array().into_iter().flatten() {
@@ -414,7 +423,10 @@ impl Runner<'_> {
                     Some(offline::LABEL)
                     | Some(crate::agent::RULES_LABEL)
                     | Some("Safety rules") => rule_turns += 1,
-                    _ => model_turns += 1,
+                    _ => {
+                        model_turns += 1;
+                        model_latencies.push(t.elapsed());
+                    }
                 }
                 replies.push(answer.body);
             } else {
@@ -448,6 +460,7 @@ impl Runner<'_> {
             fallback_turns,
             rule_turns,
             latencies,
+            model_latencies,
         })
     }
 

@@ -324,9 +324,12 @@ impl Agent {
     /// completed by the rules; by the rules alone when no model answers.
     async fn understand(&self, s: &Session, text: &str) -> (Understanding, String) {
         let rules = policy::rules_reading(s, text);
-        // A pressed button names its slot: nothing for a model to read.
-        if !self.llm.has_models() || policy::find_id(text).is_some() {
+        if !self.llm.has_models() {
             return (rules, offline::LABEL.into());
+        }
+        // A pressed button names its slot: nothing for a model to read.
+        if policy::find_id(text).is_some() {
+            return (rules, RULES_LABEL.into());
         }
         let messages = policy::understanding_messages(self.prompts.understand(), s, text);
         let info = CallInfo {
@@ -340,7 +343,7 @@ impl Agent {
         let schema = Understanding::schema();
         match self.llm.call_json(&info, &messages, &schema).await {
             Ok(outcome) => match Understanding::from_model(&outcome.completion.content) {
-                Some(model) => (policy::merge(model, rules), outcome.completion.model),
+                Some(model) => (policy::merge(model, rules, text), outcome.completion.model),
                 None => {
                     tracing::warn!(
                         "the model's answer is not the asked JSON; the rules read the message"
@@ -556,7 +559,28 @@ impl Agent {
             summary: &s.summary,
             language: s.language.as_deref(),
         })?;
-        let specs = &self.specs;
+        // Only the tools that fit: booking tools need a signed-in patient, notes a doctor,
+        // and the commit is the rules' alone.
+        let signed_in = actor.principal().is_ok();
+        let doctor = actor
+            .principal()
+            .is_ok_and(|p| p.has_role(crate::domain::actor::Role::Doctor));
+        let offered: Vec<ToolSpec> = self
+            .specs
+            .iter()
+            .filter(|t| match t.name.as_str() {
+                "confirm_booking" => false,
+                "extract_care_plan" => doctor,
+                "propose_booking"
+                | "propose_reschedule"
+                | "propose_cancellation"
+                | "my_appointments"
+                | "join_waitlist" => signed_in,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        let specs = &offered;
         let turn_start = s.messages.len();
         let ctx = ToolContext {
             db: &self.db,

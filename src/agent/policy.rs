@@ -57,8 +57,36 @@ pub struct Said {
 }
 
 /// Combines a model's reading with the rules': the rules' exact readings of days, picks
-/// and side-effect words win; the model's fill what the rules did not catch.
-pub fn merge(model: Understanding, rules: Understanding) -> Understanding {
+/// and side-effect words win; the model's fill what the rules did not catch. A small model
+/// copies its prompt's examples, so what it claims must be in the message: a need shares a
+/// word with it, a pick is one the rules see too (or a message of a few words).
+pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Understanding {
+    let said = understand::normalise(message);
+    let said_words = super::text::words(&said);
+    let folded = super::text::fold(message);
+    let original = super::text::words(&folded);
+    let in_message = |need: &str| {
+        need.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() >= 3)
+            .any(|w| {
+                let w = w.to_lowercase();
+                said_words.iter().chain(original.iter()).any(|x| {
+                    let n = w.len().min(x.len()).min(5);
+                    n >= 3 && w.get(..n) == x.get(..n)
+                })
+            })
+    };
+    let model = Understanding {
+        need: model.need.filter(|n| in_message(n)),
+        choice: model
+            .choice
+            .filter(|_| rules.choice.is_some() || original.len() <= 4),
+        intent: match model.intent {
+            Intent::Choose if rules.choice.is_none() && original.len() > 4 => Intent::Other,
+            i => i,
+        },
+        ..model
+    };
     let sure = |i: Intent| {
         matches!(
             i,
@@ -76,9 +104,9 @@ pub fn merge(model: Understanding, rules: Understanding) -> Understanding {
             i => i,
         }
     };
-    let need = match (model.need, rules.need) {
-        (Some(m), Some(r)) => Some(format!("{m}\n{r}")),
-        (m, r) => m.or(r),
+    let need = match (rules.need, model.need) {
+        (Some(r), Some(m)) => Some(format!("{r}\n{m}")),
+        (r, m) => r.or(m),
     };
     Understanding {
         intent,
@@ -183,17 +211,18 @@ impl Agent {
                 self.list_appointments(actor, s, ctx, lang, false).await?
             }
             Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
-            Intent::Question => match self.specialty_for(actor, s, ctx, &u).await? {
+            Intent::Question => match self.specialty_for(s, ctx, &u).await?.first() {
                 Some((slug, name)) => {
                     s.state.offered_search = true;
-                    replies::no_diagnosis(lang, &replies::specialty(lang, &slug, &name))
+                    replies::no_diagnosis(lang, &replies::specialty(lang, slug, name))
                 }
                 None => replies::no_specialty(lang).into(),
             },
             Intent::Greeting if u.day.is_none() && u.doctor.is_none() => {
-                match self.specialty_for(actor, s, ctx, &u).await? {
-                    Some(_) => self.search(actor, s, ctx, &u, lang, &mut actions).await?,
-                    None => replies::hello(lang).into(),
+                if self.specialty_for(s, ctx, &u).await?.is_empty() {
+                    replies::hello(lang).into()
+                } else {
+                    self.search(actor, s, ctx, &u, lang, &mut actions).await?
                 }
             }
             _ => self.search(actor, s, ctx, &u, lang, &mut actions).await?,
@@ -223,31 +252,40 @@ impl Agent {
     }
 
     /// The specialty a message's need points to (remembered when found).
+    /// The specialties a message's need points to, best first (the best is remembered).
     async fn specialty_for(
         &self,
-        actor: &Actor,
         s: &mut Session,
         ctx: &ToolContext<'_>,
         u: &Understanding,
-    ) -> Result<Option<(String, String)>> {
+    ) -> Result<Vec<(String, String)>> {
         let Some(need) = u.need.as_deref() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
+        // Each reading of the need (the rules' first, then the model's) against the
+        // catalogue; a specialty's best score counts, the earlier reading on a tie.
+        let mut ranked: Vec<(String, String, f32)> = Vec::new();
         for query in need.lines().filter(|q| !q.trim().is_empty()) {
             let query: String = query.chars().take(500).collect();
-            let found = self
-                .tool(actor, s, ctx, "find_specialty", json!({"query": query}))
-                .await?;
-            if let Ok(hits) = found
-                && let Some(best) = hits.as_array().and_then(|h| h.first())
-                && let (Some(slug), Some(name)) = (best["slug"].as_str(), best["name"].as_str())
+            for hit in crate::domain::specialties::search(ctx.db, &query)
+                .await?
+                .into_iter()
+                .filter(|h| h.score > 0.0)
+                .take(3)
             {
-                let pair = (slug.to_owned(), name.to_owned());
-                s.state.specialty = Some(pair.clone());
-                return Ok(Some(pair));
+                match ranked.iter_mut().find(|r| r.0 == hit.specialty.slug) {
+                    Some(r) => r.2 = r.2.max(hit.score),
+                    None => ranked.push((hit.specialty.slug, hit.specialty.name, hit.score)),
+                }
             }
         }
-        Ok(None)
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let ranked: Vec<(String, String)> =
+            ranked.into_iter().take(3).map(|(s, n, _)| (s, n)).collect();
+        if let Some(best) = ranked.first() {
+            s.state.specialty = Some(best.clone());
+        }
+        Ok(ranked)
     }
 
     /// Free times for what the patient asked, remembered parts filled in.
@@ -261,8 +299,8 @@ impl Agent {
         actions: &mut Vec<Action>,
     ) -> Result<String> {
         let before = s.state.specialty.clone();
-        let found = self.specialty_for(actor, s, ctx, u).await?;
-        if found.is_some() && found != before {
+        let found = self.specialty_for(s, ctx, u).await?;
+        if !found.is_empty() && found.first() != before.as_ref() {
             // Another kind of doctor: a doctor asked for before no longer applies.
             s.state.doctor = None;
         }
@@ -319,14 +357,30 @@ impl Agent {
             s.state.day = None;
             args.as_object_mut().map(|a| a.remove("date"));
             listed = self
-                .tool(actor, s, ctx, "list_available_slots", args)
+                .tool(actor, s, ctx, "list_available_slots", args.clone())
                 .await?;
         }
-        let list: SlotList = match listed.map(serde_json::from_value) {
+        let mut list: SlotList = match listed.map(serde_json::from_value) {
             Ok(Ok(list)) => list,
             Ok(Err(_)) => return Ok(replies::unavailable(lang).into()),
             Err(e) => return Ok(self.tool_failed(&e, lang, actions)),
         };
+        // Nobody free for the best match ("sleep medicine"): the next that fits ("psychiatry").
+        if list.slots.is_empty() && args.get("specialty").is_some() {
+            for (slug, name) in found.iter().skip(1) {
+                args["specialty"] = json!(slug);
+                if let Ok(Ok(other)) = self
+                    .tool(actor, s, ctx, "list_available_slots", args.clone())
+                    .await?
+                    .map(serde_json::from_value::<SlotList>)
+                    && !other.slots.is_empty()
+                {
+                    s.state.specialty = Some((slug.clone(), name.clone()));
+                    list = other;
+                    break;
+                }
+            }
+        }
         s.state.offered_search = false;
         actions.retain(|a| a.kind != "pick_slot");
         actions.extend(super::pick_actions(&list.slots));

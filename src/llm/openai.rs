@@ -116,8 +116,10 @@ impl OpenAi {
                 ResponseFormat::None => {}
             }
             match self.once(request).await {
+                // A refusal of the format: a 4xx, or an error that names it (llama-cpp-python
+                // answers its own validation errors with 500).
                 Err(e)
-                    if e.class == ErrorClass::Client
+                    if (e.class == ErrorClass::Client || e.message.contains("response_format"))
                         && !self.fixed_format
                         && step + 1 < LADDER.len() =>
                 {

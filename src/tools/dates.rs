@@ -139,6 +139,13 @@ pub fn find_phrase(message: &str) -> Option<String> {
     ];
     for (i, w) in words.iter().enumerate() {
         let next = words.get(i + 1).copied().unwrap_or("");
+        // "since monday", "last friday": when it started, not the day wanted.
+        if i > 0
+            && ["since", "last", "from", "ago", "desde", "passada", "pasado"]
+                .contains(&words[i - 1])
+        {
+            continue;
+        }
         let after = words.get(i + 2).copied().unwrap_or("");
         if *w == "day" && next == "after" && after == "tomorrow" {
             return Some("day after tomorrow".into());
@@ -251,6 +258,10 @@ mod tests {
             Some("this week")
         );
         assert_eq!(find_phrase("I have a rash"), None);
+        assert_eq!(
+            find_phrase("fever since monday, can I come tomorrow").as_deref(),
+            Some("tomorrow")
+        );
         assert_eq!(
             find_phrase("the day after tomorrow please").as_deref(),
             Some("day after tomorrow")
