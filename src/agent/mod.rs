@@ -374,12 +374,10 @@ impl Agent {
         u: Understanding,
         assistant: String,
     ) -> Result<Reply> {
-        if policy::find_id(text).is_some() {
-            // A button: the conversation's language stays.
-        } else if u.language != Lang::Other && understand::language_of(&text::fold(text)).is_some()
-        {
-            s.state.lang = Some(u.language);
-        } else if s.state.lang.is_none() && u.language != Lang::Other {
+        // The message's language when it tells one (a button's words are the service's own,
+        // so the conversation's language stays).
+        let tells = understand::language_of(&text::fold(text)).is_some() || s.state.lang.is_none();
+        if policy::find_id(text).is_none() && u.language != Lang::Other && tells {
             s.state.lang = Some(u.language);
         }
         let said = self.converse(actor, &mut s, ctx, text, u).await?;
