@@ -221,7 +221,9 @@ impl Agent {
         let text = checks.text("text", text, 1, 2000);
         checks.finish()?;
         let now = Utc::now();
+        let started = std::time::Instant::now();
         let mut s = self.load_for(actor, chat, now).await?;
+        s.clock.started = Some(started);
         s.last_active = now;
         // The language of this message, else of the conversation so far.
         // (A pressed button's words are the service's own, not the patient's.)
@@ -286,7 +288,11 @@ impl Agent {
         match self.settings.mode {
             AgentMode::Tools if models => self.run_model(actor, s, now, deltas).await,
             _ => {
+                let t = std::time::Instant::now();
                 let (u, assistant) = self.understand(&s, &text).await;
+                if assistant != offline::LABEL && assistant != RULES_LABEL {
+                    s.clock.model += t.elapsed();
+                }
                 self.policy_turn(actor, s, &ctx, &text, u, assistant).await
             }
         }
@@ -392,7 +398,9 @@ impl Agent {
 
     /// The widget's Confirm button: commits the pending proposal.
     pub async fn confirm(&self, actor: &Actor, chat: ChatKey<'_>) -> Result<Reply> {
+        let started = std::time::Instant::now();
         let mut s = self.load_for(actor, chat, Utc::now()).await?;
+        s.clock.started = Some(started);
         s.last_active = Utc::now();
         match s.pending.clone() {
             Some(p) => self.commit(actor, s, p).await,
@@ -472,6 +480,14 @@ impl Agent {
             json!({"event": "context_saved", "session": s.id, "ok": saved.is_ok(),
             "error": saved.as_ref().err().map(|e| e.to_string())}),
         );
+        if let Some(started) = s.clock.started {
+            // Where the turn went: the model, the domain (tools, the commit), the rest.
+            let total = started.elapsed();
+            let own = total.saturating_sub(s.clock.model + s.clock.domain);
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            self.llm.event(json!({"event": "turn", "session": s.id, "total_ms": ms(total),
+                "model_ms": ms(s.clock.model), "domain_ms": ms(s.clock.domain), "service_ms": ms(own)}));
+        }
         if let Err(e) = saved {
             tracing::error!(session = %s.id, error = %e, "saving the chat context failed");
         }
@@ -605,7 +621,10 @@ impl Agent {
                 full_history_tokens: Some(count_messages(&full, specs)),
                 deltas,
             };
-            let outcome = match self.llm.call_models(&info, &messages, specs).await {
+            let t = std::time::Instant::now();
+            let called = self.llm.call_models(&info, &messages, specs).await;
+            s.clock.model += t.elapsed();
+            let outcome = match called {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(error = %e, "no model answered; the offline assistant takes the turn");
@@ -787,7 +806,9 @@ impl Agent {
             };
             Ok::<_, Error>(appointment)
         };
+        let t = std::time::Instant::now();
         let answer = idempotency::once(db, user, &key, "chat.commit", request, 200, run).await;
+        s.clock.domain += t.elapsed();
         s.pending = None;
         let lang = s.state.lang.unwrap_or(Lang::En);
         let (text, committed) = match answer {

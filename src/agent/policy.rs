@@ -267,12 +267,10 @@ impl Agent {
         let mut ranked: Vec<(String, String, f32)> = Vec::new();
         for query in need.lines().filter(|q| !q.trim().is_empty()) {
             let query: String = query.chars().take(500).collect();
-            for hit in crate::domain::specialties::search(ctx.db, &query)
-                .await?
-                .into_iter()
-                .filter(|h| h.score > 0.0)
-                .take(3)
-            {
+            let t = std::time::Instant::now();
+            let hits = crate::domain::specialties::search(ctx.db, &query).await?;
+            s.clock.domain += t.elapsed();
+            for hit in hits.into_iter().filter(|h| h.score > 0.0).take(3) {
                 match ranked.iter_mut().find(|r| r.0 == hit.specialty.slug) {
                     Some(r) => r.2 = r.2.max(hit.score),
                     None => ranked.push((hit.specialty.slug, hit.specialty.name, hit.score)),
@@ -760,7 +758,9 @@ impl Agent {
             return Ok(Err(ToolError::new("unknown_tool", name)));
         };
         let arguments = args.to_string();
+        let t = std::time::Instant::now();
         let result = tool.call(ctx, &arguments).await;
+        s.clock.domain += t.elapsed();
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(e) => e.code.clone(),

@@ -53,6 +53,10 @@ const CRISIS: &[&str] = &[
     "no quiero vivir",
     "hacerme dano",
     "me quiero morir",
+    "me quiero hacer dano",
+    "quiero hacerme dano",
+    "quero me magoar",
+    "me magoar",
     // Portuguese
     "me matar",
     "matar me",
@@ -77,12 +81,21 @@ const EMERGENCY_PHRASES: &[&str] = &[
     "face drooping|droopy",
     "face is drooping|droopy",
     "slurred|slurring speech|words",
+    "speech is|was|sounds slurred",
+    "talking|speaking funny|strange|slurred",
+    "cant|can't|cannot|couldnt|couldn't move her|his|my|their arm|leg|face|side",
+    "sudden weakness|numbness",
+    "one side of her|his|my face|body",
     "overdos*",
     "too many pills|tablets",
     "took|taken|swallowed|drank too many",
     "whole bottle|box|pack|packet of",
     "swallowed|drank bleach|poison*",
     "poisoned",
+    "drank|swallowed|ate|took bleach|detergent|poison|antifreeze|chlorine",
+    // Spanish and Portuguese: drank or swallowed bleach, poison
+    "bebio|trago|tomo|bebeu|engoliu|tomou lejia|veneno|lixivia|detergente|cloro",
+    "bebio|trago|tomo|bebeu|engoliu|tomou * lejia|veneno|lixivia|detergente|cloro",
     "unconscious",
     "passed out",
     "not waking up",
@@ -312,6 +325,8 @@ mod tests {
             "nao consigo respirar",
             "my lips are swelling after a bee sting",
             "she won't stop bleeding",
+            "my mom suddenly cant move her left arm and her speech is slurred",
+            "o meu filho bebeu lixívia",
         ] {
             assert_eq!(alarm(m), Some(Alarm::Emergency), "{m}");
         }
@@ -324,6 +339,8 @@ mod tests {
             "ya no quiero vivir",
             "quero morrer",
             "penso em me matar",
+            "me quiero hacer daño, ya no aguanto más",
+            "i think everyone would be better off if i was gone",
         ] {
             assert_eq!(alarm(m), Some(Alarm::Crisis), "{m}");
         }

@@ -50,6 +50,18 @@ pub struct Session {
     /// What the dialogue policy remembers.
     #[serde(default)]
     pub state: crate::agent::policy::DialogueState,
+    /// Where this turn's time goes (not stored).
+    #[serde(skip)]
+    pub clock: TurnClock,
+}
+
+/// One turn's time: from the request to the saved context, and the parts of it spent in
+/// the model and in the domain (tools, the commit); the rest is the service's own.
+#[derive(Clone, Debug, Default)]
+pub struct TurnClock {
+    pub started: Option<std::time::Instant>,
+    pub model: std::time::Duration,
+    pub domain: std::time::Duration,
 }
 
 /// The stored form of a conversation's secret (256 random bits: a plain hash suffices).
@@ -86,6 +98,7 @@ impl Session {
             language: None,
             secret_digest: None,
             state: Default::default(),
+            clock: TurnClock::default(),
         }
     }
 

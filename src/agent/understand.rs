@@ -957,17 +957,28 @@ fn part_of_day(words: &[&str]) -> Option<PartOfDay> {
     }
 }
 
-/// "Dr. Costa", "doctor Ana Costa", "dra. Gómez": the name after the title.
+/// "Dr. Costa", "doctor Ana Costa", "dra. Gómez": the name after the title (after "doctor"
+/// only a capitalised one: "which doctor should I see" names nobody).
 fn doctor_named(message: &str) -> Option<String> {
-    let folded = text::fold(message);
-    let words = text::words(&folded);
-    let titles = ["dr", "dra", "doctor", "doctora", "doutor", "doutora"];
-    let i = words.iter().position(|w| titles.contains(w))?;
-    let name: Vec<&str> = words[i + 1..]
+    let tokens: Vec<&str> = message
+        .split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '\''))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let i = tokens.iter().position(|t| {
+        let t = text::fold(t);
+        ["dr", "dra", "doctor", "doctora", "doutor", "doutora"].contains(&t.as_str())
+    })?;
+    let abbreviated = matches!(text::fold(tokens[i]).as_str(), "dr" | "dra");
+    let name: Vec<String> = tokens[i + 1..]
         .iter()
         .take(2)
-        .copied()
-        .take_while(|w| w.len() >= 3 && !STOP.contains(w))
+        .take_while(|w| {
+            let folded = text::fold(w);
+            folded.len() >= 3
+                && !STOP.contains(&folded.as_str())
+                && (abbreviated || w.chars().next().is_some_and(char::is_uppercase))
+        })
+        .map(|w| text::fold(w))
         .collect();
     (!name.is_empty()).then(|| name.join(" "))
 }

@@ -40,6 +40,7 @@ async fn main() -> AnyResult<()> {
         ms(p(&turns, 0.5)),
         ms(p(&turns, 0.99))
     );
+    turn_parts(&offline_dir)?;
     parts(&offline, &offline_dir).await?;
     offline.db.close().await;
 
@@ -59,6 +60,7 @@ async fn main() -> AnyResult<()> {
         ms(p(&turns, 0.5)),
         ms(p(&turns, 0.99))
     );
+    turn_parts(&model_dir)?;
     tokens(&model_dir)?;
     with_model.db.close().await;
     Ok(())
@@ -130,6 +132,38 @@ async fn conversations(state: &AppState, tag: &str) -> AnyResult<Vec<Duration>> 
     }
     turns.sort_unstable();
     Ok(turns)
+}
+
+/// The agent's own record of each turn (`turn` events in the orchestration log): the time
+/// in the model, in the domain (tools, the booking), and the service's own rest.
+fn turn_parts(dir: &tempfile::TempDir) -> AnyResult<()> {
+    let log = std::fs::read_to_string(dir.path().join("logs/orchestration.log"))?;
+    let mut own = Vec::new();
+    let mut domain = Vec::new();
+    let mut model = Vec::new();
+    for line in log.lines() {
+        let event: Value = serde_json::from_str(line)?;
+        if event["event"] == "turn" {
+            own.push(event["service_ms"].as_f64().unwrap_or(0.0));
+            domain.push(event["domain_ms"].as_f64().unwrap_or(0.0));
+            model.push(event["model_ms"].as_f64().unwrap_or(0.0));
+        }
+    }
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "    of which the service itself (the turn less the model and the domain): p50 {:.3} ms, p99 {:.3} ms over {} turns; domain p50 {:.3} ms; model p50 {:.3} ms",
+        q(&mut own, 0.5),
+        q(&mut own, 0.99),
+        own.len(),
+        q(&mut domain, 0.5),
+        q(&mut model, 0.5)
+    );
+    Ok(())
 }
 
 /// Where a turn's time goes, each part measured alone (medians of 200).
