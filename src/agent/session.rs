@@ -139,14 +139,19 @@ impl SessionStore {
             Self::Files { dir, .. } => {
                 let path = Self::path(dir, session.id);
                 let partial = path.with_extension("partial");
-                let write = async {
-                    tokio::fs::create_dir_all(dir).await?;
-                    tokio::fs::write(&partial, &sealed).await?;
-                    tokio::fs::rename(&partial, &path).await
-                };
-                write
-                    .await
-                    .map_err(|e| Error::internal(format!("saving a session: {e}")))
+                let dir = dir.clone();
+                // One trip to the blocking pool for the three calls (a turn waits on it).
+                let write = tokio::task::spawn_blocking(move || {
+                    if !dir.is_dir() {
+                        std::fs::create_dir_all(&dir)?;
+                    }
+                    std::fs::write(&partial, &sealed)?;
+                    std::fs::rename(&partial, &path)
+                });
+                match write.await {
+                    Ok(done) => done.map_err(|e| Error::internal(format!("saving a session: {e}"))),
+                    Err(e) => Err(Error::internal(format!("saving a session: {e}"))),
+                }
             }
             Self::Table { db, .. } => {
                 const SQL: &str = "INSERT INTO chat_sessions (id, sealed, updated_at) VALUES ($1, $2, $3) \
