@@ -65,6 +65,7 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
     let said_words = super::text::words(&said);
     let folded = super::text::fold(message);
     let original = super::text::words(&folded);
+
     let in_message = |need: &str| {
         need.split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.len() >= 3)
@@ -78,11 +79,14 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
     };
     let model = Understanding {
         need: model.need.filter(|n| in_message(n)),
-        choice: model
-            .choice
-            .filter(|_| rules.choice.is_some() || original.len() <= 4),
+        // A pick is only ever the rules' reading: a number or an ordinal the patient wrote.
+        choice: None,
         intent: match model.intent {
-            Intent::Choose if rules.choice.is_none() && original.len() > 4 => Intent::Other,
+            Intent::Choose if rules.choice.is_none() => Intent::Other,
+            // Words asking for a visit are a visit, whatever the model calls them.
+            Intent::Question | Intent::Greeting | Intent::Other if rules.intent == Intent::Book => {
+                Intent::Book
+            }
             i => i,
         },
         ..model

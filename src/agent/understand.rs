@@ -893,6 +893,8 @@ const BOOK: &[&str] = &[
     "i'd like|want",
     "i would like",
     "can i see|get",
+    "talk|speak to|with someone|somebody|a",
+    "see someone|somebody",
     "check up",
     "check-up",
     "checkup",
