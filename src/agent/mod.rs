@@ -28,7 +28,7 @@ use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
 use crate::llm::{Deltas, Message, Mode, ToolSpec, offline};
 use crate::tools::browse::{SlotChoice, SlotList};
-use crate::tools::{Proposal, ProposedAction, Registry, ToolContext, ToolError};
+use crate::tools::{Proposal, ProposedAction, Registry, ToolContext};
 use prompts::{Prompts, SystemFacts};
 use safety::{Alarm, Answer};
 use session::{Session, SessionStore};
@@ -286,7 +286,7 @@ impl Agent {
         s.messages.push(Message::user(&text));
         let models = self.llm.has_models();
         match self.settings.mode {
-            AgentMode::Tools if models => self.run_model(actor, s, now, deltas).await,
+            AgentMode::Tools if models => self.run_model(actor, s, &ctx, deltas).await,
             _ => {
                 let t = std::time::Instant::now();
                 let (u, assistant) = self.understand(&s, &text).await;
@@ -554,12 +554,11 @@ impl Agent {
         &self,
         actor: &Actor,
         mut s: Session,
-        now: DateTime<Utc>,
+        ctx: &ToolContext<'_>,
         deltas: Option<&Deltas>,
     ) -> Result<Reply> {
         history::fold_oldest(&mut s, self.settings.token_budget);
-        let tz = clinics::tz_of(&s.time_zone);
-        let local = now.with_timezone(&tz);
+        let local = ctx.now.with_timezone(&ctx.time_zone);
         let user_name = match actor.principal() {
             Ok(p) => Some(p.email.clone()),
             Err(_) => None,
@@ -596,14 +595,6 @@ impl Agent {
             .collect();
         let specs = &offered;
         let turn_start = s.messages.len();
-        let ctx = ToolContext {
-            db: &self.db,
-            actor,
-            session_id: s.id,
-            now,
-            time_zone: tz,
-            hold_minutes: self.settings.hold_minutes,
-        };
         let mut actions = Vec::new();
         let mut assistant = offline::LABEL.to_owned();
         for _ in 0..self.settings.max_steps {
@@ -628,7 +619,7 @@ impl Agent {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(error = %e, "no model answered; the offline assistant takes the turn");
-                    return self.policy_fallback(actor, s, &ctx, turn_start).await;
+                    return self.policy_fallback(actor, s, ctx, turn_start).await;
                 }
             };
             assistant = outcome.completion.model.clone();
@@ -643,7 +634,7 @@ impl Agent {
                 let text = crate::llm::without_tool_names(&completion.content, specs);
                 if text.trim().is_empty() {
                     // Nothing to say is not an answer: the offline assistant takes the turn.
-                    return self.policy_fallback(actor, s, &ctx, turn_start).await;
+                    return self.policy_fallback(actor, s, ctx, turn_start).await;
                 }
                 s.messages.push(Message::assistant(&text));
                 self.save(&s).await;
@@ -654,46 +645,19 @@ impl Agent {
                 ..Message::assistant(completion.content)
             });
             for call in &completion.tool_calls {
-                let result = match self.tools.get(&call.name) {
-                    Some(tool) => tool.call(&ctx, &call.arguments).await,
-                    None => Err(ToolError::new(
-                        "unknown_tool",
-                        format!(
-                            "There is no tool named {:?}. Use one of the tools you were given.",
-                            call.name
-                        ),
-                    )),
-                };
-                let outcome = match &result {
-                    Ok(_) => "ok".to_owned(),
-                    Err(e) => e.code.clone(),
-                };
-                self.audit(
-                    actor,
-                    "agent.tool_call",
-                    s.id,
-                    json!({"tool": call.name, "outcome": outcome, "arguments": history::redact(&call.arguments)}),
-                )
-                .await?;
+                let result = self
+                    .run_tool(
+                        actor,
+                        &mut s,
+                        ctx,
+                        &call.name,
+                        &call.arguments,
+                        &mut actions,
+                    )
+                    .await?;
                 let content = match result {
-                    Ok(value) => {
-                        self.observe(actor, &mut s, &call.name, &value, &mut actions)
-                            .await;
-                        value.to_string()
-                    }
-                    Err(e) => {
-                        if e.code == "unauthenticated"
-                            && !actions.iter().any(|a: &Action| a.kind == "log_in")
-                        {
-                            actions.push(Action {
-                                kind: "log_in",
-                                label: "Log in".into(),
-                                message: None,
-                                slot_id: None,
-                            });
-                        }
-                        json!({"error": e}).to_string()
-                    }
+                    Ok(value) => value.to_string(),
+                    Err(e) => json!({"error": e}).to_string(),
                 };
                 s.messages.push(Message::tool_result(call, content));
             }
@@ -877,4 +841,16 @@ fn committed_words(body: &Value, lang: Lang) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", "),
     )
+}
+
+/// Adds the "Log in" button, once.
+pub(crate) fn offer_log_in(actions: &mut Vec<Action>) {
+    if !actions.iter().any(|a| a.kind == "log_in") {
+        actions.push(Action {
+            kind: "log_in",
+            label: "Log in".into(),
+            message: None,
+            slot_id: None,
+        });
+    }
 }

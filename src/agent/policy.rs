@@ -50,7 +50,7 @@ pub enum Flow {
     Reschedule { appointment: Option<Uuid> },
 }
 
-/// The words a reply is made of, and who understood the message.
+/// What a turn answers: the words and the buttons.
 pub struct Said {
     pub text: String,
     pub actions: Vec<Action>,
@@ -732,14 +732,7 @@ impl Agent {
     ) -> String {
         match e.code.as_str() {
             "unauthenticated" => {
-                if !actions.iter().any(|a| a.kind == "log_in") {
-                    actions.push(Action {
-                        kind: "log_in",
-                        label: "Log in".into(),
-                        message: None,
-                        slot_id: None,
-                    });
-                }
+                super::offer_log_in(actions);
                 replies::log_in(lang).into()
             }
             "slot_taken" | "hold_expired" | "not_found" => replies::taken(lang).into(),
@@ -749,7 +742,7 @@ impl Agent {
         }
     }
 
-    /// Runs one tool for the policy, audited like a model's call.
+    /// Runs one tool for the policy (see [`Agent::run_tool`]).
     pub(super) async fn tool(
         &self,
         actor: &Actor,
@@ -758,12 +751,29 @@ impl Agent {
         name: &str,
         args: Value,
     ) -> Result<std::result::Result<Value, ToolError>> {
-        let Some(tool) = self.tools.get(name) else {
-            return Ok(Err(ToolError::new("unknown_tool", name)));
-        };
-        let arguments = args.to_string();
+        self.run_tool(actor, s, ctx, name, &args.to_string(), &mut Vec::new())
+            .await
+    }
+
+    /// Runs one tool, the policy's or the model's: timed as domain work, audited (free
+    /// text redacted), and what it returns kept in the session (offered times, a proposal).
+    pub(super) async fn run_tool(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        name: &str,
+        arguments: &str,
+        actions: &mut Vec<Action>,
+    ) -> Result<std::result::Result<Value, ToolError>> {
         let t = std::time::Instant::now();
-        let result = tool.call(ctx, &arguments).await;
+        let result = match self.tools.get(name) {
+            Some(tool) => tool.call(ctx, arguments).await,
+            None => Err(ToolError::new(
+                "unknown_tool",
+                format!("There is no tool named {name:?}. Use one of the tools you were given."),
+            )),
+        };
         s.clock.domain += t.elapsed();
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
@@ -773,12 +783,13 @@ impl Agent {
             actor,
             "agent.tool_call",
             s.id,
-            json!({"tool": name, "outcome": outcome, "arguments": super::history::redact(&arguments)}),
+            json!({"tool": name, "outcome": outcome, "arguments": super::history::redact(arguments)}),
         )
         .await?;
-        if let Ok(value) = &result {
-            let mut ignored = Vec::new();
-            self.observe(actor, s, name, value, &mut ignored).await;
+        match &result {
+            Ok(value) => self.observe(actor, s, name, value, actions).await,
+            Err(e) if e.code == "unauthenticated" => super::offer_log_in(actions),
+            Err(_) => {}
         }
         Ok(result)
     }

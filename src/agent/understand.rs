@@ -4,13 +4,13 @@
 //! ([`Understanding::schema`]); the rules here fill it in without one (the offline
 //! assistant) and check the model's answer. What to do next is the dialogue policy's.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::text::{self, has_any, near};
+pub use crate::domain::doctors::PartOfDay;
 use crate::tools::dates;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Intent {
     /// Wants a visit or free times, or describes a health problem.
@@ -29,7 +29,7 @@ pub enum Intent {
     Other,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lang {
     #[default]
@@ -66,26 +66,8 @@ impl Lang {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PartOfDay {
-    Morning,
-    Afternoon,
-    Evening,
-}
-
-impl PartOfDay {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PartOfDay::Morning => "morning",
-            PartOfDay::Afternoon => "afternoon",
-            PartOfDay::Evening => "evening",
-        }
-    }
-}
-
 /// One message, understood. Every field but `intent` and `language` may be absent.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Understanding {
     pub intent: Intent,
     /// The health problem or kind of doctor, in English, in a few words.

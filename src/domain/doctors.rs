@@ -153,6 +153,14 @@ pub enum PartOfDay {
 }
 
 impl PartOfDay {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Morning => "morning",
+            Self::Afternoon => "afternoon",
+            Self::Evening => "evening",
+        }
+    }
+
     /// Local minutes since midnight, `[start, end)`.
     pub fn minutes(self) -> (i64, i64) {
         match self {
