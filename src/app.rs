@@ -29,6 +29,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub files: Arc<dyn FileStore>,
     pub agent: Arc<Agent>,
+    /// Public slot listings kept in memory briefly (`SLOT_LISTING_CACHE_MS`).
+    pub listings: Arc<crate::http::listing_cache::ListingCache>,
 }
 
 impl AppState {
@@ -68,9 +70,13 @@ impl AppState {
         );
         let files: Arc<dyn FileStore> = Arc::new(LocalFiles::new(&config.upload_dir));
         let agent = Arc::new(build_agent(&config, db.clone())?);
+        let listings = Arc::new(crate::http::listing_cache::ListingCache::new(
+            config.http.listing_cache,
+        ));
         Ok(Self {
             files,
             agent,
+            listings,
             config: Arc::new(config),
             db,
             identity: Arc::new(identity),

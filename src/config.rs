@@ -60,6 +60,9 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     /// Open connections at most; more are refused with `503` (`HTTP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// How long a public slot listing may be answered from memory (`SLOT_LISTING_CACHE_MS`;
+    /// 0: never). A write by this process ends it at once; another replica's within this.
+    pub listing_cache: Duration,
 }
 
 /// Doctors' notes and plans: the key that seals them, and how reminders behave.
@@ -339,6 +342,7 @@ impl Config {
                 )?),
                 body_timeout: Duration::from_millis(parse(&get, "HTTP_BODY_TIMEOUT_MS", "30000")?),
                 max_connections: parse(&get, "HTTP_MAX_CONNECTIONS", "10000")?,
+                listing_cache: Duration::from_millis(parse(&get, "SLOT_LISTING_CACHE_MS", "1000")?),
             },
         })
     }

@@ -282,8 +282,14 @@ fn violates(db: &dyn sqlx::error::DatabaseError, constraint: &str) -> bool {
     db.constraint().is_none_or(|name| name == constraint)
 }
 
+/// No connection, or no turn to write, within the wait: the service is busy, not broken.
 fn is_pool_exhausted(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut)
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        // SQLITE_BUSY and its extended codes: another process held the write lock too long.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "261" | "517")),
+        _ => false,
+    }
 }
 
 /// The RFC 9457 body.

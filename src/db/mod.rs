@@ -5,6 +5,7 @@
 //! the concrete pool or transaction. Native `Uuid`, `DateTime<Utc>` and JSON work on both.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::config::DatabaseUrl;
 use crate::crypto::seal::Sealer;
+
+#[cfg(test)]
+mod plans;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -29,7 +33,17 @@ pub struct Db {
     /// Where `audit_log` is, to read its checkpoints back.
     audit_log_path: Option<std::path::PathBuf>,
     policy: Arc<Policy>,
+    /// SQLite takes one writer at a time: this process's writers queue here, in order,
+    /// instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms and lets
+    /// a late writer overtake one that has waited for long.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Counts the writes this process committed: what is kept in memory from a read is
+    /// good while the count has not moved.
+    writes: Arc<AtomicU64>,
 }
+
+/// How long a SQLite writer waits for the others before giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the domain needs beside the pool: the key that seals data at rest (notes, plans,
 /// notification bodies) and the care and notification rules from the configuration.
@@ -111,6 +125,9 @@ pub type AuditTail = Arc<Mutex<Option<(i64, String)>>>;
 /// An open transaction; commit it with [`Tx::commit`], or drop it to roll back.
 pub struct Tx {
     conn: TxConn,
+    /// This process's SQLite writer turn, held until commit or rollback.
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    writes: Arc<AtomicU64>,
     pub(crate) audit_tail: AuditTail,
     audit_log: Option<AuditLog>,
     /// Audit lines to mirror to the log once the transaction has committed.
@@ -179,7 +196,7 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             // After a checkpoint the write-ahead log is cut back to this size: a large load
             // would otherwise leave gigabytes of WAL beside the database for good.
             .pragma("journal_size_limit", SQLITE_WAL_LIMIT.to_string());
@@ -214,7 +231,19 @@ impl Db {
             audit_log: None,
             audit_log_path: None,
             policy: Arc::new(Policy::default()),
+            writer: Arc::default(),
+            writes: Arc::default(),
         }
+    }
+
+    /// How many writes this process has committed (see [`Db::wrote`]).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
+    /// Counts a write made outside a [`Tx`] (a transaction counts itself at commit).
+    pub fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn with_policy(mut self, policy: Policy) -> Self {
@@ -265,14 +294,24 @@ impl Db {
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let conn = match &self.pool {
-            // IMMEDIATE takes SQLite's write lock up front, so two writers queue on the
-            // busy timeout instead of one failing at its first write with SQLITE_BUSY.
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        let (conn, writer) = match &self.pool {
+            Pool::Sqlite(pool) => {
+                // First the turn among this process's writers, then IMMEDIATE takes SQLite's
+                // write lock up front (another process's writer is waited for by the busy
+                // handler), so no transaction fails at its first write with SQLITE_BUSY.
+                let turn =
+                    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, self.writer.clone().lock_owned())
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                (TxConn::Sqlite(tx), Some(turn))
+            }
+            Pool::Postgres(pool) => (TxConn::Postgres(pool.begin().await?), None),
         };
         Ok(Tx {
             conn,
+            _writer: writer,
+            writes: self.writes.clone(),
             audit_tail: self.audit_tail.clone(),
             audit_log: self.audit_log.clone(),
             audit_lines: Vec::new(),
@@ -299,11 +338,14 @@ impl Tx {
         &mut self.conn
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let turn = self._writer.take();
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
         }
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        drop(turn);
         if let Some(log) = &self.audit_log
             && !self.audit_lines.is_empty()
             && let Ok(mut file) = log.lock()

@@ -143,6 +143,13 @@ async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<(Slot, D
     Ok((slot, doctor))
 }
 
+/// How many other live holds a patient has.
+pub(crate) const ACTIVE_HOLDS_SQL: &str = "SELECT COUNT(*) FROM slots WHERE held_by = $1 AND status = 'held' AND hold_expires_at > $2 AND id <> $3";
+
+/// A patient's hold on a free (or lapsed, or their own) slot.
+pub(crate) const HOLD_CLAIM_SQL: &str = "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 \
+    WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $4 OR held_by = $2)))";
+
 /// Holds a free slot for the signed-in patient for `minutes`; only they can confirm it.
 pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result<Hold> {
     let p = patient(actor)?;
@@ -150,10 +157,7 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
     let (slot, doctor) = bookable(db, slot_id, now).await?;
     let expires_at = now + Duration::minutes(minutes.clamp(1, 60));
     let mut tx = db.begin().await?;
-    const ACTIVE: &str = "SELECT COUNT(*) FROM slots WHERE held_by = $1 AND status = 'held' AND hold_expires_at > $2 AND id <> $3";
-    const CLAIM: &str = "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 \
-        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $4 OR held_by = $2)))";
-    let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE)
+    let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE_HOLDS_SQL)
         .bind(p.user_id)
         .bind(now)
         .bind(slot_id)
@@ -165,7 +169,7 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
             "You are already holding several times; confirm or release one first.",
         ));
     }
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query(HOLD_CLAIM_SQL)
         .bind(slot_id)
         .bind(p.user_id)
         .bind(expires_at)
@@ -203,18 +207,21 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
     })
 }
 
+/// A patient letting go of their hold.
+pub(crate) const RELEASE_HOLD_SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
+    WHERE id = $1 AND status = 'held' AND held_by = $2";
+
 /// Lets go of the caller's hold.
 pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
     let p = patient(actor)?;
-    const SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
-        WHERE id = $1 AND status = 'held' AND held_by = $2";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
+    let done = on_db!(db, |pool| sqlx::query(RELEASE_HOLD_SQL)
         .bind(slot_id)
         .bind(p.user_id)
         .bind(Utc::now())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
+    db.wrote();
     if done == 0 {
         Err(Error::new(Code::HoldExpired, "You hold no such slot."))
     } else {
@@ -335,6 +342,12 @@ async fn book_claimed(
     Ok(claimed.booked(id, patient_id, reason, now))
 }
 
+/// A patient's hold becoming their booking.
+pub(crate) const CONFIRM_CLAIM_SQL: &str = claim_returning!(
+    "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
+    WHERE id = $1 AND status = 'held' AND held_by = $3 AND hold_expires_at > $2"
+);
+
 /// Turns the caller's live hold into an appointment.
 pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Result<Appointment> {
     let p = patient(actor)?;
@@ -342,16 +355,14 @@ pub async fn confirm(db: &Db, actor: &Actor, slot_id: Uuid, reason: &str) -> Res
     // Microseconds: what both databases keep, so the answer equals a later read.
     let now = Utc::now().trunc_subsecs(6);
     let mut tx = db.begin().await?;
-    const CLAIM: &str = claim_returning!(
-        "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
-         WHERE id = $1 AND status = 'held' AND held_by = $3 AND hold_expires_at > $2"
-    );
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(CLAIM)
-        .bind(slot_id)
-        .bind(now)
-        .bind(p.user_id)
-        .fetch_optional(&mut *conn)
-        .await)?;
+    let claimed = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(
+        CONFIRM_CLAIM_SQL
+    )
+    .bind(slot_id)
+    .bind(now)
+    .bind(p.user_id)
+    .fetch_optional(&mut *conn)
+    .await)?;
     let Some(claimed) = claimed else {
         drop(tx);
         slots::get(db, slot_id)
@@ -986,13 +997,15 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Appointment> {
     Err(Error::not_found("appointment"))
 }
 
+/// A patient's appointments.
+pub(crate) const MINE_SQL: &str = select_appointments!(
+    "WHERE a.patient_id = $1 AND ($2 OR a.ends_at > $3) ORDER BY a.starts_at LIMIT 500"
+);
+
 /// The caller's own appointments; upcoming only unless `include_past`.
 pub async fn mine(db: &Db, actor: &Actor, include_past: bool) -> Result<Vec<Appointment>> {
     let p = actor.principal()?;
-    const SQL: &str = select_appointments!(
-        "WHERE a.patient_id = $1 AND ($2 OR a.ends_at > $3) ORDER BY a.starts_at LIMIT 500"
-    );
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(MINE_SQL)
         .bind(p.user_id)
         .bind(include_past)
         .bind(Utc::now())
@@ -1000,6 +1013,11 @@ pub async fn mine(db: &Db, actor: &Actor, include_past: bool) -> Result<Vec<Appo
         .await)?;
     opened_all(db, rows)
 }
+
+/// A doctor's day.
+pub(crate) const DOCTOR_DAY_SQL: &str = select_appointments!(
+    "JOIN slots s ON s.id = a.slot_id WHERE a.doctor_id = $1 AND s.local_date = $2 ORDER BY a.starts_at"
+);
 
 /// A doctor's appointments on one clinic-local date (the doctor, or the clinic's staff).
 pub async fn doctor_day(
@@ -1015,16 +1033,18 @@ pub async fn doctor_day(
     if doctor.user_id != Some(p.user_id) {
         clinics::require_staff_of(actor, doctor.clinic_id)?;
     }
-    const SQL: &str = select_appointments!(
-        "JOIN slots s ON s.id = a.slot_id WHERE a.doctor_id = $1 AND s.local_date = $2 ORDER BY a.starts_at"
-    );
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(DOCTOR_DAY_SQL)
         .bind(doctor_id)
         .bind(date)
         .fetch_all(pool)
         .await)?;
     opened_all(db, rows)
 }
+
+/// A clinic's day.
+pub(crate) const CLINIC_DAY_SQL: &str = select_appointments!(
+    "JOIN slots s ON s.id = a.slot_id WHERE a.clinic_id = $1 AND s.local_date = $2 ORDER BY a.starts_at, d.display_name"
+);
 
 /// A clinic's appointments on one local date (its staff).
 pub async fn clinic_day(
@@ -1034,10 +1054,7 @@ pub async fn clinic_day(
     date: NaiveDate,
 ) -> Result<Vec<Appointment>> {
     clinics::require_staff_of(actor, clinic_id)?;
-    const SQL: &str = select_appointments!(
-        "JOIN slots s ON s.id = a.slot_id WHERE a.clinic_id = $1 AND s.local_date = $2 ORDER BY a.starts_at, d.display_name"
-    );
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(CLINIC_DAY_SQL)
         .bind(clinic_id)
         .bind(date)
         .fetch_all(pool)

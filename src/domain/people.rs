@@ -131,10 +131,12 @@ struct GrantRow {
     clinic_id: Option<Uuid>,
 }
 
+/// A user's roles.
+pub(crate) const GRANTS_SQL: &str =
+    "SELECT role, clinic_id FROM user_roles WHERE user_id = $1 ORDER BY created_at, role";
+
 pub async fn grants(db: &Db, user_id: Uuid) -> Result<Vec<Grant>> {
-    const SQL: &str =
-        "SELECT role, clinic_id FROM user_roles WHERE user_id = $1 ORDER BY created_at, role";
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, GrantRow>(SQL)
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, GrantRow>(GRANTS_SQL)
         .bind(user_id)
         .fetch_all(pool)
         .await)?;

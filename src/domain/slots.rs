@@ -395,11 +395,13 @@ pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<(usize, u64)> {
     Ok((ids.len(), created))
 }
 
+/// Lapsed holds back to the pool.
+pub(crate) const RELEASE_EXPIRED_HOLDS_SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $1 \
+    WHERE status = 'held' AND hold_expires_at <= $1";
+
 /// Returns expired holds to the pool (holds also lapse on their own when claimed).
 pub async fn release_expired_holds(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    const SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $1 \
-        WHERE status = 'held' AND hold_expires_at <= $1";
-    Ok(on_db!(db, |pool| sqlx::query(SQL)
+    Ok(on_db!(db, |pool| sqlx::query(RELEASE_EXPIRED_HOLDS_SQL)
         .bind(now)
         .execute(pool)
         .await
@@ -469,6 +471,19 @@ impl SlotQuery {
     }
 }
 
+/// A doctor's zone and notice, for the doctor search.
+pub(crate) const DOCTOR_SEARCH_NOTICE_SQL: &str = "SELECT c.time_zone, COALESCE(sc.min_notice_minutes, 0) FROM doctors d \
+    JOIN clinics c ON c.id = d.clinic_id LEFT JOIN schedules sc ON sc.doctor_id = d.id \
+    WHERE d.id = $1 AND d.deleted_at IS NULL";
+
+/// The doctor search.
+pub(crate) const DOCTOR_SEARCH_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
+    JOIN clinics c ON c.id = s.clinic_id WHERE s.doctor_id = $1 AND c.status = 'active' \
+    AND s.starts_at >= $7 AND s.starts_at < $9 \
+    AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
+    AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
+    ORDER BY s.starts_at LIMIT $8";
+
 /// Free slots of one doctor, soonest first, respecting the minimum notice.
 pub async fn free_for_doctor(
     db: &Db,
@@ -476,35 +491,29 @@ pub async fn free_for_doctor(
     q: &SlotQuery,
     now: DateTime<Utc>,
 ) -> Result<Vec<Slot>> {
-    const DOCTOR: &str = "SELECT c.time_zone, COALESCE(sc.min_notice_minutes, 0) FROM doctors d \
-        JOIN clinics c ON c.id = d.clinic_id LEFT JOIN schedules sc ON sc.doctor_id = d.id \
-        WHERE d.id = $1 AND d.deleted_at IS NULL";
-    let (time_zone, notice): (String, i64) = on_db!(db, |pool| sqlx::query_as(DOCTOR)
-        .bind(doctor_id)
-        .fetch_optional(pool)
-        .await)?
-    .ok_or_else(|| Error::not_found("doctor"))?;
+    let (time_zone, notice): (String, i64) =
+        on_db!(db, |pool| sqlx::query_as(DOCTOR_SEARCH_NOTICE_SQL)
+            .bind(doctor_id)
+            .fetch_optional(pool)
+            .await)?
+        .ok_or_else(|| Error::not_found("doctor"))?;
     let today = now.with_timezone(&clinics::tz_of(&time_zone)).date_naive();
     let w = q.window(today)?;
     let earliest = (now + Duration::minutes(notice)).max(w.after);
-    const SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
-        JOIN clinics c ON c.id = s.clinic_id WHERE s.doctor_id = $1 AND c.status = 'active' \
-        AND s.starts_at >= $7 AND s.starts_at < $9 \
-        AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
-        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
-        ORDER BY s.starts_at LIMIT $8";
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Slot>(SQL)
-        .bind(doctor_id)
-        .bind(w.from)
-        .bind(w.to)
-        .bind(w.min_minute)
-        .bind(w.max_minute)
-        .bind(now)
-        .bind(earliest)
-        .bind(w.limit)
-        .bind(w.before)
-        .fetch_all(pool)
-        .await)?)
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Slot>(
+        DOCTOR_SEARCH_SQL
+    )
+    .bind(doctor_id)
+    .bind(w.from)
+    .bind(w.to)
+    .bind(w.min_minute)
+    .bind(w.max_minute)
+    .bind(now)
+    .bind(earliest)
+    .bind(w.limit)
+    .bind(w.before)
+    .fetch_all(pool)
+    .await)?)
 }
 
 pub async fn min_notice(db: &Db, doctor_id: Uuid) -> Result<Duration> {

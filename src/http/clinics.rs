@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -254,12 +255,12 @@ async fn search_specialties(
 ))]
 async fn specialty_slots(
     State(s): State<AppState>,
+    uri: axum::http::Uri,
     Path(slug): Path<String>,
     Query(q): Query<SlotQuery>,
-) -> Result<Json<Vec<SpecialtySlot>>> {
-    Ok(Json(
-        slots::free_for_specialty(&s.db, &slug, &q, chrono::Utc::now()).await?,
-    ))
+) -> Result<Response> {
+    let read = slots::free_for_specialty(&s.db, &slug, &q, chrono::Utc::now());
+    s.listings.answer(&s.db, uri.to_string(), read).await
 }
 
 /// Doctors patients can book, filtered.
@@ -350,12 +351,12 @@ async fn add_time_off(
 ))]
 async fn doctor_slots(
     State(s): State<AppState>,
+    uri: axum::http::Uri,
     Path(id): Path<Uuid>,
     Query(q): Query<SlotQuery>,
-) -> Result<Json<Vec<Slot>>> {
-    Ok(Json(
-        slots::free_for_doctor(&s.db, id, &q, chrono::Utc::now()).await?,
-    ))
+) -> Result<Response> {
+    let read = slots::free_for_doctor(&s.db, id, &q, chrono::Utc::now());
+    s.listings.answer(&s.db, uri.to_string(), read).await
 }
 
 /// The signed-in patient chooses this doctor as theirs.

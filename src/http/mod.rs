@@ -10,6 +10,7 @@ pub mod clinics;
 pub mod common_answers;
 pub mod extract;
 pub mod health;
+pub mod listing_cache;
 pub mod people;
 pub mod server;
 pub mod team;

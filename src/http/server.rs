@@ -58,6 +58,10 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
+        // Answers go out as soon as they are written, not held back for the next segment.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
         let Ok(service) = make.call(remote).await.map_err(|e: Infallible| e);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

@@ -13,15 +13,10 @@ use chrono::{Days, Utc};
 use clinic::config::DatabaseUrl;
 use clinic::db::Db;
 use clinic::domain::actor::{Actor, Grant, Principal, Role};
-use clinic::domain::clinics::{self, ClinicApplication};
-use clinic::domain::doctors::{self, DoctorForm};
 use clinic::domain::people::{self, NewUser};
-use clinic::domain::schedules::ScheduleForm;
 use clinic::domain::slots::{self, SlotQuery};
 use clinic::domain::{appointments, specialties};
-use clinic::notify::mail::Mailer;
 use clinic::on_db;
-use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
@@ -30,14 +25,9 @@ const DAYS: i64 = 90;
 const RUNS: usize = 5;
 const SEARCHES_PER_RUN: usize = 400;
 const BOOKINGS_PER_RUN: usize = 300;
-const ZONES: [&str; 4] = [
-    "Europe/Lisbon",
-    "America/New_York",
-    "Europe/Berlin",
-    "Asia/Tokyo",
-];
-
-type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+#[path = "world.rs"]
+mod world;
+use world::AnyResult;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> AnyResult<()> {
@@ -243,45 +233,9 @@ struct World {
 }
 
 async fn seed(db: &Db, doctor_count: usize) -> AnyResult<World> {
-    let system = Actor::System;
-    let mailer = Mailer::new(db.clone(), "Bench <bench@clinic.localhost>", None)?;
+    let (clinic_ids, doctor_ids) =
+        world::clinics_and_doctors(db, CLINICS, doctor_count, DAYS).await?;
     let catalogue = specialties::all(db).await?;
-    let mut clinic_ids = Vec::new();
-    for i in 0..CLINICS {
-        let application = ClinicApplication {
-            name: format!("Bench Clinic {i}"),
-            address: format!("{i} Bench Street"),
-            time_zone: ZONES[i % ZONES.len()].into(),
-            contact_name: "Admin".into(),
-            contact_email: format!("admin{i}@bench.example.org"),
-            contact_phone: "+351 210 000 000".into(),
-            specialties: catalogue.iter().map(|s| s.slug.clone()).collect(),
-        };
-        let request = clinics::apply(db, &system, application).await?;
-        clinic_ids.push(clinics::approve(db, &mailer, &system, request.id).await?.id);
-    }
-    let rules = json!(["mon", "tue", "wed", "thu", "fri", "sat"].map(|d| json!({
-        "weekday": d, "start": "09:00", "end": "17:00"
-    })));
-    let schedule: ScheduleForm = serde_json::from_value(json!({
-        "rules": rules, "slot_minutes": 30, "min_notice_minutes": 60, "horizon_days": DAYS
-    }))?;
-    let mut doctor_ids = Vec::with_capacity(doctor_count);
-    for i in 0..doctor_count {
-        let specialty = &catalogue[i % catalogue.len()];
-        let form = DoctorForm {
-            display_name: format!("Dr. Bench {i}"),
-            bio: String::new(),
-            languages: vec!["en".into()],
-            fee_cents: 5000 + (i as i64 % 10) * 1000,
-            currency: None,
-            specialties: vec![specialty.slug.clone()],
-            email: None,
-        };
-        let doctor = doctors::create(db, &mailer, &system, clinic_ids[i % CLINICS], form).await?;
-        slots::set_schedule(db, &system, doctor.id, schedule.clone()).await?;
-        doctor_ids.push(doctor.id);
-    }
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let staff_id = people::insert(

@@ -4,6 +4,8 @@
 mod codes;
 mod mfa;
 mod tokens;
+#[cfg(test)]
+pub(crate) use tokens::AUTHENTICATE_SQL;
 
 use std::time::Duration;
 

@@ -84,6 +84,10 @@ struct RefreshRow {
 const FIND_REFRESH: &str = "SELECT t.id, t.session_id, t.expires_at, t.used_at, s.revoked_at, s.user_id, t.successor_sealed \
     FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1";
 
+/// The login behind an access token, still open, of an active user.
+pub(crate) const AUTHENTICATE_SQL: &str = "SELECT u.email FROM users u JOIN auth_sessions s ON s.user_id = u.id \
+    WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.deactivated_at IS NULL";
+
 impl Identity {
     /// Opens a new login for `user` and returns its first token pair.
     pub(super) async fn start_session(&self, user: &User) -> Result<TokenPair> {
@@ -313,9 +317,7 @@ impl Identity {
                     _ => Error::new(Code::InvalidToken, "The access token is not valid."),
                 })?
                 .claims;
-        const SQL: &str = "SELECT u.email FROM users u JOIN auth_sessions s ON s.user_id = u.id \
-            WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.deactivated_at IS NULL";
-        let found: Option<(String,)> = on_db!(&self.db, |pool| sqlx::query_as(SQL)
+        let found: Option<(String,)> = on_db!(&self.db, |pool| sqlx::query_as(AUTHENTICATE_SQL)
             .bind(claims.sub)
             .bind(claims.sid)
             .fetch_optional(pool)
