@@ -21,6 +21,12 @@ const HOT: &[(&str, &str)] = &[
     ("roles", people::GRANTS_SQL),
 ];
 
+/// Statements only PostgreSQL runs.
+const POSTGRES_ONLY: &[(&str, &str)] = &[(
+    "specialty search (PostgreSQL)",
+    slots::SPECIALTY_SEARCH_PG_SQL,
+)];
+
 /// Parameter types PostgreSQL cannot infer from the statement alone (`$7 IS NULL OR …`).
 const SPECIALTY_SEARCH_TYPES: &str = "text, date, date, bigint, bigint, timestamptz, text, uuid, bigint, bigint, timestamptz, timestamptz";
 
@@ -135,7 +141,7 @@ mod tests {
             sqlx::query(setting).execute(&mut *conn).await.unwrap();
         }
         let mut scans = Vec::new();
-        for (name, sql) in HOT {
+        for (name, sql) in HOT.iter().chain(POSTGRES_ONLY) {
             let types = if *sql == slots::SPECIALTY_SEARCH_SQL {
                 format!("({SPECIALTY_SEARCH_TYPES})")
             } else {

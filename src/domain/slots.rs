@@ -395,17 +395,31 @@ pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<(usize, u64)> {
     Ok((ids.len(), created))
 }
 
-/// Lapsed holds back to the pool.
+/// Lapsed holds back to the pool, at most a batch at a time (through the hold-expiry index).
 pub(crate) const RELEASE_EXPIRED_HOLDS_SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $1 \
-    WHERE status = 'held' AND hold_expires_at <= $1";
+    WHERE id IN (SELECT id FROM slots WHERE status = 'held' AND hold_expires_at <= $1 LIMIT $2)";
 
-/// Returns expired holds to the pool (holds also lapse on their own when claimed).
+/// Lapsed holds released per transaction.
+const RELEASE_BATCH: i64 = 500;
+
+/// Returns expired holds to the pool (holds also lapse on their own when claimed), in
+/// batches, each its own short write.
 pub async fn release_expired_holds(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    Ok(on_db!(db, |pool| sqlx::query(RELEASE_EXPIRED_HOLDS_SQL)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+    let mut released = 0;
+    loop {
+        let mut tx = db.begin().await?;
+        let n = on_tx!(&mut tx, |conn| sqlx::query(RELEASE_EXPIRED_HOLDS_SQL)
+            .bind(now)
+            .bind(RELEASE_BATCH)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        released += n;
+        if n < RELEASE_BATCH as u64 {
+            return Ok(released);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
@@ -553,6 +567,23 @@ pub const SPECIALTY_SEARCH_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s
     AND ($7 IS NULL OR d.languages LIKE $7) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
     ORDER BY s.starts_at LIMIT $10";
 
+/// The specialty search as PostgreSQL runs it: each doctor's first free times in the
+/// window through the (doctor, start) index, then the soonest of those. Planned freely,
+/// PostgreSQL reads every free slot of the specialty in the window and sorts them all.
+pub const SPECIALTY_SEARCH_PG_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
+    d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, d.fee_cents, d.currency, sc.min_notice_minutes \
+    FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
+    JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
+    CROSS JOIN LATERAL (SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
+        WHERE s.doctor_id = d.id AND s.starts_at >= $11 AND s.starts_at < $12 \
+        AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
+        AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
+        ORDER BY s.starts_at LIMIT $10) s \
+    WHERE sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
+    AND ($7::text IS NULL OR d.languages LIKE $7) AND ($8::uuid IS NULL OR d.clinic_id = $8) \
+    AND ($9::bigint IS NULL OR d.fee_cents <= $9) \
+    ORDER BY s.starts_at LIMIT $10";
+
 /// Free slots of every bookable doctor of a specialty, soonest first. Local dates are
 /// each clinic's own.
 pub async fn free_for_specialty(
@@ -585,23 +616,25 @@ pub async fn free_for_specialty(
     let wanted = usize::try_from(w.limit).unwrap_or(50);
     let mut fetch = w.limit;
     loop {
-        let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(
-            SPECIALTY_SEARCH_SQL
-        )
-        .bind(slug)
-        .bind(w.from)
-        .bind(w.to)
-        .bind(w.min_minute)
-        .bind(w.max_minute)
-        .bind(now)
-        .bind(language.as_deref())
-        .bind(q.clinic_id)
-        .bind(q.max_fee_cents)
-        .bind(fetch)
-        .bind(earliest)
-        .bind(w.before)
-        .fetch_all(pool)
-        .await)?;
+        let sql = match db.pool() {
+            crate::db::Pool::Sqlite(_) => SPECIALTY_SEARCH_SQL,
+            crate::db::Pool::Postgres(_) => SPECIALTY_SEARCH_PG_SQL,
+        };
+        let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(sql)
+            .bind(slug)
+            .bind(w.from)
+            .bind(w.to)
+            .bind(w.min_minute)
+            .bind(w.max_minute)
+            .bind(now)
+            .bind(language.as_deref())
+            .bind(q.clinic_id)
+            .bind(q.max_fee_cents)
+            .bind(fetch)
+            .bind(earliest)
+            .bind(w.before)
+            .fetch_all(pool)
+            .await)?;
         if rows.is_empty()
             && crate::domain::specialties::by_slug(db, slug)
                 .await?

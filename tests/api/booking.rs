@@ -2,7 +2,7 @@
 //! no double booking under concurrency.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::TestApp;
@@ -19,6 +19,7 @@ on_both_backends!(
     the_visit_moves_through_check_in_to_completion,
     sixty_four_clients_racing_for_twenty_slots_get_twenty_bookings,
     concurrent_reschedules_onto_one_slot_move_exactly_one,
+    listings_show_this_services_writes_at_once_and_another_replicas_within_a_second,
 );
 
 async fn book(app: &TestApp, token: &str, slot: &str) -> crate::helpers::Answer {
@@ -704,4 +705,53 @@ async fn concurrent_reschedules_onto_one_slot_move_exactly_one(app: TestApp) {
         n
     };
     assert_eq!(on_target, 1);
+}
+
+async fn listings_show_this_services_writes_at_once_and_another_replicas_within_a_second(
+    app: TestApp,
+) {
+    let clinic = app.approved_clinic("Lisbon Cache", "Europe/Lisbon").await;
+    let doctor = app
+        .doctor_with_schedule(&clinic, "Dr. Rui Cache", TestApp::all_week(), 60)
+        .await;
+    let offered = |slots: &[Value], id: &str| slots.iter().any(|s| s["id"] == id);
+    let before = app.free_slots(doctor, "").await;
+    let held = before[0]["id"].as_str().unwrap().to_owned();
+    let blocked = before[1]["id"].as_str().unwrap().to_owned();
+    let (_, ana) = app.user_with("ana@example.org", &[]).await;
+
+    // This service's own writes show at the next listing.
+    app.post_as(&ana, &format!("/api/v1/slots/{held}/hold"), json!({}))
+        .await
+        .assert_ok(201);
+    assert!(!offered(&app.free_slots(doctor, "").await, &held));
+    let released = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/slots/{held}/hold"),
+            Some(&ana),
+            None,
+        )
+        .await;
+    assert_eq!(released.status, 204);
+    assert!(offered(&app.free_slots(doctor, "").await, &held));
+
+    // Another replica's write shows within SLOT_LISTING_CACHE_MS (1 s); meanwhile the
+    // time may still be listed, but holding it checks the database.
+    let replica = app.replica().await;
+    let id: Uuid = blocked.parse().unwrap();
+    clinic::on_db!(&replica, |pool| sqlx::query(
+        "UPDATE slots SET status = 'blocked' WHERE id = $1"
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .unwrap();
+    app.post_as(&ana, &format!("/api/v1/slots/{blocked}/hold"), json!({}))
+        .await
+        .assert_problem(409, "slot_taken");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(!offered(&app.free_slots(doctor, "").await, &blocked));
+    assert!(offered(&app.free_slots(doctor, "").await, &held));
 }
