@@ -40,6 +40,9 @@ pub struct Db {
     /// Counts the writes this process committed: what is kept in memory from a read is
     /// good while the count has not moved.
     writes: Arc<AtomicU64>,
+    /// Data that stays as it is while the process runs (the bundled specialty catalogue,
+    /// seeded at start-up), read once per database.
+    fixed: Arc<Mutex<std::collections::HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>>,
 }
 
 /// How long a SQLite writer waits for the others before giving up with "database is locked".
@@ -233,6 +236,32 @@ impl Db {
             policy: Arc::new(Policy::default()),
             writer: Arc::default(),
             writes: Arc::default(),
+            fixed: Arc::default(),
+        }
+    }
+
+    /// What `load` reads, read once and kept under `key` for the life of the process: only
+    /// for data nothing changes after start-up.
+    pub async fn fixed<T, E, F>(&self, key: &'static str, load: F) -> Result<Arc<T>, E>
+    where
+        T: Send + Sync + 'static,
+        F: Future<Output = Result<T, E>>,
+    {
+        let kept = self.fixed.lock().ok().and_then(|m| m.get(key).cloned());
+        if let Some(value) = kept.and_then(|v| v.downcast::<T>().ok()) {
+            return Ok(value);
+        }
+        let value = Arc::new(load.await?);
+        if let Ok(mut m) = self.fixed.lock() {
+            m.insert(key, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Drops what [`Db::fixed`] kept under `key` (after the data was written again).
+    pub fn forget(&self, key: &'static str) {
+        if let Ok(mut m) = self.fixed.lock() {
+            m.remove(key);
         }
     }
 

@@ -90,15 +90,22 @@ pub async fn seed(db: &Db) -> Result<usize> {
             .map(|r| r.rows_affected()))?;
     }
     tx.commit().await?;
+    db.forget("specialties");
     Ok(seeds.len())
 }
 
 pub async fn all(db: &Db) -> Result<Vec<Specialty>> {
+    // The catalogue is bundled and seeded at start-up: read once per process.
     const SQL: &str =
         "SELECT id, slug, name, description, synonyms, symptoms FROM specialties ORDER BY name";
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Specialty>(SQL)
-        .fetch_all(pool)
-        .await)?)
+    let all = db
+        .fixed("specialties", async {
+            on_db!(db, |pool| sqlx::query_as::<_, Specialty>(SQL)
+                .fetch_all(pool)
+                .await)
+        })
+        .await?;
+    Ok(all.as_ref().clone())
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Specialty>> {

@@ -13,7 +13,8 @@
 //!
 //! `cargo bench --bench http` runs it on SQLite; `BENCH_DATABASE_URL=postgres://…/postgres`
 //! runs it on PostgreSQL (in a fresh database `clinic_bench`); `BENCH_SECONDS` (default 5)
-//! is each load's length.
+//! is each load's length; `BENCH_PERF=<dir>` records a `perf` profile of the service
+//! per load into that folder (`perf report -i <dir>/bookings-10.data`).
 //!
 //! The generator is in this file rather than wrk or oha: a booking is two dependent
 //! requests with a token and a slot of its own, and one generator for every figure keeps
@@ -99,6 +100,13 @@ async fn bench() -> AnyResult<()> {
         free.len()
     );
 
+    // The bulk load's write-ahead log folded into the database first, as a restart would.
+    if db.backend() == "sqlite" {
+        on_db!(&db, |pool| sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+    }
     // In-process: the domain's booking rate at 10 concurrent patients.
     let in_process_slots: Vec<Uuid> = free.split_off(free.len().saturating_sub(3000));
     let in_process = domain_bookings(&db, &patients, in_process_slots, 10, window).await?;
@@ -135,10 +143,12 @@ async fn bench() -> AnyResult<()> {
     for connections in CONNECTIONS {
         let paths = doctor_paths.clone();
         let cpu = server.cpu();
+        let perf = server.profile(&format!("doctor-slots-{connections}"));
         let service = load(&base, connections, window, move |i| {
             Step::Get(paths[i % paths.len()].clone())
         })
         .await?;
+        drop(perf);
         let cpu_ms = server.cpu_since(cpu) / service.ok.max(1) as f64;
         let paths = doctor_paths.clone();
         let bare = load(&plain_base, connections, window, move |i| {
@@ -157,7 +167,9 @@ async fn bench() -> AnyResult<()> {
     for connections in CONNECTIONS {
         let path = specialty_path.clone();
         let cpu = server.cpu();
+        let perf = server.profile(&format!("specialty-slots-{connections}"));
         let service = load(&base, connections, window, move |_| Step::Get(path.clone())).await?;
+        drop(perf);
         let cpu_ms = server.cpu_since(cpu) / service.ok.max(1) as f64;
         rows.push([
             format!("specialty's slots, {connections} connections"),
@@ -175,6 +187,7 @@ async fn bench() -> AnyResult<()> {
     for connections in CONNECTIONS {
         let (free, next, tokens) = (free.clone(), next.clone(), tokens.clone());
         let cpu = server.cpu();
+        let perf = server.profile(&format!("bookings-{connections}"));
         let service = load(&base, connections, window, move |client| {
             let slot = free[next.fetch_add(1, Ordering::Relaxed) % free.len()];
             Step::Book {
@@ -183,6 +196,7 @@ async fn bench() -> AnyResult<()> {
             }
         })
         .await?;
+        drop(perf);
         let cpu_ms = server.cpu_since(cpu) / service.ok.max(1) as f64;
         rows.push([
             format!("bookings (hold + confirm), {connections} connections"),
@@ -197,6 +211,7 @@ async fn bench() -> AnyResult<()> {
     let rss_before = server.rss_mb();
     let sessions = Arc::new(std::sync::Mutex::new(Vec::with_capacity(CHAT_SESSIONS)));
     let cpu = server.cpu();
+    let perf = server.profile("chat-start");
     let started = {
         let sessions = sessions.clone();
         load_n(&base, CHAT_AT_ONCE, CHAT_SESSIONS, move |_| {
@@ -204,6 +219,7 @@ async fn bench() -> AnyResult<()> {
         })
         .await?
     };
+    drop(perf);
     let start_cpu = server.cpu_since(cpu) / started.ok.max(1) as f64;
     let sessions: Arc<Vec<(String, String)>> = Arc::new(
         sessions
@@ -214,6 +230,7 @@ async fn bench() -> AnyResult<()> {
     );
     let next = Arc::new(AtomicUsize::new(0));
     let cpu = server.cpu();
+    let perf = server.profile("chat-turn");
     let turns = {
         let sessions = sessions.clone();
         load_n(&base, CHAT_AT_ONCE, sessions.len(), move |_| {
@@ -223,6 +240,7 @@ async fn bench() -> AnyResult<()> {
         })
         .await?
     };
+    drop(perf);
     let turn_cpu = server.cpu_since(cpu) / turns.ok.max(1) as f64;
     rows.push([
         format!("chat: {CHAT_SESSIONS} sessions started, {CHAT_AT_ONCE} at once"),
@@ -734,6 +752,22 @@ impl Server {
         (self.cpu() - before) * 1000.0
     }
 
+    /// With `BENCH_PERF=<dir>`, `perf record` samples the service (with call graphs) until
+    /// the returned guard is dropped, into `<dir>/<name>.data`.
+    fn profile(&self, name: &str) -> Option<Profiler> {
+        let dir = std::env::var("BENCH_PERF").ok()?;
+        let child = Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
+            .arg(format!("{dir}/{name}.data"))
+            .args(["-p", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Profiler(child))
+    }
+
     fn rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -753,6 +787,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A running `perf record`, stopped (SIGINT, so it writes its file) when dropped.
+struct Profiler(Child);
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
     }
 }
 
