@@ -42,7 +42,8 @@ pub struct Db {
     writes: Arc<AtomicU64>,
     /// Data that stays as it is while the process runs (the bundled specialty catalogue,
     /// seeded at start-up), read once per database.
-    fixed: Arc<Mutex<std::collections::HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>>,
+    fixed:
+        Arc<Mutex<std::collections::HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>>,
 }
 
 /// How long a SQLite writer waits for the others before giving up with "database is locked".

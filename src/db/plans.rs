@@ -11,6 +11,7 @@ const HOT: &[(&str, &str)] = &[
     ("specialty search", slots::SPECIALTY_SEARCH_SQL),
     ("lapsed holds", slots::RELEASE_EXPIRED_HOLDS_SQL),
     ("a patient's live holds", appointments::ACTIVE_HOLDS_SQL),
+    ("a slot to hold", appointments::BOOKABLE_SQL),
     ("hold", appointments::HOLD_CLAIM_SQL),
     ("release", appointments::RELEASE_HOLD_SQL),
     ("confirm", appointments::CONFIRM_CLAIM_SQL),

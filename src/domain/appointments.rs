@@ -14,7 +14,7 @@ use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::care_access;
 use crate::domain::clinics;
-use crate::domain::doctors::{self, Doctor};
+use crate::domain::doctors;
 use crate::domain::slots::{self, Slot};
 use crate::error::{Code, Error, Result};
 use crate::notify::{ics, outbox};
@@ -125,22 +125,46 @@ fn patient(actor: &Actor) -> Result<&Principal> {
     }
 }
 
+/// A slot with what holding it shows and checks, read in one statement.
+#[derive(sqlx::FromRow)]
+struct Bookable {
+    #[sqlx(flatten)]
+    slot: Slot,
+    doctor_name: String,
+    doctor_present: bool,
+    clinic_name: String,
+    clinic_status: String,
+    time_zone: String,
+    min_notice_minutes: i64,
+}
+
+/// The slot, its doctor and clinic, read for a hold.
+pub(crate) const BOOKABLE_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
+    d.display_name AS doctor_name, (d.deleted_at IS NULL) AS doctor_present, c.name AS clinic_name, c.status AS clinic_status, \
+    c.time_zone, COALESCE(sc.min_notice_minutes, 0) AS min_notice_minutes \
+    FROM slots s JOIN doctors d ON d.id = s.doctor_id JOIN clinics c ON c.id = s.clinic_id \
+    LEFT JOIN schedules sc ON sc.doctor_id = s.doctor_id WHERE s.id = $1";
+
 /// The slot, its doctor and clinic, checked bookable now.
-async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<(Slot, Doctor)> {
-    let (slot, _) = slots::get(db, slot_id)
-        .await?
-        .ok_or_else(|| Error::not_found("slot"))?;
-    let doctor = doctors::get(db, slot.doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    clinics::get_active(db, slot.clinic_id).await?;
-    if slot.starts_at < now + slots::min_notice(db, slot.doctor_id).await? {
+async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<Bookable> {
+    let found = on_db!(db, |pool| sqlx::query_as::<_, Bookable>(BOOKABLE_SQL)
+        .bind(slot_id)
+        .fetch_optional(pool)
+        .await)?;
+    let b = found.ok_or_else(|| Error::not_found("slot"))?;
+    if !b.doctor_present {
+        return Err(Error::not_found("doctor"));
+    }
+    if b.clinic_status != "active" {
+        return Err(Error::not_found("clinic"));
+    }
+    if b.slot.starts_at < now + Duration::minutes(b.min_notice_minutes) {
         return Err(Error::new(
             Code::TooLate,
             "That time is too soon to book; please pick a later one.",
         ));
     }
-    Ok((slot, doctor))
+    Ok(b)
 }
 
 /// How many other live holds a patient has.
@@ -154,7 +178,13 @@ pub(crate) const HOLD_CLAIM_SQL: &str = "UPDATE slots SET status = 'held', held_
 pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result<Hold> {
     let p = patient(actor)?;
     let now = Utc::now();
-    let (slot, doctor) = bookable(db, slot_id, now).await?;
+    let Bookable {
+        slot,
+        doctor_name,
+        clinic_name,
+        time_zone,
+        ..
+    } = bookable(db, slot_id, now).await?;
     let expires_at = now + Duration::minutes(minutes.clamp(1, 60));
     let mut tx = db.begin().await?;
     let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE_HOLDS_SQL)
@@ -194,15 +224,15 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
     tx.commit().await?;
     Ok(Hold {
         slot_id,
-        doctor_id: doctor.id,
-        doctor_name: doctor.display_name,
-        clinic_id: doctor.clinic_id,
-        clinic_name: doctor.clinic_name,
+        doctor_id: slot.doctor_id,
+        doctor_name,
+        clinic_id: slot.clinic_id,
+        clinic_name,
         starts_at: slot.starts_at,
         ends_at: slot.ends_at,
         local_date: slot.local_date,
         local_time: slot.local_time(),
-        time_zone: doctor.time_zone,
+        time_zone,
         expires_at,
     })
 }

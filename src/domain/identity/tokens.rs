@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::db::Tx;
-use crate::domain::actor::Principal;
+use crate::domain::actor::{Grant, Principal, Role};
 use crate::domain::audit;
 use crate::domain::people::{self, User, UserView};
 use crate::error::{Code, Error, Result};
@@ -84,9 +84,12 @@ struct RefreshRow {
 const FIND_REFRESH: &str = "SELECT t.id, t.session_id, t.expires_at, t.used_at, s.revoked_at, s.user_id, t.successor_sealed \
     FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id WHERE t.token_hash = $1";
 
-/// The login behind an access token, still open, of an active user.
-pub(crate) const AUTHENTICATE_SQL: &str = "SELECT u.email FROM users u JOIN auth_sessions s ON s.user_id = u.id \
-    WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.deactivated_at IS NULL";
+/// The login behind an access token, still open, of an active user, with the user's roles
+/// (one row per role; one row of NULLs without any).
+pub(crate) const AUTHENTICATE_SQL: &str = "SELECT u.email, r.role, r.clinic_id FROM users u \
+    JOIN auth_sessions s ON s.user_id = u.id LEFT JOIN user_roles r ON r.user_id = u.id \
+    WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND u.deactivated_at IS NULL \
+    ORDER BY r.created_at, r.role";
 
 impl Identity {
     /// Opens a new login for `user` and returns its first token pair.
@@ -317,22 +320,31 @@ impl Identity {
                     _ => Error::new(Code::InvalidToken, "The access token is not valid."),
                 })?
                 .claims;
-        let found: Option<(String,)> = on_db!(&self.db, |pool| sqlx::query_as(AUTHENTICATE_SQL)
-            .bind(claims.sub)
-            .bind(claims.sid)
-            .fetch_optional(pool)
-            .await)?;
-        let Some((email,)) = found else {
+        let rows: Vec<(String, Option<String>, Option<Uuid>)> =
+            on_db!(&self.db, |pool| sqlx::query_as(AUTHENTICATE_SQL)
+                .bind(claims.sub)
+                .bind(claims.sid)
+                .fetch_all(pool)
+                .await)?;
+        let Some(email) = rows.first().map(|(email, _, _)| email.clone()) else {
             return Err(Error::new(
                 Code::InvalidToken,
                 "This login has ended; sign in again.",
             ));
         };
+        let grants = rows
+            .into_iter()
+            .filter_map(|(_, role, clinic_id)| {
+                role.as_deref()
+                    .and_then(Role::parse)
+                    .map(|role| Grant { role, clinic_id })
+            })
+            .collect();
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
             email,
-            grants: people::grants(&self.db, claims.sub).await?,
+            grants,
         })
     }
 }
