@@ -17,12 +17,24 @@ use serde::Serialize;
 use crate::db::Db;
 use crate::error::Result;
 
-/// Listings kept at most; the least recently used go first.
-const CAPACITY: usize = 10_000;
+/// About how many listings are kept, and the bytes they may take at most (keys and
+/// answers): distinct queries cannot grow the memory past it; the least used go first.
+const ITEMS: usize = 10_000;
+const BYTES: u64 = 32 * 1024 * 1024;
 
 pub struct ListingCache {
-    entries: quick_cache::sync::Cache<String, Entry>,
+    entries: quick_cache::sync::Cache<String, Entry, Size>,
     ttl: Duration,
+}
+
+/// An entry weighs its key and answer in bytes.
+#[derive(Clone)]
+struct Size;
+
+impl quick_cache::Weighter<String, Entry> for Size {
+    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+        (key.len() + entry.body.len()) as u64
+    }
 }
 
 #[derive(Clone)]
@@ -36,7 +48,7 @@ struct Entry {
 impl ListingCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            entries: quick_cache::sync::Cache::new(CAPACITY),
+            entries: quick_cache::sync::Cache::with_weighter(ITEMS, BYTES, Size),
             ttl,
         }
     }
