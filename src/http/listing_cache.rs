@@ -23,26 +23,21 @@ const ITEMS: usize = 10_000;
 const BYTES: u64 = 32 * 1024 * 1024;
 
 pub struct ListingCache {
-    entries: quick_cache::sync::Cache<String, Entry, Size>,
+    /// Answers by (write count, period, request): a write or a period's end moves
+    /// requests to a key not yet read, and the old ones age out.
+    entries: quick_cache::sync::Cache<String, Bytes, Size>,
     ttl: Duration,
+    started: Instant,
 }
 
 /// An entry weighs its key and answer in bytes.
 #[derive(Clone)]
 struct Size;
 
-impl quick_cache::Weighter<String, Entry> for Size {
-    fn weight(&self, key: &String, entry: &Entry) -> u64 {
-        (key.len() + entry.body.len()) as u64
+impl quick_cache::Weighter<String, Bytes> for Size {
+    fn weight(&self, key: &String, body: &Bytes) -> u64 {
+        (key.len() + body.len()) as u64
     }
-}
-
-#[derive(Clone)]
-struct Entry {
-    /// [`Db::writes`] when it was read.
-    writes: u64,
-    at: Instant,
-    body: Bytes,
 }
 
 impl ListingCache {
@@ -50,12 +45,15 @@ impl ListingCache {
         Self {
             entries: quick_cache::sync::Cache::with_weighter(ITEMS, BYTES, Size),
             ttl,
+            started: Instant::now(),
         }
     }
 
-    /// The JSON answer for `key` (the request's path and query): from memory when still
-    /// good, else from `read`, kept for the next caller.
-    pub async fn answer<T, F>(&self, db: &Db, key: String, read: F) -> Result<Response>
+    /// The JSON answer for `request` (its path and query): from memory when read since
+    /// this process's last write and within the current period of the cache's lifetime,
+    /// else from `read`. Requests for the same listing that arrive while it is read wait
+    /// for that one read instead of each running it.
+    pub async fn answer<T, F>(&self, db: &Db, request: String, read: F) -> Result<Response>
     where
         T: Serialize,
         F: Future<Output = Result<T>>,
@@ -63,25 +61,19 @@ impl ListingCache {
         if self.ttl.is_zero() {
             return Ok(axum::Json(read.await?).into_response());
         }
-        let writes = db.writes();
-        if let Some(e) = self.entries.get(&key)
-            && e.writes == writes
-            && e.at.elapsed() < self.ttl
-        {
-            return Ok(json(e.body));
+        let period = self.started.elapsed().as_nanos() / self.ttl.as_nanos().max(1);
+        let key = format!("{}:{period}:{request}", db.writes());
+        match self.entries.get_value_or_guard_async(&key).await {
+            Ok(body) => Ok(json(body)),
+            // On an error the guard is dropped and a waiting request reads instead.
+            Err(guard) => {
+                let value = read.await?;
+                let body =
+                    Bytes::from(serde_json::to_vec(&value).map_err(crate::error::Error::internal)?);
+                let _ = guard.insert(body.clone());
+                Ok(json(body))
+            }
         }
-        let at = Instant::now();
-        let value = read.await?;
-        let body = Bytes::from(serde_json::to_vec(&value).map_err(crate::error::Error::internal)?);
-        self.entries.insert(
-            key,
-            Entry {
-                writes,
-                at,
-                body: body.clone(),
-            },
-        );
-        Ok(json(body))
     }
 }
 
