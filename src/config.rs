@@ -275,6 +275,17 @@ impl Config {
         Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
     }
 
+    /// Builds the configuration from these settings alone (tools and benches that set up
+    /// their own service), the environment ignored.
+    pub fn from_pairs(pairs: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
     /// Builds the configuration from any key lookup (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let data_dir = PathBuf::from(get("CLINIC_DATA_DIR").unwrap_or_else(|| "data".into()));

@@ -37,8 +37,8 @@ pub struct Db {
     /// instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms and lets
     /// a late writer overtake one that has waited for long.
     writer: Arc<tokio::sync::Mutex<()>>,
-    /// Counts the writes this process committed: what is kept in memory from a read is
-    /// good while the count has not moved.
+    /// Counts the transactions this process committed: what is kept in memory from a read
+    /// is good while the count has not moved.
     writes: Arc<AtomicU64>,
     /// Data that stays as it is while the process runs (the bundled specialty catalogue,
     /// seeded at start-up), read once per database.
@@ -130,7 +130,7 @@ pub type AuditTail = Arc<Mutex<Option<(i64, String)>>>;
 pub struct Tx {
     conn: TxConn,
     /// This process's SQLite writer turn, held until commit or rollback.
-    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     writes: Arc<AtomicU64>,
     pub(crate) audit_tail: AuditTail,
     audit_log: Option<AuditLog>,
@@ -266,14 +266,9 @@ impl Db {
         }
     }
 
-    /// How many writes this process has committed (see [`Db::wrote`]).
+    /// How many transactions this process has committed (what [`Db::begin`] opened).
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
-    }
-
-    /// Counts a write made outside a [`Tx`] (a transaction counts itself at commit).
-    pub fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn with_policy(mut self, policy: Policy) -> Self {
@@ -324,7 +319,7 @@ impl Db {
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let (conn, writer) = match &self.pool {
+        let (conn, turn) = match &self.pool {
             Pool::Sqlite(pool) => {
                 // First the turn among this process's writers, then IMMEDIATE takes SQLite's
                 // write lock up front (another process's writer is waited for by the busy
@@ -340,7 +335,7 @@ impl Db {
         };
         Ok(Tx {
             conn,
-            _writer: writer,
+            turn,
             writes: self.writes.clone(),
             audit_tail: self.audit_tail.clone(),
             audit_log: self.audit_log.clone(),
@@ -369,7 +364,7 @@ impl Tx {
     }
 
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let turn = self._writer.take();
+        let turn = self.turn.take();
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,

@@ -244,14 +244,17 @@ pub(crate) const RELEASE_HOLD_SQL: &str = "UPDATE slots SET status = 'open', hel
 /// Lets go of the caller's hold.
 pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
     let p = patient(actor)?;
-    let done = on_db!(db, |pool| sqlx::query(RELEASE_HOLD_SQL)
+    // A transaction like every slot write: it takes its turn among this process's SQLite
+    // writers and counts as a write (a kept listing shows the slot free again).
+    let mut tx = db.begin().await?;
+    let done = on_tx!(&mut tx, |conn| sqlx::query(RELEASE_HOLD_SQL)
         .bind(slot_id)
         .bind(p.user_id)
         .bind(Utc::now())
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
-    db.wrote();
+    tx.commit().await?;
     if done == 0 {
         Err(Error::new(Code::HoldExpired, "You hold no such slot."))
     } else {

@@ -125,30 +125,23 @@ pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<User>> {
         .await)?)
 }
 
-#[derive(FromRow)]
-struct GrantRow {
-    role: String,
-    clinic_id: Option<Uuid>,
-}
-
 /// A user's roles.
 pub(crate) const GRANTS_SQL: &str =
     "SELECT role, clinic_id FROM user_roles WHERE user_id = $1 ORDER BY created_at, role";
 
 pub async fn grants(db: &Db, user_id: Uuid) -> Result<Vec<Grant>> {
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, GrantRow>(GRANTS_SQL)
+    let rows: Vec<(String, Option<Uuid>)> = on_db!(db, |pool| sqlx::query_as(GRANTS_SQL)
         .bind(user_id)
         .fetch_all(pool)
         .await)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            Role::parse(&r.role).map(|role| Grant {
-                role,
-                clinic_id: r.clinic_id,
-            })
-        })
-        .collect())
+    Ok(grants_from(rows))
+}
+
+/// Grants from `user_roles` rows (role, clinic); a role this build does not know is skipped.
+pub(crate) fn grants_from(rows: impl IntoIterator<Item = (String, Option<Uuid>)>) -> Vec<Grant> {
+    rows.into_iter()
+        .filter_map(|(role, clinic_id)| Role::parse(&role).map(|role| Grant { role, clinic_id }))
+        .collect()
 }
 
 pub async fn view(db: &Db, user: &User) -> Result<UserView> {

@@ -81,11 +81,7 @@ async fn app(extra: &[(&str, String)]) -> AnyResult<(tempfile::TempDir, AppState
         ("ARGON2_ITERATIONS", "1".into()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-    let config = Config::from_lookup(|k| {
-        env.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.clone())
-    })?;
+    let config = Config::from_pairs(&env)?;
     let state = AppState::build(config).await?;
     clinic::demo::load(&state).await?;
     Ok((dir, state))

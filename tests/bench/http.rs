@@ -74,11 +74,7 @@ async fn bench() -> AnyResult<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let env = environment(&dir, port).await?;
-    let config = Config::from_lookup(|k| {
-        env.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.clone())
-    })?;
+    let config = Config::from_pairs(&env)?;
 
     // Seed in-process, through the domain.
     let state = AppState::build(config).await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::db::Tx;
-use crate::domain::actor::{Grant, Principal, Role};
+use crate::domain::actor::Principal;
 use crate::domain::audit;
 use crate::domain::people::{self, User, UserView};
 use crate::error::{Code, Error, Result};
@@ -332,14 +332,10 @@ impl Identity {
                 "This login has ended; sign in again.",
             ));
         };
-        let grants = rows
-            .into_iter()
-            .filter_map(|(_, role, clinic_id)| {
-                role.as_deref()
-                    .and_then(Role::parse)
-                    .map(|role| Grant { role, clinic_id })
-            })
-            .collect();
+        let grants = people::grants_from(
+            rows.into_iter()
+                .filter_map(|(_, role, clinic_id)| role.map(|role| (role, clinic_id))),
+        );
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
