@@ -1,179 +1,80 @@
-//! Start-up: builds the shared state once, binds the listener and serves until stopped.
+//! Start-up: builds the shared state, assembles the router (API, documentation, pages),
+//! binds the listener and serves until stopped.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Request, header};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_swagger_ui::SwaggerUi;
 
-use sha2::{Digest, Sha256};
+use crate::config::Config;
+use crate::http::client_ip::ClientIp;
+use crate::http::middleware::{self, REQUEST_ID};
+use crate::state::AppState;
 
-use crate::agent::session::SessionStore;
-use crate::agent::{Agent, AgentSettings};
-use crate::config::{Config, SessionStoreKind};
-use crate::crypto::password::PasswordHashing;
-use crate::crypto::seal::Sealer;
-use crate::db::Db;
-use crate::domain::identity::{Identity, JwtKeys, Settings};
-use crate::llm::orchestrate::{Orchestrator, RetryPolicy};
-use crate::notify::mail::Mailer;
-use crate::storage::{FileStore, LocalFiles};
-
-/// Everything a request handler needs, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub identity: Arc<Identity>,
-    pub mailer: Mailer,
-    pub files: Arc<dyn FileStore>,
-    pub agent: Arc<Agent>,
-    /// Public slot listings kept in memory briefly (`SLOT_LISTING_CACHE_MS`).
-    pub listings: Arc<crate::http::listing_cache::ListingCache>,
-}
-
-impl AppState {
-    /// Connects the database, applies migrations and wires the services.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database, config.db_max_connections)
-            .await
-            .with_context(|| format!("connecting to {}", config.database.redacted()))?;
-        Self::with_db(config, db).await
-    }
-
-    /// Like [`Self::build`], on a pool the caller opened (tests use a fresh schema each).
-    pub async fn with_db(config: Config, db: Db) -> anyhow::Result<Self> {
-        let audit_log = config.agent.log_dir.join("audit.log");
-        let db = db
-            .with_audit_log(&audit_log)
-            .with_context(|| format!("opening {}", audit_log.display()))?;
-        let db = db.with_policy(policy(&config));
-        db.migrate().await.context("applying migrations")?;
-        crate::domain::specialties::seed(&db)
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding specialties: {e}"))?;
-        let mailer = Mailer::new(db.clone(), &config.mail_from, config.smtp_url.as_ref())?;
-        let passwords = PasswordHashing::new(config.argon2).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let jwt = JwtKeys::new(&config.jwt_secret);
-        // Codes and tokens are digested with a key derived from the signing secret, so
-        // the database alone never holds anything that signs a user in.
-        let digest_key = crate::crypto::Digester::new(config.jwt_secret.expose_secret().as_bytes())
-            .digest("derive", "code-and-token-digests");
-        let identity = Identity::new(
-            db.clone(),
-            mailer.clone(),
-            passwords,
-            jwt,
-            digest_key.as_bytes(),
-            Settings::from_config(&config),
-        );
-        let files: Arc<dyn FileStore> = Arc::new(LocalFiles::new(&config.upload_dir));
-        let agent = Arc::new(build_agent(&config, db.clone())?);
-        let listings = Arc::new(crate::http::listing_cache::ListingCache::new(
-            config.http.listing_cache,
-        ));
-        Ok(Self {
-            files,
-            agent,
-            listings,
-            config: Arc::new(config),
-            db,
-            identity: Arc::new(identity),
-            mailer,
-        })
-    }
-}
-
-impl AppState {
-    /// The notification dispatcher on this state's database and channels.
-    pub fn dispatcher(&self) -> anyhow::Result<crate::notify::dispatch::Dispatcher> {
-        crate::notify::dispatch::Dispatcher::new(
-            self.db.clone(),
-            self.mailer.clone(),
-            self.config.notify.clone(),
+/// The whole service: the API and its documentation, the pages, and the layers around them.
+pub fn router(state: AppState) -> Router {
+    let client_ip = ClientIp::new(&state.config.trusted_proxies);
+    let (api, openapi) = crate::http::api(state.config.auth_rate_limit, client_ip);
+    // The Swagger UI assets are compiled into the binary (the `vendored` feature), so the
+    // docs page needs no network; the validator badge, which would call out, is off.
+    let docs = SwaggerUi::new("/api/v1/docs")
+        .url("/api/v1/openapi.json", openapi)
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    let cors = crate::web::cors(&state);
+    // Answers may carry health data: no cache keeps them unless a route says otherwise
+    // (public images and scripts do).
+    let api = api.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
+    // Served over https, browsers are told to never use plain http here again.
+    let hsts = state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        .then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            )
+        });
+    api.merge(docs)
+        .merge(crate::web::routes(state.clone()))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(DefaultBodyLimit::max(middleware::MAX_BODY))
+        .with_state(state)
+        // Outside the routes, so preflight requests are answered before routing.
+        .layer(cors)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("same-origin"),
+                ))
+                .layer(CatchPanicLayer::custom(|_| middleware::internal_error())),
         )
-    }
-}
-
-/// A 32-byte key from a configured secret of any length.
-fn key(secret: &secrecy::SecretString) -> [u8; 32] {
-    Sha256::digest(secret.expose_secret().as_bytes()).into()
-}
-
-fn policy(config: &Config) -> crate::db::Policy {
-    let care = &config.care;
-    let minutes = |d: std::time::Duration| chrono::Duration::minutes((d.as_secs() / 60) as i64);
-    crate::db::Policy {
-        sealer: Sealer::new(
-            &key(&care.data_key),
-            &care.old_data_keys.iter().map(key).collect::<Vec<_>>(),
-        ),
-        // Its own key, derived from the data key (which stays outside the database).
-        audit_key: crate::crypto::Digester::new(
-            crate::crypto::Digester::new(&key(&care.data_key))
-                .digest("audit checkpoint key", "")
-                .as_bytes(),
-        ),
-        appointment_reminders: config
-            .notify
-            .appointment_reminders
-            .iter()
-            .map(|d| minutes(*d))
-            .collect(),
-        webhook: config.notify.webhook.is_some(),
-        sms: config.notify.twilio.is_some(),
-        reminder_grace: minutes(care.reminder_grace),
-        plan_extension_limit: care.plan_extension_limit,
-        open_plan_days: care.open_plan_days,
-        record_retention: chrono::Duration::days(care.record_retention_days.max(0)),
-        waitlist_offer: chrono::Duration::minutes(care.waitlist_offer_minutes),
-    }
-}
-
-/// The booking agent: providers in order of preference, sealed sessions, settings.
-fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
-    let sealer = Sealer::new(
-        &key(&config.agent.session_key),
-        &config
-            .agent
-            .old_session_keys
-            .iter()
-            .map(key)
-            .collect::<Vec<_>>(),
-    );
-    let sessions = match config.agent.session_store {
-        SessionStoreKind::Files => SessionStore::Files {
-            dir: config.agent.sessions_dir.clone(),
-            sealer,
-        },
-        SessionStoreKind::Database => SessionStore::Table {
-            db: db.clone(),
-            sealer,
-        },
-    };
-    let providers = crate::llm::configured_providers(&config.llm)?;
-    let policy = RetryPolicy {
-        attempt_timeout: config.llm.attempt_timeout,
-        max_retries: config.llm.max_retries,
-        min_delay: config.llm.backoff_min,
-        ..RetryPolicy::default()
-    };
-    let llm = Orchestrator::new(
-        db.clone(),
-        providers,
-        policy,
-        Some(config.agent.log_dir.clone()),
-    );
-    let settings = AgentSettings {
-        service_name: config.agent.service_name.clone(),
-        default_time_zone: config.agent.default_time_zone.clone(),
-        hold_minutes: config.hold_minutes,
-        max_steps: config.agent.max_steps.max(1),
-        token_budget: config.agent.token_budget,
-        mode: config.llm.mode,
-    };
-    Agent::new(db, llm, sessions, settings).map_err(|e| anyhow::anyhow!("{e}"))
+        .layer(tower::util::option_layer(hsts))
 }
 
 /// A bound server, ready to run.
@@ -206,7 +107,7 @@ impl Application {
         let jobs = crate::jobs::spawn(db.clone());
         let dispatcher = crate::notify::dispatch::spawn(self.state.dispatcher()?);
         let limits = self.state.config.http;
-        let app = crate::http::router(self.state);
+        let app = router(self.state);
         crate::http::server::serve(self.listener, app, limits, shutdown_signal()).await;
         jobs.abort();
         dispatcher.abort();

@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::app::{AppState, Application};
+use crate::app::Application;
 use crate::config::{Config, LogFormat};
-use crate::domain::people;
+use crate::domain::identity::people;
 use crate::domain::validate::Checks;
+use crate::state::AppState;
 
 #[derive(Parser)]
 #[command(

@@ -6,13 +6,13 @@ use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::domain::actor::{Actor, Grant, Role};
+use crate::domain::clinics::doctors::{self, DoctorForm};
 use crate::domain::clinics::{self, ClinicApplication};
-use crate::domain::doctors::{self, DoctorForm};
-use crate::domain::people::{self, NewUser};
-use crate::domain::schedules::ScheduleForm;
-use crate::domain::slots;
+use crate::domain::identity::people::{self, NewUser};
+use crate::domain::scheduling::schedules::ScheduleForm;
+use crate::domain::scheduling::slots;
+use crate::state::AppState;
 
 /// Every demo account signs in with this password.
 pub const PASSWORD: &str = "demo-password";
@@ -466,8 +466,8 @@ async fn submit_note(
         email,
         Grant::in_clinic(Role::Doctor, clinic_id),
     );
-    let extraction = crate::domain::care_plans::extract_rules(DEMO_NOTE);
-    crate::domain::notes::submit(&state.db, &doctor, patient_id, DEMO_NOTE, &extraction)
+    let extraction = crate::domain::care::care_plans::extract_rules(DEMO_NOTE);
+    crate::domain::care::notes::submit(&state.db, &doctor, patient_id, DEMO_NOTE, &extraction)
         .await
         .map_err(anyhow_of)?;
     Ok(())

@@ -13,13 +13,14 @@ use chrono::{DateTime, Days, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::agent::offline;
 use crate::agent::understand::{self, Lang};
 use crate::agent::{replies, text};
-use crate::app::{AppState, Application};
+use crate::app::Application;
 use crate::config::Config;
-use crate::domain::slots::{self, SlotQuery};
-use crate::llm::offline;
+use crate::domain::scheduling::slots::{self, SlotQuery};
 use crate::on_db;
+use crate::state::AppState;
 
 pub struct EvalOptions {
     pub scenarios: PathBuf,
@@ -232,9 +233,9 @@ impl Runner<'_> {
         const PASSWORD: &str = "eval-password-1";
         let hash = self.state.identity.passwords().hash(PASSWORD).await?;
         let mut tx = self.state.db.begin().await?;
-        let id = crate::domain::people::insert(
+        let id = crate::domain::identity::people::insert(
             &mut tx,
-            crate::domain::people::NewUser {
+            crate::domain::identity::people::NewUser {
                 email,
                 display_name: name,
                 password_hash: Some(&hash),
@@ -243,7 +244,7 @@ impl Runner<'_> {
             Utc::now(),
         )
         .await?;
-        crate::domain::people::insert_grant(
+        crate::domain::identity::people::insert_grant(
             &mut tx,
             id,
             crate::domain::actor::Grant::global(crate::domain::actor::Role::Patient),

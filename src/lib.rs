@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod jobs;
 pub mod llm;
 pub mod notify;
+pub mod state;
 pub mod storage;
 pub mod tools;
 pub mod web;

@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::agent::Agent;
-use crate::domain::care_plans::Extraction;
+use crate::domain::care::care_plans::Extraction;
 use crate::error::{Code, Error, Result};
 use crate::llm::Message;
 use crate::llm::orchestrate::CallInfo;
@@ -40,16 +40,19 @@ impl Agent {
     /// Extracts the checklist and plan of a note.
     pub async fn extract_plan(&self, note: &str) -> Result<Extraction> {
         let note = note.trim();
-        if note.is_empty() || note.chars().count() > crate::domain::notes::MAX_CHARS {
+        if note.is_empty() || note.chars().count() > crate::domain::care::notes::MAX_CHARS {
             return Err(Error::new(
                 Code::ValidationFailed,
-                format!("text: 1 to {} characters", crate::domain::notes::MAX_CHARS),
+                format!(
+                    "text: 1 to {} characters",
+                    crate::domain::care::notes::MAX_CHARS
+                ),
             ));
         }
         let schema = serde_json::to_string_pretty(&schema()).unwrap_or_default();
         let today = Utc::now().format("%Y-%m-%d").to_string();
         let system = self.prompts.extract(&today, &schema)?;
-        debug_assert!(system.contains(crate::llm::offline::EXTRACTION_TASK));
+        debug_assert!(system.contains(super::offline::EXTRACTION_TASK));
         let mut messages = vec![Message::system(system), Message::user(note)];
         let info = CallInfo {
             mode: crate::llm::Mode::Text,

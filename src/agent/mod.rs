@@ -5,6 +5,7 @@
 
 pub mod extract;
 pub mod history;
+pub mod offline;
 pub mod policy;
 pub mod prompts;
 pub mod replies;
@@ -23,10 +24,11 @@ use crate::config::AgentMode;
 use crate::db::Db;
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::{appointments, clinics, idempotency};
+use crate::domain::scheduling::appointments;
+use crate::domain::{clinics, idempotency};
 use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
-use crate::llm::{Deltas, Message, Mode, ToolSpec, offline};
+use crate::llm::{Deltas, Message, Mode, ToolSpec};
 use crate::tools::browse::{SlotChoice, SlotList};
 use crate::tools::{Proposal, ProposedAction, Registry, ToolContext};
 use prompts::{Prompts, SystemFacts};

@@ -272,7 +272,7 @@ impl Agent {
         for query in need.lines().filter(|q| !q.trim().is_empty()) {
             let query: String = query.chars().take(500).collect();
             let t = std::time::Instant::now();
-            let hits = crate::domain::specialties::search(ctx.db, &query).await?;
+            let hits = crate::domain::clinics::specialties::search(ctx.db, &query).await?;
             s.clock.domain += t.elapsed();
             for hit in hits.into_iter().filter(|h| h.score > 0.0).take(3) {
                 match ranked.iter_mut().find(|r| r.0 == hit.specialty.slug) {

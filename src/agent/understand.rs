@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::text::{self, has_any, near};
-pub use crate::domain::doctors::PartOfDay;
+pub use crate::domain::clinics::doctors::PartOfDay;
 use crate::tools::dates;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

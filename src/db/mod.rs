@@ -17,9 +17,6 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 use crate::config::DatabaseUrl;
 use crate::crypto::seal::Sealer;
 
-#[cfg(test)]
-mod plans;
-
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -147,6 +144,33 @@ pub enum TxConn {
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool (`&SqlitePool` or `&PgPool`).
+/// What a batch of independent writes did: rows done, and rows that failed (each logged
+/// where it failed; one bad row never stops the others).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl Batch {
+    /// Counts one row's result, logging a failure with what the batch was doing.
+    pub fn count<T>(
+        &mut self,
+        what: &str,
+        row: impl std::fmt::Display,
+        result: crate::error::Result<T>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.failed += 1;
+                tracing::warn!(target: "jobs", error = %e, %row, "{what} failed for one row");
+                None
+            }
+        }
+    }
+}
+
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {

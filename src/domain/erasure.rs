@@ -11,17 +11,17 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::domain::actor::Actor;
-use crate::domain::appointments::{self, Appointment};
 use crate::domain::audit::{self, Entry};
-use crate::domain::care_access::{self, Share};
-use crate::domain::care_plans::{self, ActionableSteps};
+use crate::domain::care::access::{self, Share};
+use crate::domain::care::care_plans::{self, ActionableSteps};
+use crate::domain::care::notes::{self, Note};
+use crate::domain::care::reminders::{self, Reminder};
 use crate::domain::identity;
-use crate::domain::invitations::{self, Invitation};
-use crate::domain::notes::{self, Note};
-use crate::domain::people::{self, UserView};
-use crate::domain::reminders::{self, Reminder};
+use crate::domain::identity::invitations::{self, Invitation};
+use crate::domain::identity::people::{self, UserView};
+use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
 
@@ -86,7 +86,7 @@ pub async fn export(db: &Db, actor: &Actor) -> Result<Export> {
         )
         .await?,
         waitlist,
-        record_shares: care_access::shares(db, actor).await?,
+        record_shares: access::shares(db, actor).await?,
         invitations: invitations::mine(db, actor).await?,
     };
     let mut tx = db.begin().await?;
@@ -226,7 +226,7 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
 
 /// Purges the sealed clinical record of accounts erased longer ago than the retention
 /// period: their reminders, plans and notes. Returns how many accounts were purged.
-pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     let before = now - db.policy().record_retention;
     const DUE: &str = "SELECT id FROM users WHERE erased_at IS NOT NULL AND erased_at < $1 \
         AND EXISTS (SELECT 1 FROM notes n WHERE n.patient_id = users.id) LIMIT 100";
@@ -234,6 +234,7 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<u64> {
         .bind(before)
         .fetch_all(pool)
         .await)?;
+    let mut batch = Batch::default();
     const PURGE: [&str; 6] = [
         "DELETE FROM reminders WHERE patient_id = $1",
         "DELETE FROM checklist_items WHERE plan_id IN (SELECT id FROM care_plans WHERE patient_id = $1)",
@@ -243,26 +244,33 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<u64> {
         "UPDATE outbox SET status = 'cancelled' WHERE user_id = $1 AND status = 'pending'",
     ];
     for user_id in &due {
-        let mut tx = db.begin().await?;
-        for sql in PURGE {
-            on_tx!(&mut tx, |conn| sqlx::query(sql)
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+        let row = *user_id;
+        let one = async {
+            let mut tx = db.begin().await?;
+            for sql in PURGE {
+                on_tx!(&mut tx, |conn| sqlx::query(sql)
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            audit::record_as(
+                &mut tx,
+                None,
+                Entry {
+                    action: "record.purged",
+                    subject: format!("user:{user_id}"),
+                    clinic_id: None,
+                    details: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<bool, Error>(true)
+        };
+        if batch.count("purging an erased account's records", row, one.await) == Some(true) {
+            batch.done += 1;
         }
-        audit::record_as(
-            &mut tx,
-            None,
-            Entry {
-                action: "record.purged",
-                subject: format!("user:{user_id}"),
-                clinic_id: None,
-                details: json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
     }
-    Ok(due.len() as u64)
+    Ok(batch)
 }

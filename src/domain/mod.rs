@@ -1,27 +1,23 @@
-//! The rules of the clinic, one module per aggregate, each owning its SQL. Every function
-//! takes the caller's [`actor::Actor`] where a permission is involved.
+//! The rules of the clinic, by area, each module owning its SQL. Every function takes the
+//! caller's [`actor::Actor`] where a permission is involved.
+//!
+//! Areas build on the ones listed before them and never on those after: `identity` (who
+//! someone is: sign-in, people, invitations), `clinics` (clinics, doctors, staff,
+//! specialties, prices, branding, reports), `scheduling` (schedules, slots, appointments,
+//! waitlist), `care` (notes, care plans, reminders, access to clinical data), and
+//! `erasure`, which reaches into all of them. `actor`, `audit`, `validate`,
+//! `idempotency`, `orchestration` and `outbox` sit below every area.
 
 pub mod actor;
-pub mod appointments;
 pub mod audit;
-pub mod branding;
-pub mod care_access;
-pub mod care_plans;
+pub mod care;
 pub mod clinics;
-pub mod doctors;
 pub mod erasure;
 pub mod idempotency;
 pub mod identity;
-pub mod invitations;
-pub mod notes;
 pub mod orchestration;
-pub mod people;
-pub mod prices;
-pub mod reminders;
-pub mod reports;
-pub mod schedules;
-pub mod slots;
-pub mod specialties;
-pub mod staff;
+pub mod outbox;
+#[cfg(test)]
+mod query_plans;
+pub mod scheduling;
 pub mod validate;
-pub mod waitlist;

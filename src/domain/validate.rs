@@ -444,7 +444,7 @@ pub mod schema {
 
     /// A doctor's note.
     pub fn note() -> Object {
-        text(1, crate::domain::notes::MAX_CHARS)
+        text(1, crate::domain::care::notes::MAX_CHARS)
     }
 
     /// A reason given with a booking or a cancellation (may be empty).

@@ -1,5 +1,4 @@
-//! Doctors' notes, care plans, reminders and check-ins, notification settings, waitlist
-//! offers, and the notification outbox for admins.
+//! Doctors' notes, care plans, reminders and check-ins, and notification settings.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,17 +9,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
-use crate::domain::appointments::Appointment;
-use crate::domain::care_plans::{self, ActionableSteps, StoredChecklistItem};
-use crate::domain::notes::{self, Note, Submitted};
-use crate::domain::people;
-use crate::domain::reminders::{self, Reminder};
-use crate::domain::waitlist::{self, Offer};
+use crate::domain::care::care_plans::{self, ActionableSteps, StoredChecklistItem};
+use crate::domain::care::notes::{self, Note, Submitted};
+use crate::domain::care::reminders::{self, Reminder};
+use crate::domain::identity::people;
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
-use crate::notify::outbox::{self, Notification};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,11 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check_in))
         .routes(routes!(tick))
         .routes(routes!(notification_settings))
-        .routes(routes!(join_waitlist))
-        .routes(routes!(my_offers))
-        .routes(routes!(accept_offer))
-        .routes(routes!(list_outbox))
-        .routes(routes!(retry_notification))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -192,100 +183,4 @@ async fn notification_settings(
     Json(b): Json<people::NotificationSettings>,
 ) -> Result<Json<people::NotificationSettings>> {
     Ok(Json(people::set_notifications(&s.db, &actor, b).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WaitlistBody {
-    /// Wait for this doctor…
-    pub doctor_id: Option<Uuid>,
-    /// …or for any doctor of this specialty (slug).
-    pub specialty: Option<String>,
-    #[serde(default)]
-    #[schema(schema_with = crate::domain::validate::schema::short_note)]
-    pub note: String,
-}
-
-/// Puts the signed-in patient on the waitlist: when a matching time is freed, it is
-/// held for the first in line and offered to them.
-#[utoipa::path(post, path = "/waitlist", tag = "care", security(("bearer" = [])), request_body = WaitlistBody, responses(
-    (status = 201, body = waitlist::WaitlistEntry),
-    (status = 404, description = "No such doctor or specialty", body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "Already waiting", body = Problem, content_type = "application/problem+json"),
-))]
-async fn join_waitlist(
-    State(s): State<AppState>,
-    actor: Actor,
-    Json(b): Json<WaitlistBody>,
-) -> Result<(StatusCode, Json<waitlist::WaitlistEntry>)> {
-    let entry = waitlist::join(&s.db, &actor, b.doctor_id, b.specialty.as_deref(), &b.note).await?;
-    Ok((StatusCode::CREATED, Json(entry)))
-}
-
-/// Freed times offered to the signed-in patient from the waitlist.
-#[utoipa::path(get, path = "/waitlist/offers", tag = "care", security(("bearer" = [])), responses(
-    (status = 200, body = Vec<Offer>),
-))]
-async fn my_offers(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Offer>>> {
-    Ok(Json(waitlist::my_offers(&s.db, &actor).await?))
-}
-
-/// Books an offered time.
-#[utoipa::path(post, path = "/waitlist/offers/{id}/accept", tag = "care", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
-    (status = 201, body = Appointment),
-    (status = 409, description = "The offer lapsed", body = Problem, content_type = "application/problem+json"),
-))]
-async fn accept_offer(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<Appointment>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(waitlist::accept(&s.db, &actor, id).await?),
-    ))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxQuery {
-    /// `pending`, `sending`, `sent`, `dead` or `cancelled`.
-    #[param(pattern = "^(pending|sending|sent|dead|cancelled)$")]
-    pub status: Option<String>,
-    #[serde(default = "fifty")]
-    pub limit: i64,
-}
-
-fn fifty() -> i64 {
-    50
-}
-
-/// The notification outbox, newest first (system admins): failures and dead letters.
-#[utoipa::path(get, path = "/admin/outbox", tag = "admin", security(("bearer" = [])), params(OutboxQuery), responses(
-    (status = 200, body = Vec<Notification>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-))]
-async fn list_outbox(
-    State(s): State<AppState>,
-    actor: Actor,
-    Query(q): Query<OutboxQuery>,
-) -> Result<Json<Vec<Notification>>> {
-    Ok(Json(
-        outbox::list(&s.db, &actor, q.status.as_deref(), q.limit).await?,
-    ))
-}
-
-/// Sends a dead-lettered notification again.
-#[utoipa::path(post, path = "/admin/outbox/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
-    (status = 204),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-))]
-async fn retry_notification(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-) -> Result<StatusCode> {
-    outbox::retry(&s.db, &actor, id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

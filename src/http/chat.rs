@@ -17,12 +17,11 @@ use uuid::Uuid;
 use futures_util::StreamExt;
 
 use crate::agent::{ChatKey, Reply};
-use crate::app::AppState;
 use crate::domain::actor::Actor;
-use crate::domain::orchestration::{self, Stats, StatsQuery};
 use crate::error::{Problem, Result};
-use crate::http::extract::{Json, Path, Query};
+use crate::http::extract::{Json, Path};
 use crate::llm::{Delta, Deltas};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,21 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm))
         .routes(routes!(decline))
         .routes(routes!(delete))
-        .routes(routes!(orchestration_stats))
-}
-
-/// LLM call figures per provider and day: attempts, outcomes, latency p50/p95, tokens,
-/// retries, errors by class (system admins).
-#[utoipa::path(get, path = "/admin/orchestration/stats", tag = "chat", security(("bearer" = [])), params(StatsQuery), responses(
-    (status = 200, body = Stats),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-))]
-async fn orchestration_stats(
-    State(s): State<AppState>,
-    actor: Actor,
-    Query(q): Query<StatsQuery>,
-) -> Result<Json<Stats>> {
-    Ok(Json(orchestration::stats(&s.db, &actor, &q).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -5,9 +5,9 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
 use crate::error::{Code, Error};
+use crate::state::AppState;
 
 /// `axum::Json` with problem+json rejections.
 #[derive(FromRequest)]

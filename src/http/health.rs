@@ -4,9 +4,9 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::error::{Code, Error, Result};
 use crate::http::extract::Json;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

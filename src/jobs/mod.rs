@@ -1,101 +1,89 @@
 //! Background jobs of one process: lapsed holds go back to the pool (and lapsed waitlist
 //! offers pass to the next patient), appointment reminders are queued when due, missed
-//! plan check-ins extend their plans, and every
-//! doctor's slots are extended to the booking horizon each day. All are safe to run on
-//! several replicas at once (each step is a conditional write). Notifications have their
-//! own dispatcher ([`crate::notify::dispatch`]).
+//! plan check-ins extend their plans, every doctor's slots are extended to the booking
+//! horizon, old failed sign-ins are forgotten and records past retention purged. All are
+//! safe to run on several replicas at once (each step is a conditional write).
+//! Notifications have their own dispatcher ([`crate::notify::dispatch`]).
+//!
+//! A job is a type ([`Job`]); one loop runs them all when due and logs what they did.
 
+mod all;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+pub use crate::db::Batch;
 use crate::db::Db;
-use crate::domain::{reminders, slots, waitlist};
+use crate::error::Result;
+pub use all::{
+    AppointmentReminders, ExpireOffers, ExtendSlots, ForgetLoginFailures, PurgeExpiredRecords,
+    ReleaseHolds, SweepMissedCheckIns,
+};
 
-const HOLD_SWEEP_EVERY: Duration = Duration::from_secs(30);
-const EXTEND_EVERY: Duration = Duration::from_secs(6 * 3600);
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<Batch>> + Send + 'a>>;
 
-/// Starts the jobs; they stop when the returned handle is aborted.
+/// Periodic work: what it is called in the logs, how often it runs, and one run.
+pub trait Job: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn every(&self) -> Duration;
+    /// One run at `now`: rows done and rows that failed (a failure is logged where it
+    /// happened and never stops the rest).
+    fn run<'a>(&'a self, db: &'a Db, now: DateTime<Utc>) -> JobFuture<'a>;
+}
+
+/// Every job, in the order they run when due together (offers pass on before holds
+/// lapse, so a released slot can go to the next patient in line).
+pub fn all() -> Vec<Box<dyn Job>> {
+    vec![
+        Box::new(ExpireOffers),
+        Box::new(ReleaseHolds),
+        Box::new(SweepMissedCheckIns),
+        Box::new(AppointmentReminders),
+        Box::new(ExtendSlots),
+        Box::new(ForgetLoginFailures),
+        Box::new(PurgeExpiredRecords),
+    ]
+}
+
+/// Runs one job once and logs its outcome (nothing when it had nothing to do).
+pub async fn run(job: &dyn Job, db: &Db, now: DateTime<Utc>) -> Result<Batch> {
+    let outcome = job.run(db, now).await;
+    match &outcome {
+        Ok(Batch { done: 0, failed: 0 }) => {}
+        Ok(Batch { done, failed: 0 }) => {
+            tracing::info!(target: "jobs", job = job.name(), done, "job done")
+        }
+        Ok(Batch { done, failed }) => {
+            tracing::warn!(target: "jobs", job = job.name(), done, failed, "job done with failures")
+        }
+        Err(e) => tracing::warn!(target: "jobs", job = job.name(), error = %e, "job failed"),
+    }
+    outcome
+}
+
+/// Starts the jobs: each runs at once, then every `every()`; they stop when the returned
+/// handle is aborted.
 pub fn spawn(db: Db) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut sweep = tokio::time::interval(HOLD_SWEEP_EVERY);
-        let mut extend = tokio::time::interval(EXTEND_EVERY);
+        let jobs = all();
+        let mut due: Vec<Instant> = jobs.iter().map(|_| Instant::now()).collect();
         loop {
-            tokio::select! {
-                _ = sweep.tick() => {
-                    expire_offers(&db).await;
-                    release_expired_holds(&db).await;
-                    sweep_missed(&db).await;
-                    appointment_reminders(&db).await;
-                }
-                _ = extend.tick() => {
-                    extend_slots(&db).await;
-                    forget_login_failures(&db).await;
-                    purge_expired_records(&db).await;
+            let now = Instant::now();
+            for (job, next) in jobs.iter().zip(due.iter_mut()) {
+                if *next <= now {
+                    let _ = run(job.as_ref(), &db, Utc::now()).await;
+                    *next = now + job.every();
                 }
             }
+            let Some(earliest) = due.iter().min().copied() else {
+                return;
+            };
+            tokio::time::sleep_until(earliest).await;
         }
     })
-}
-
-pub async fn release_expired_holds(db: &Db) {
-    match slots::release_expired_holds(db, Utc::now()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(target: "jobs", released = n, "lapsed holds released"),
-        Err(e) => tracing::warn!(target: "jobs", error = %e, "releasing lapsed holds failed"),
-    }
-}
-
-pub async fn extend_slots(db: &Db) {
-    match slots::extend_all(db, Utc::now()).await {
-        Ok((doctors, created)) => {
-            tracing::info!(target: "jobs", doctors, created, "slots extended to the horizon")
-        }
-        Err(e) => tracing::warn!(target: "jobs", error = %e, "extending slots failed"),
-    }
-}
-
-pub async fn expire_offers(db: &Db) {
-    match waitlist::expire_offers(db, Utc::now()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(target: "jobs", expired = n, "lapsed waitlist offers passed on"),
-        Err(e) => tracing::warn!(target: "jobs", error = %e, "passing on lapsed offers failed"),
-    }
-}
-
-pub async fn appointment_reminders(db: &Db) {
-    match crate::domain::appointments::send_due_reminders(db, Utc::now()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(target: "jobs", queued = n, "appointment reminders queued"),
-        Err(e) => {
-            tracing::warn!(target: "jobs", error = %e, "queueing appointment reminders failed")
-        }
-    }
-}
-
-pub async fn sweep_missed(db: &Db) {
-    match reminders::sweep_missed(db, Utc::now()).await {
-        Ok((0, _)) => {}
-        Ok((missed, extended)) => {
-            tracing::info!(target: "jobs", missed, extended, "missed check-ins recorded")
-        }
-        Err(e) => tracing::warn!(target: "jobs", error = %e, "recording missed check-ins failed"),
-    }
-}
-
-pub async fn forget_login_failures(db: &Db) {
-    if let Err(e) = crate::domain::identity::forget_login_failures(db, Utc::now()).await {
-        tracing::warn!(target: "jobs", error = %e, "forgetting old failed sign-ins failed");
-    }
-}
-
-pub async fn purge_expired_records(db: &Db) {
-    match crate::domain::erasure::purge_expired_records(db, Utc::now()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(target: "jobs", accounts = n, "records past retention purged"),
-        Err(e) => {
-            tracing::warn!(target: "jobs", error = %e, "purging records past retention failed")
-        }
-    }
 }

@@ -2,7 +2,6 @@
 //! offline assistant (deterministic rules; the default and the last fallback).
 //! [`orchestrate::Orchestrator`] adds timeouts, retries, fallback and the records.
 
-pub mod offline;
 pub mod ollama;
 pub mod openai;
 pub mod orchestrate;
@@ -140,7 +139,7 @@ impl std::fmt::Display for LlmError {
     }
 }
 
-/// The providers the configuration names, best first (the orchestrator adds offline).
+/// The providers the configuration names, best first (the caller adds its fallback).
 pub fn configured_providers(
     config: &crate::config::LlmConfig,
 ) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {

@@ -63,22 +63,22 @@ pub struct Outcome {
 /// The providers in order of preference, the policy and the records.
 pub struct Orchestrator {
     providers: Vec<Arc<dyn Provider>>,
+    /// Tried after every model when a task must get an answer (the offline assistant).
+    fallback: Arc<dyn Provider>,
     policy: RetryPolicy,
     db: Db,
     log: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl Orchestrator {
-    /// `providers` are tried in order; the offline assistant is added last when absent.
+    /// `providers` are tried in order, then `fallback` for the calls that must be answered.
     pub fn new(
         db: Db,
-        mut providers: Vec<Arc<dyn Provider>>,
+        providers: Vec<Arc<dyn Provider>>,
+        fallback: Arc<dyn Provider>,
         policy: RetryPolicy,
         log_dir: Option<PathBuf>,
     ) -> Self {
-        if !providers.iter().any(|p| p.name() == "offline") {
-            providers.push(Arc::new(crate::llm::offline::Offline));
-        }
         let log = log_dir.and_then(|dir| {
             let open = std::fs::create_dir_all(&dir).and_then(|()| {
                 std::fs::OpenOptions::new()
@@ -96,6 +96,7 @@ impl Orchestrator {
         });
         Self {
             providers,
+            fallback,
             policy,
             db,
             log,
@@ -104,7 +105,7 @@ impl Orchestrator {
 
     /// The provider that answers first when all is well.
     pub fn primary(&self) -> &dyn Provider {
-        self.providers[0].as_ref()
+        self.providers.first().unwrap_or(&self.fallback).as_ref()
     }
 
     /// Writes one event as a JSON line (the database gets the attempts).
@@ -120,9 +121,9 @@ impl Orchestrator {
         }
     }
 
-    /// The configured models (not the offline assistant).
+    /// Whether any model is configured (beyond the fallback).
     pub fn has_models(&self) -> bool {
-        self.providers.iter().any(|p| p.name() != "offline")
+        !self.providers.is_empty()
     }
 
     /// Asks the providers in turn until one answers, the offline assistant last.
@@ -161,7 +162,7 @@ impl Orchestrator {
         messages: &[Message],
         tools: &[ToolSpec],
         schema: Option<&serde_json::Value>,
-        offline_too: bool,
+        with_fallback: bool,
     ) -> Result<Outcome, LlmError> {
         let started = Instant::now();
         self.event(
@@ -171,10 +172,8 @@ impl Orchestrator {
         );
         let mut last_error = LlmError::new(ErrorClass::Client, "no provider configured");
         let mut attempts = 0u32;
-        for provider in &self.providers {
-            if !offline_too && provider.name() == "offline" {
-                continue;
-            }
+        let fallback = with_fallback.then_some(&self.fallback);
+        for provider in self.providers.iter().chain(fallback) {
             match self
                 .with_retries(
                     provider.as_ref(),

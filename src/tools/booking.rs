@@ -7,9 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::appointments::{self, Appointment};
 use crate::domain::clinics;
-use crate::domain::waitlist::{self, WaitlistEntry};
+use crate::domain::scheduling::appointments::{self, Appointment};
+use crate::domain::scheduling::waitlist::{self, WaitlistEntry};
 use crate::tools::{Proposal, ProposedAction, Tool, ToolContext, ToolError, parse_id};
 
 /// What the model is told when a proposal is made: the user must now confirm.
@@ -133,7 +133,7 @@ impl Tool for ProposeReschedule {
         let appointment_id = parse_id("appointment_id", &args.appointment_id)?;
         let slot_id = parse_id("new_slot_id", &args.new_slot_id)?;
         let a = appointments::get(ctx.db, ctx.actor, appointment_id).await?;
-        let (slot, status) = crate::domain::slots::get(ctx.db, slot_id)
+        let (slot, status) = crate::domain::scheduling::slots::get(ctx.db, slot_id)
             .await?
             .ok_or_else(|| {
                 ToolError::new(

@@ -5,9 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::doctors::{self, DoctorFilter, PartOfDay};
-use crate::domain::slots::{self, SlotQuery};
-use crate::domain::{clinics, specialties};
+use crate::domain::clinics::doctors::{self, DoctorFilter, PartOfDay};
+use crate::domain::clinics::{self, specialties};
+use crate::domain::scheduling::slots::{self, SlotQuery};
 use crate::tools::{Tool, ToolContext, ToolError, dates, parse_id};
 
 pub struct FindSpecialty;

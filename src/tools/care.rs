@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::domain::actor::Role;
-use crate::domain::care_plans::{self, Extraction};
+use crate::domain::care::care_plans::{self, Extraction};
 use crate::tools::{Tool, ToolContext, ToolError};
 
 pub struct ExtractCarePlan;

@@ -14,14 +14,15 @@ use serde::Deserialize;
 use tera::Context;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::actor::{Grant, Role};
 use crate::domain::audit::{self, AuditFilter};
+use crate::domain::clinics;
+use crate::domain::clinics::reports::{self, Period};
 use crate::domain::identity::LoginOutcome;
+use crate::domain::identity::people;
 use crate::domain::orchestration::{self, StatsQuery};
-use crate::domain::reports::{self, Period};
-use crate::domain::{clinics, people};
-use crate::notify::outbox;
+use crate::domain::outbox;
+use crate::state::AppState;
 use crate::web::pages::{Chart, error_page, render};
 use crate::web::session::{self, ConsoleUser, SignedIn};
 
@@ -377,7 +378,7 @@ pub async fn create_user(
         &user,
         &f.csrf,
         "/admin/users",
-        crate::domain::invitations::create_user(
+        crate::domain::identity::invitations::create_user(
             &s.db,
             &s.mailer,
             &user.actor,

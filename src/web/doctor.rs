@@ -12,9 +12,10 @@ use serde::Deserialize;
 use tera::Context;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::domain::appointments::{self, Visit};
-use crate::domain::{care_plans, doctors, notes};
+use crate::domain::care::{care_plans, notes};
+use crate::domain::clinics::doctors;
+use crate::domain::scheduling::appointments::{self, Visit};
+use crate::state::AppState;
 use crate::web::pages::{error_page, render};
 use crate::web::session::SignedIn;
 
@@ -96,7 +97,7 @@ async fn patient_page(
         Ok(st) => st,
         Err(e) => return error_page(&e, service(s), Some(user)),
     };
-    let name = match crate::domain::people::find(&s.db, id).await {
+    let name = match crate::domain::identity::people::find(&s.db, id).await {
         Ok(found) => found.map(|u| u.display_name).unwrap_or_default(),
         Err(e) => return error_page(&e, service(s), Some(user)),
     };

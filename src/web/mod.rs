@@ -19,7 +19,7 @@ use tera::Context;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 const WIDGET: &str = include_str!("assets/widget.js");
 const CONSOLE_CSS: &str = include_str!("assets/console.css");
@@ -32,7 +32,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub fn routes(state: AppState) -> Router<AppState> {
     // Sign-in is rate limited per client address, as the API's is.
     let limit = || {
-        crate::http::rate_limiter(
+        crate::http::middleware::rate_limiter(
             state.config.auth_rate_limit,
             crate::http::client_ip::ClientIp::new(&state.config.trusted_proxies),
         )

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use secrecy::ExposeSecret;
 
-use crate::app::AppState;
 use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::identity::TokenPair;
 use crate::error::{Code, Error};
+use crate::state::AppState;
 
 pub const ACCESS: &str = "clinic_access";
 pub const REFRESH: &str = "clinic_refresh";

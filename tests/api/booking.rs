@@ -144,9 +144,10 @@ async fn a_lapsed_hold_cannot_be_confirmed_and_frees_the_slot(app: TestApp) {
         .assert_ok(201);
     app.execute("UPDATE slots SET hold_expires_at = updated_at WHERE status = 'held'")
         .await;
-    let released = clinic::domain::slots::release_expired_holds(&app.db, chrono::Utc::now())
-        .await
-        .unwrap();
+    let released =
+        clinic::domain::scheduling::slots::release_expired_holds(&app.db, chrono::Utc::now())
+            .await
+            .unwrap();
     assert_eq!(released, 1);
 }
 

@@ -474,10 +474,10 @@ async fn a_missed_check_in_extends_the_plan_up_to_the_limit(app: TestApp) {
         }
     };
     move_due(before[0].0).await;
-    let (missed, extended) = clinic::domain::reminders::sweep_missed(&app.db, Utc::now())
+    let (missed, extended) = clinic::domain::care::reminders::sweep_missed(&app.db, Utc::now())
         .await
         .unwrap();
-    assert_eq!((missed, extended), (1, 1));
+    assert_eq!((missed.done, missed.failed, extended), (1, 0, 1));
     let after = dues(&app).await;
     assert_eq!(after.len(), 6, "one occurrence added");
     assert_eq!(
@@ -487,8 +487,9 @@ async fn a_missed_check_in_extends_the_plan_up_to_the_limit(app: TestApp) {
     );
     // Running again (another replica) changes nothing.
     assert_eq!(
-        clinic::domain::reminders::sweep_missed(&app.db, Utc::now())
+        clinic::domain::care::reminders::sweep_missed(&app.db, Utc::now())
             .await
+            .map(|(missed, extended)| (missed.done, extended))
             .unwrap(),
         (0, 0)
     );
@@ -496,10 +497,10 @@ async fn a_missed_check_in_extends_the_plan_up_to_the_limit(app: TestApp) {
     for (id, _) in &before[1..4] {
         move_due(*id).await;
     }
-    let (missed, extended) = clinic::domain::reminders::sweep_missed(&app.db, Utc::now())
+    let (missed, extended) = clinic::domain::care::reminders::sweep_missed(&app.db, Utc::now())
         .await
         .unwrap();
-    assert_eq!((missed, extended), (3, 2));
+    assert_eq!((missed.done, missed.failed, extended), (3, 0, 2));
     assert_eq!(dues(&app).await.len(), 8);
     let steps = app
         .get_as(
@@ -620,10 +621,10 @@ async fn a_cancelled_time_is_offered_to_the_waitlist_and_passes_on_when_it_lapse
     .map(|_| ()))
     .unwrap();
     assert_eq!(
-        clinic::domain::waitlist::expire_offers(&app.db, Utc::now())
+        clinic::jobs::run(&clinic::jobs::ExpireOffers, &app.db, Utc::now())
             .await
             .unwrap(),
-        1
+        clinic::jobs::Batch { done: 1, failed: 0 }
     );
     app.post_as(
         &first,
@@ -1016,23 +1017,37 @@ async fn a_booking_confirmation_goes_out_by_smtp_with_a_calendar_file_and_a_sign
             n
         }
     };
-    use clinic::domain::appointments::send_due_reminders;
+    use clinic::domain::scheduling::appointments::send_due_reminders;
     let replica = app.replica().await.with_policy(app.db.policy().clone());
-    assert_eq!(send_due_reminders(&app.db, Utc::now()).await.unwrap(), 0);
+    assert_eq!(
+        send_due_reminders(&app.db, Utc::now()).await.unwrap().done,
+        0
+    );
     let day_before = starts - chrono::Duration::hours(24) + chrono::Duration::seconds(1);
     let (a, b) = tokio::join!(
         send_due_reminders(&app.db, day_before),
         send_due_reminders(&replica, day_before)
     );
-    assert_eq!(a.unwrap() + b.unwrap(), 1, "the 24-hour reminder, once");
+    assert_eq!(
+        a.unwrap().done + b.unwrap().done,
+        1,
+        "the 24-hour reminder, once"
+    );
     assert_eq!(pending(&app).await, 1);
-    assert_eq!(send_due_reminders(&app.db, day_before).await.unwrap(), 0);
+    assert_eq!(
+        send_due_reminders(&app.db, day_before).await.unwrap().done,
+        0
+    );
     let two_hours = starts - chrono::Duration::hours(2) + chrono::Duration::seconds(1);
-    assert_eq!(send_due_reminders(&app.db, two_hours).await.unwrap(), 1);
+    assert_eq!(
+        send_due_reminders(&app.db, two_hours).await.unwrap().done,
+        1
+    );
     assert_eq!(
         send_due_reminders(&app.db, starts - chrono::Duration::minutes(5))
             .await
-            .unwrap(),
+            .unwrap()
+            .done,
         0
     );
     assert_eq!(pending(&app).await, 2);

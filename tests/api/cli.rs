@@ -107,7 +107,7 @@ async fn create_admin_makes_a_system_admin_who_can_sign_in() {
     let config =
         clinic::config::Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone()))
             .unwrap();
-    let state = clinic::app::AppState::build(config).await.unwrap();
+    let state = clinic::state::AppState::build(config).await.unwrap();
     match state
         .identity
         .login("root@clinic.test", &password)
@@ -186,7 +186,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
     let config =
         clinic::config::Config::from_lookup(|k| (k == "CLINIC_DATA_DIR").then(|| data.clone()))
             .unwrap();
-    let state = clinic::app::AppState::build(config).await.unwrap();
+    let state = clinic::state::AppState::build(config).await.unwrap();
     let db = &state.db;
     let clinics = clinic::domain::clinics::list(db, None, None).await.unwrap();
     let mut zones: Vec<&str> = clinics.iter().map(|c| c.time_zone.as_str()).collect();
@@ -195,7 +195,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
         zones,
         ["America/New_York", "Europe/Berlin", "Europe/Lisbon"]
     );
-    let doctors = clinic::domain::doctors::browse(db, &Default::default())
+    let doctors = clinic::domain::clinics::doctors::browse(db, &Default::default())
         .await
         .unwrap();
     assert_eq!(doctors.len(), 27);
@@ -207,7 +207,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
     .await
     .unwrap();
     assert_eq!(pending.len(), 1);
-    let slots = clinic::domain::slots::free_for_doctor(
+    let slots = clinic::domain::scheduling::slots::free_for_doctor(
         db,
         doctors[0].id,
         &Default::default(),
@@ -245,7 +245,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
             clinic::domain::actor::Role::Patient,
         )],
     });
-    let steps = clinic::domain::care_plans::actionable_steps(db, &me, patient)
+    let steps = clinic::domain::care::care_plans::actionable_steps(db, &me, patient)
         .await
         .unwrap();
     assert_eq!(steps.plans.len(), 1);

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use clinic::app::{AppState, Application};
+use clinic::app::Application;
 use clinic::config::Config;
 use clinic::db::Db;
+use clinic::state::AppState;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;

@@ -5,6 +5,7 @@ mod model_server;
 mod smtp;
 
 mod agent_models;
+mod architecture;
 mod audit;
 mod auth;
 mod bad_input;
@@ -14,6 +15,7 @@ mod care;
 mod chat;
 mod cli;
 mod fuzz;
+mod jobs;
 mod mfa;
 mod platform;
 mod roles;

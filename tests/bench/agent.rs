@@ -14,12 +14,12 @@ use axum::Json;
 use axum::routing::post;
 use clinic::agent::ChatKey;
 use clinic::agent::session::{Session, SessionStore};
-use clinic::app::AppState;
 use clinic::config::Config;
 use clinic::domain::actor::Actor;
 use clinic::domain::audit::{self, Entry};
 use clinic::llm::Message;
 use clinic::llm::orchestrate::count_messages;
+use clinic::state::AppState;
 use serde_json::{Value, json};
 
 const CONVERSATIONS: usize = 40;
@@ -301,7 +301,7 @@ fn tokens(dir: &tempfile::TempDir) -> AnyResult<()> {
 
 async fn patient(state: &AppState, email: &str) -> AnyResult<Actor> {
     use clinic::domain::actor::{Grant, Principal, Role};
-    use clinic::domain::people::{self, NewUser};
+    use clinic::domain::identity::people::{self, NewUser};
     let now = chrono::Utc::now();
     let mut tx = state.db.begin().await?;
     let user_id = people::insert(

@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{Days, Utc};
-use clinic::app::AppState;
 use clinic::config::Config;
 use clinic::db::Db;
 use clinic::domain::actor::{Actor, Grant, Principal, Role};
-use clinic::domain::appointments;
-use clinic::domain::people::{self, NewUser};
+use clinic::domain::identity::people::{self, NewUser};
+use clinic::domain::scheduling::appointments;
 use clinic::on_db;
+use clinic::state::AppState;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;

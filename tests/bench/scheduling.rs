@@ -13,9 +13,10 @@ use chrono::{Days, Utc};
 use clinic::config::DatabaseUrl;
 use clinic::db::Db;
 use clinic::domain::actor::{Actor, Grant, Principal, Role};
-use clinic::domain::people::{self, NewUser};
-use clinic::domain::slots::{self, SlotQuery};
-use clinic::domain::{appointments, specialties};
+use clinic::domain::clinics::specialties;
+use clinic::domain::identity::people::{self, NewUser};
+use clinic::domain::scheduling::appointments;
+use clinic::domain::scheduling::slots::{self, SlotQuery};
 use clinic::on_db;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
@@ -447,7 +448,7 @@ async fn explain_specialty_search(db: &Db, slug: &str) -> AnyResult<()> {
     let today = Utc::now().date_naive();
     let sql = format!(
         "EXPLAIN QUERY PLAN {}",
-        clinic::domain::slots::SPECIALTY_SEARCH_SQL
+        clinic::domain::scheduling::slots::SPECIALTY_SEARCH_SQL
     );
     let rows: Vec<(i64, i64, i64, String)> =
         on_db!(db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))

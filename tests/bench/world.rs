@@ -3,10 +3,11 @@
 
 use clinic::db::Db;
 use clinic::domain::actor::Actor;
+use clinic::domain::clinics::doctors::{self, DoctorForm};
+use clinic::domain::clinics::specialties;
 use clinic::domain::clinics::{self, ClinicApplication};
-use clinic::domain::doctors::{self, DoctorForm};
-use clinic::domain::schedules::ScheduleForm;
-use clinic::domain::{slots, specialties};
+use clinic::domain::scheduling::schedules::ScheduleForm;
+use clinic::domain::scheduling::slots;
 use clinic::notify::mail::Mailer;
 use serde_json::json;
 use uuid::Uuid;

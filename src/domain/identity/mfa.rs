@@ -11,7 +11,7 @@ use super::codes::{Purpose, invalid_code};
 use super::tokens::TokenPair;
 use super::{Identity, LoginOutcome};
 use crate::domain::actor::Actor;
-use crate::domain::people::{self, MfaMethod, User};
+use crate::domain::identity::people::{self, MfaMethod, User};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
 

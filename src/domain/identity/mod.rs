@@ -2,7 +2,9 @@
 //! second factors, password reset, and logins as rotating token families.
 
 mod codes;
+pub mod invitations;
 mod mfa;
+pub mod people;
 mod tokens;
 #[cfg(test)]
 pub(crate) use tokens::AUTHENTICATE_SQL;
@@ -23,11 +25,11 @@ use crate::crypto::password::PasswordHashing;
 use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit;
-use crate::domain::people::{self, MfaMethod, NewUser, User, UserView};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
 use crate::on_db;
+use people::{MfaMethod, NewUser, User, UserView};
 
 /// Limits and lifetimes of the identity flows.
 #[derive(Clone, Debug)]

@@ -15,7 +15,7 @@ use super::Identity;
 use crate::db::Tx;
 use crate::domain::actor::Principal;
 use crate::domain::audit;
-use crate::domain::people::{self, User, UserView};
+use crate::domain::identity::people::{self, User, UserView};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
 

@@ -1,5 +1,7 @@
 //! Clinics, applications to join, specialties, doctors and their schedules.
 
+pub mod team;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,15 +11,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
+use crate::domain::clinics::doctors::{self, Doctor, DoctorFilter, DoctorForm, PatientSummary};
+use crate::domain::clinics::specialties::{self, SpecialtyMatch};
 use crate::domain::clinics::{self, Clinic, ClinicApplication, ClinicPatch, ClinicRequest};
-use crate::domain::doctors::{self, Doctor, DoctorFilter, DoctorForm, PatientSummary};
-use crate::domain::schedules::{DateOverride, ScheduleForm};
-use crate::domain::slots::{self, Slot, SlotQuery, SpecialtySlot, SyncReport, TimeOffForm};
-use crate::domain::specialties::{self, SpecialtyMatch};
+use crate::domain::scheduling::schedules::{DateOverride, ScheduleForm};
+use crate::domain::scheduling::slots::{
+    self, Slot, SlotQuery, SpecialtySlot, SyncReport, TimeOffForm,
+};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
+use crate::state::AppState;
 
 /// Anonymous applications to join, apart so that they can be rate limited.
 pub fn application_routes() -> OpenApiRouter<AppState> {
@@ -26,11 +30,6 @@ pub fn application_routes() -> OpenApiRouter<AppState> {
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_requests))
-        .routes(routes!(approve))
-        .routes(routes!(reject))
-        .routes(routes!(suspend))
-        .routes(routes!(reactivate))
         .routes(routes!(list_clinics))
         .routes(routes!(get_clinic, update_clinic))
         .routes(routes!(search_specialties))
@@ -83,103 +82,6 @@ async fn apply(
         StatusCode::CREATED,
         Json(clinics::apply(&s.db, &actor, form).await?),
     ))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StatusFilter {
-    /// `pending`, `approved` or `rejected`.
-    pub status: Option<String>,
-}
-
-/// Applications to join (system admins).
-#[utoipa::path(get, path = "/admin/clinic-requests", tag = "clinics", security(("bearer" = [])), params(StatusFilter), responses(
-    (status = 200, body = Vec<ClinicRequest>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-))]
-async fn list_requests(
-    State(s): State<AppState>,
-    actor: Actor,
-    Query(f): Query<StatusFilter>,
-) -> Result<Json<Vec<ClinicRequest>>> {
-    Ok(Json(
-        clinics::list_requests(&s.db, &actor, f.status.as_deref()).await?,
-    ))
-}
-
-/// Approves an application: the clinic is created and its contact invited as clinic admin.
-#[utoipa::path(post, path = "/admin/clinic-requests/{id}/approve", tag = "clinics", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses(
-    (status = 200, body = ClinicView),
-    (status = 409, description = "Already decided", body = Problem, content_type = "application/problem+json"),
-))]
-async fn approve(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-) -> Result<Json<ClinicView>> {
-    let clinic = clinics::approve(&s.db, &s.mailer, &actor, id).await?;
-    Ok(Json(view(&s, clinic).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    /// Why (optional; kept in the audit log).
-    #[serde(default)]
-    #[schema(schema_with = crate::domain::validate::schema::reason)]
-    pub reason: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RejectBody {
-    /// Why, as the applicant is told.
-    #[schema(schema_with = crate::domain::validate::schema::decision_reason)]
-    pub reason: String,
-}
-
-/// Rejects an application with a reason.
-#[utoipa::path(post, path = "/admin/clinic-requests/{id}/reject", tag = "clinics", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = RejectBody, responses(
-    (status = 200, body = ClinicRequest),
-    (status = 409, body = Problem, content_type = "application/problem+json"),
-))]
-async fn reject(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-    Json(b): Json<RejectBody>,
-) -> Result<Json<ClinicRequest>> {
-    Ok(Json(
-        clinics::reject(&s.db, &s.mailer, &actor, id, &b.reason).await?,
-    ))
-}
-
-/// Suspends a clinic: hidden from patients, no new bookings.
-#[utoipa::path(post, path = "/admin/clinics/{id}/suspend", tag = "clinics", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = ReasonBody, responses((status = 200, body = ClinicView)))]
-async fn suspend(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
-) -> Result<Json<ClinicView>> {
-    let clinic = clinics::set_status(&s.db, &actor, id, false, &b.reason).await?;
-    Ok(Json(view(&s, clinic).await?))
-}
-
-/// Reactivates a suspended clinic.
-#[utoipa::path(post, path = "/admin/clinics/{id}/reactivate", tag = "clinics", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = ReasonBody, responses((status = 200, body = ClinicView)))]
-async fn reactivate(
-    State(s): State<AppState>,
-    actor: Actor,
-    Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
-) -> Result<Json<ClinicView>> {
-    let clinic = clinics::set_status(&s.db, &actor, id, true, &b.reason).await?;
-    Ok(Json(view(&s, clinic).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

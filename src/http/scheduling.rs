@@ -12,13 +12,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
-use crate::domain::appointments::{self, Appointment, Hold, Visit};
-use crate::domain::audit::{self, AuditFilter, AuditRecord, ChainReport};
 use crate::domain::idempotency;
+use crate::domain::scheduling::appointments::{self, Appointment, Hold, Visit};
+use crate::domain::scheduling::waitlist::{self, Offer};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -32,8 +32,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mark))
         .routes(routes!(doctor_day))
         .routes(routes!(clinic_day))
-        .routes(routes!(audit_log))
-        .routes(routes!(verify_audit))
+        .routes(routes!(join_waitlist))
+        .routes(routes!(my_offers))
+        .routes(routes!(accept_offer))
 }
 
 /// Runs a booking write once per `Idempotency-Key` (when the client sends one).
@@ -335,24 +336,54 @@ async fn clinic_day(
     ))
 }
 
-/// The audit trail, newest first (system admins; clinic admins see their clinic's).
-#[utoipa::path(get, path = "/admin/audit", tag = "audit", security(("bearer" = [])), params(AuditFilter), responses(
-    (status = 200, body = Vec<AuditRecord>),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
-))]
-async fn audit_log(
-    State(s): State<AppState>,
-    actor: Actor,
-    Query(f): Query<AuditFilter>,
-) -> Result<Json<Vec<AuditRecord>>> {
-    Ok(Json(audit::list(&s.db, &actor, &f).await?))
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitlistBody {
+    /// Wait for this doctor…
+    pub doctor_id: Option<Uuid>,
+    /// …or for any doctor of this specialty (slug).
+    pub specialty: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::short_note)]
+    pub note: String,
 }
 
-/// Recomputes the audit hash chain and reports the first broken link.
-#[utoipa::path(get, path = "/admin/audit/verify", tag = "audit", security(("bearer" = [])), responses(
-    (status = 200, body = ChainReport),
-    (status = 403, body = Problem, content_type = "application/problem+json"),
+/// Puts the signed-in patient on the waitlist: when a matching time is freed, it is
+/// held for the first in line and offered to them.
+#[utoipa::path(post, path = "/waitlist", tag = "care", security(("bearer" = [])), request_body = WaitlistBody, responses(
+    (status = 201, body = waitlist::WaitlistEntry),
+    (status = 404, description = "No such doctor or specialty", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Already waiting", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn verify_audit(State(s): State<AppState>, actor: Actor) -> Result<Json<ChainReport>> {
-    Ok(Json(audit::verify(&s.db, &actor).await?))
+async fn join_waitlist(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(b): Json<WaitlistBody>,
+) -> Result<(StatusCode, Json<waitlist::WaitlistEntry>)> {
+    let entry = waitlist::join(&s.db, &actor, b.doctor_id, b.specialty.as_deref(), &b.note).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// Freed times offered to the signed-in patient from the waitlist.
+#[utoipa::path(get, path = "/waitlist/offers", tag = "care", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<Offer>),
+))]
+async fn my_offers(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Offer>>> {
+    Ok(Json(waitlist::my_offers(&s.db, &actor).await?))
+}
+
+/// Books an offered time.
+#[utoipa::path(post, path = "/waitlist/offers/{id}/accept", tag = "care", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 201, body = Appointment),
+    (status = 409, description = "The offer lapsed", body = Problem, content_type = "application/problem+json"),
+))]
+async fn accept_offer(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<Appointment>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(waitlist::accept(&s.db, &actor, id).await?),
+    ))
 }

@@ -1,5 +1,5 @@
-//! The offline provider: the last one the orchestrator tries, so a task always gets an
-//! answer without a network. For the care-plan extraction it answers with the rule-based
+//! The offline assistant as a provider: the agent hands it to the orchestrator as the one
+//! tried last, so a task always gets an answer without a network. For the care-plan extraction it answers with the rule-based
 //! extractor's JSON. Chat turns never reach it: without a model, the agent's dialogue
 //! policy reads messages with its own rules (`agent::understand`).
 
@@ -35,7 +35,7 @@ impl Provider for Offline {
 /// The extraction of the note in the conversation, or an empty answer to anything else.
 pub fn decide(messages: &[Message]) -> Completion {
     let content = match extraction_note(messages) {
-        Some(note) => serde_json::to_string(&crate::domain::care_plans::extract_rules(note))
+        Some(note) => serde_json::to_string(&crate::domain::care::care_plans::extract_rules(note))
             .unwrap_or_default(),
         None => String::new(),
     };

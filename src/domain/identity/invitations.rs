@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::people::{self, NewUser};
+use crate::domain::identity::people::{self, NewUser};
 use crate::error::{Code, Error, Result};
 use crate::{on_db, on_tx};
 

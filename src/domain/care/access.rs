@@ -18,7 +18,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
+use crate::db::Db;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::audit::{self, Entry};
 use crate::error::{Code, Error, Result};
@@ -176,22 +176,6 @@ async fn refuse(db: &Db, actor: &Actor, action: &'static str, patient_id: Uuid) 
         Code::Forbidden,
         "Only the patient and their doctors at the clinic that wrote it can see this.",
     )
-}
-
-/// Whether the patient has a relationship with the clinic: an appointment there (in any
-/// state), one of its doctors chosen, or their record shared with it. A clinic's staff act
-/// for such patients only; to anyone else a patient the clinic does not know is as absent
-/// as one who does not exist.
-pub async fn clinic_knows(tx: &mut Tx, clinic_id: Uuid, patient_id: Uuid) -> Result<bool> {
-    const SQL: &str = "SELECT 1 WHERE EXISTS (SELECT 1 FROM appointments a WHERE a.clinic_id = $1 AND a.patient_id = $2) \
-        OR EXISTS (SELECT 1 FROM patient_doctors pd JOIN doctors d ON d.id = pd.doctor_id WHERE d.clinic_id = $1 AND pd.patient_id = $2) \
-        OR EXISTS (SELECT 1 FROM record_shares s WHERE s.clinic_id = $1 AND s.patient_id = $2)";
-    let known: Option<i32> = on_tx!(tx, |conn| sqlx::query_scalar(SQL)
-        .bind(clinic_id)
-        .bind(patient_id)
-        .fetch_optional(&mut *conn)
-        .await)?;
-    Ok(known.is_some())
 }
 
 /// A clinic the patient shares their whole record with.

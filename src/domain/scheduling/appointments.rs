@@ -9,13 +9,12 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, Policy, Tx};
+use crate::db::{Batch, Db, Policy, Tx};
 use crate::domain::actor::{Actor, Principal, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::care_access;
 use crate::domain::clinics;
-use crate::domain::doctors;
-use crate::domain::slots::{self, Slot};
+use crate::domain::clinics::doctors;
+use crate::domain::scheduling::slots::{self, Slot};
 use crate::error::{Code, Error, Result};
 use crate::notify::{ics, outbox};
 use crate::{on_db, on_tx};
@@ -514,7 +513,7 @@ struct DueReminder {
 /// `next_reminder_at` has come gets its reminder queued and its next one set, in one
 /// transaction by a conditional update, so replicas never send one twice. Returns how
 /// many were queued.
-pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     const CLEAR: &str = "UPDATE appointments SET next_reminder_at = NULL \
         WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= $1 AND (status <> 'booked' OR starts_at <= $1)";
     on_db!(db, |pool| sqlx::query(CLEAR)
@@ -530,63 +529,69 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<u64> {
         .bind(now)
         .fetch_all(pool)
         .await)?;
-    let mut sent = 0;
+    let mut batch = Batch::default();
     for r in due {
-        let mut tx = db.begin().await?;
-        const ADVANCE: &str = "UPDATE appointments SET next_reminder_at = $3 \
-            WHERE id = $1 AND next_reminder_at = $2 AND status = 'booked'";
-        let claimed = on_tx!(&mut tx, |conn| sqlx::query(ADVANCE)
-            .bind(r.id)
-            .bind(r.next_reminder_at)
-            .bind(next_reminder(
+        let row = r.id;
+        let one = async {
+            let mut tx = db.begin().await?;
+            const ADVANCE: &str = "UPDATE appointments SET next_reminder_at = $3 \
+                WHERE id = $1 AND next_reminder_at = $2 AND status = 'booked'";
+            let claimed = on_tx!(&mut tx, |conn| sqlx::query(ADVANCE)
+                .bind(r.id)
+                .bind(r.next_reminder_at)
+                .bind(next_reminder(
+                    db.policy(),
+                    r.starts_at,
+                    r.next_reminder_at.max(now)
+                ))
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if claimed == 0 {
+                return Ok(false);
+            }
+            let to = outbox::contact(&mut tx, r.patient_id).await?;
+            let visit = VisitFacts {
+                id: r.id,
+                doctor_name: &r.doctor_name,
+                clinic_name: &r.clinic_name,
+                time_zone: &r.time_zone,
+                starts_at: r.starts_at,
+                ends_at: r.ends_at,
+            };
+            let reminder = outbox::Message {
+                subject: "Appointment reminder".into(),
+                body: format!(
+                    "Hello {}, a reminder of your appointment with {} at {} on {}.",
+                    to.display_name,
+                    visit.doctor_name,
+                    visit.clinic_name,
+                    visit.when()
+                ),
+                ics: None,
+            };
+            outbox::enqueue(
+                &mut tx,
                 db.policy(),
-                r.starts_at,
-                r.next_reminder_at.max(now)
-            ))
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if claimed == 0 {
-            continue;
+                "appointment_reminder",
+                &format!("appointment:{}", r.id),
+                &to,
+                &reminder,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<bool, Error>(true)
+        };
+        if batch.count("queueing an appointment reminder", row, one.await) == Some(true) {
+            batch.done += 1;
         }
-        let to = outbox::contact(&mut tx, r.patient_id).await?;
-        let visit = VisitFacts {
-            id: r.id,
-            doctor_name: &r.doctor_name,
-            clinic_name: &r.clinic_name,
-            time_zone: &r.time_zone,
-            starts_at: r.starts_at,
-            ends_at: r.ends_at,
-        };
-        let reminder = outbox::Message {
-            subject: "Appointment reminder".into(),
-            body: format!(
-                "Hello {}, a reminder of your appointment with {} at {} on {}.",
-                to.display_name,
-                visit.doctor_name,
-                visit.clinic_name,
-                visit.when()
-            ),
-            ics: None,
-        };
-        outbox::enqueue(
-            &mut tx,
-            db.policy(),
-            "appointment_reminder",
-            &format!("appointment:{}", r.id),
-            &to,
-            &reminder,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        sent += 1;
     }
-    Ok(sent)
+    Ok(batch)
 }
 
 /// Books a free slot for a patient directly (clinic staff: phone calls, walk-ins), for a
-/// patient the clinic knows (`care_access::clinic_knows`). The claim comes first; whoever
+/// patient the clinic knows (`clinics::patients::knows`). The claim comes first; whoever
 /// may not book at that clinic, or for that patient, has it rolled back.
 pub async fn book_for(
     db: &Db,
@@ -616,7 +621,7 @@ pub async fn book_for(
     // Dropping `tx` on these returns rolls the claim back.
     clinics::require_staff_of(actor, claimed.slot.clinic_id)?;
     if claimed.patient_name.is_none()
-        || !care_access::clinic_knows(&mut tx, claimed.slot.clinic_id, patient_id).await?
+        || !clinics::patients::knows(&mut tx, claimed.slot.clinic_id, patient_id).await?
     {
         return Err(Error::not_found("patient"));
     }
@@ -815,8 +820,14 @@ pub async fn reschedule(
     let to = outbox::contact(&mut tx, a.patient_id).await?;
     notify_booked(&mut tx, db.policy(), &to, &visit, "moved", now).await?;
     if freed > 0 {
-        crate::domain::waitlist::offer_freed_slot(&mut tx, db, a.slot_id, a.patient_id, now)
-            .await?;
+        crate::domain::scheduling::waitlist::offer_freed_slot(
+            &mut tx,
+            db,
+            a.slot_id,
+            a.patient_id,
+            now,
+        )
+        .await?;
     }
     audit::record(
         &mut tx,
@@ -905,8 +916,14 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
     )
     .await?;
     if freed > 0 {
-        crate::domain::waitlist::offer_freed_slot(&mut tx, db, a.slot_id, a.patient_id, now)
-            .await?;
+        crate::domain::scheduling::waitlist::offer_freed_slot(
+            &mut tx,
+            db,
+            a.slot_id,
+            a.patient_id,
+            now,
+        )
+        .await?;
     }
     audit::record(
         &mut tx,
@@ -1122,7 +1139,10 @@ pub(crate) async fn cancel_for_erasure(
             .await
             .map(|r| r.rows_affected()))?;
         if freed > 0 {
-            crate::domain::waitlist::offer_freed_slot(tx, db, *slot_id, patient_id, now).await?;
+            crate::domain::scheduling::waitlist::offer_freed_slot(
+                tx, db, *slot_id, patient_id, now,
+            )
+            .await?;
         }
         audit::record_as(
             tx,

@@ -7,11 +7,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
+use crate::db::{Batch, Db, Tx};
 use crate::domain::actor::{Actor, Role};
-use crate::domain::appointments::{self, Appointment};
 use crate::domain::audit::{self, Entry};
-use crate::domain::{doctors, specialties};
+use crate::domain::clinics::{doctors, specialties};
+use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox;
 use crate::{on_db, on_tx};
@@ -253,63 +253,69 @@ struct Lapsed {
 
 /// Offers not taken in time lapse; the slot passes to the next waiting patient. Each
 /// offer in its own transaction, by conditional updates (safe on several replicas).
-pub async fn expire_offers(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+pub async fn expire_offers(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     const DUE: &str = "SELECT id, waitlist_id, patient_id, slot_id FROM waitlist_offers \
         WHERE status = 'offered' AND expires_at <= $1 ORDER BY expires_at LIMIT 100";
     let due = on_db!(db, |pool| sqlx::query_as::<_, Lapsed>(DUE)
         .bind(now)
         .fetch_all(pool)
         .await)?;
-    let mut n = 0;
+    let mut batch = Batch::default();
     for o in due {
-        let mut tx = db.begin().await?;
-        const EXPIRE: &str = "UPDATE waitlist_offers SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'offered'";
-        let done = on_tx!(&mut tx, |conn| sqlx::query(EXPIRE)
-            .bind(o.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if done == 0 {
-            continue;
+        let row = o.id;
+        let one = async {
+            let mut tx = db.begin().await?;
+            const EXPIRE: &str = "UPDATE waitlist_offers SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'offered'";
+            let done = on_tx!(&mut tx, |conn| sqlx::query(EXPIRE)
+                .bind(o.id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if done == 0 {
+                return Ok(false);
+            }
+            // Back in the queue, unless they joined it again meanwhile.
+            const REQUEUE: &str = "UPDATE waitlist SET status = 'waiting', updated_at = $2 WHERE id = $1 AND status = 'offered' \
+                AND NOT EXISTS (SELECT 1 FROM waitlist w2 WHERE w2.patient_id = waitlist.patient_id AND w2.status = 'waiting' \
+                AND w2.id <> waitlist.id AND (w2.doctor_id = waitlist.doctor_id \
+                OR (w2.doctor_id IS NULL AND waitlist.doctor_id IS NULL AND w2.specialty_id = waitlist.specialty_id)))";
+            const RELEASE: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
+                WHERE id = $1 AND status = 'held' AND held_by = $2";
+            on_tx!(&mut tx, |conn| sqlx::query(REQUEUE)
+                .bind(o.waitlist_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            on_tx!(&mut tx, |conn| sqlx::query(RELEASE)
+                .bind(o.slot_id)
+                .bind(o.patient_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            outbox::cancel_about(&mut tx, &format!("offer:{}", o.id), &["waitlist_offer"]).await?;
+            audit::record(
+                &mut tx,
+                &Actor::System,
+                Entry {
+                    action: "waitlist.offer_expired",
+                    subject: format!("waitlist_offer:{}", o.id),
+                    clinic_id: None,
+                    details: json!({"slot": o.slot_id}),
+                },
+            )
+            .await?;
+            offer_freed_slot(&mut tx, db, o.slot_id, o.patient_id, now).await?;
+            tx.commit().await?;
+            Ok::<bool, Error>(true)
+        };
+        if batch.count("passing on a lapsed waitlist offer", row, one.await) == Some(true) {
+            batch.done += 1;
         }
-        // Back in the queue, unless they joined it again meanwhile.
-        const REQUEUE: &str = "UPDATE waitlist SET status = 'waiting', updated_at = $2 WHERE id = $1 AND status = 'offered' \
-            AND NOT EXISTS (SELECT 1 FROM waitlist w2 WHERE w2.patient_id = waitlist.patient_id AND w2.status = 'waiting' \
-            AND w2.id <> waitlist.id AND (w2.doctor_id = waitlist.doctor_id \
-            OR (w2.doctor_id IS NULL AND waitlist.doctor_id IS NULL AND w2.specialty_id = waitlist.specialty_id)))";
-        const RELEASE: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
-            WHERE id = $1 AND status = 'held' AND held_by = $2";
-        on_tx!(&mut tx, |conn| sqlx::query(REQUEUE)
-            .bind(o.waitlist_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        on_tx!(&mut tx, |conn| sqlx::query(RELEASE)
-            .bind(o.slot_id)
-            .bind(o.patient_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        outbox::cancel_about(&mut tx, &format!("offer:{}", o.id), &["waitlist_offer"]).await?;
-        audit::record(
-            &mut tx,
-            &Actor::System,
-            Entry {
-                action: "waitlist.offer_expired",
-                subject: format!("waitlist_offer:{}", o.id),
-                clinic_id: None,
-                details: json!({"slot": o.slot_id}),
-            },
-        )
-        .await?;
-        offer_freed_slot(&mut tx, db, o.slot_id, o.patient_id, now).await?;
-        tx.commit().await?;
-        n += 1;
     }
-    Ok(n)
+    Ok(batch)
 }
 
 macro_rules! select_offers {

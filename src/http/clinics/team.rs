@@ -11,14 +11,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
-use crate::domain::branding::{self, MAX_LOGO_BYTES};
-use crate::domain::prices::{self, Price, PriceItem};
-use crate::domain::staff::{self, StaffInvite, StaffMember};
+use crate::domain::clinics::branding::{self, MAX_LOGO_BYTES};
+use crate::domain::clinics::prices::{self, Price, PriceItem};
+use crate::domain::clinics::staff::{self, StaffInvite, StaffMember};
 use crate::error::{Code, Error, Problem, Result};
 use crate::http::clinics::{ClinicView, view};
 use crate::http::extract::{Json, Path};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -10,10 +10,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
+use crate::db::{Batch, Db, Tx};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::{care_plans, clinics};
+use crate::domain::care::care_plans;
+use crate::domain::clinics;
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox::{self, Message};
 use crate::{on_db, on_tx};
@@ -361,8 +362,8 @@ struct Extended {
 /// Marks reminders not checked in within the grace window as missed, and extends each
 /// one's plan item by one more occurrence while it has extensions left. Each reminder is
 /// handled in its own transaction by a conditional update, so replicas can run this side
-/// by side. Returns (missed, extended).
-pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(u64, u64)> {
+/// by side. Returns the reminders marked missed (and failed), and the plan items extended.
+pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(Batch, u64)> {
     let policy = db.policy();
     const OVERDUE: &str = "SELECT r.id, r.plan_item_id, r.plan_id, r.patient_id FROM reminders r \
         WHERE r.status = 'scheduled' AND r.due_at < $1 ORDER BY r.due_at LIMIT 200";
@@ -370,76 +371,84 @@ pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(u64, u64)> {
         .bind(now - policy.reminder_grace)
         .fetch_all(pool)
         .await)?;
-    let (mut missed, mut extended) = (0, 0);
+    let (mut batch, mut extended) = (Batch::default(), 0);
     for r in overdue {
-        let mut tx = db.begin().await?;
-        const MISS: &str = "UPDATE reminders SET status = 'missed', updated_at = $2 WHERE id = $1 AND status = 'scheduled'";
-        let n = on_tx!(&mut tx, |conn| sqlx::query(MISS)
-            .bind(r.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            continue;
-        }
-        missed += 1;
-        const EXTEND: &str = "UPDATE plan_items SET occurrences = occurrences + 1, extensions = extensions + 1, updated_at = $3 \
-            WHERE id = $1 AND extensions < $2 \
-            AND EXISTS (SELECT 1 FROM care_plans p WHERE p.id = plan_items.plan_id AND p.status = 'active') \
-            RETURNING occurrences, times_per_day, every_hours, first_day, starts_at, position, \
-            (SELECT p.time_zone FROM care_plans p WHERE p.id = plan_items.plan_id) AS time_zone, \
-            (SELECT p.sealed FROM care_plans p WHERE p.id = plan_items.plan_id) AS sealed";
-        let item = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Extended>(EXTEND)
-            .bind(r.plan_item_id)
-            .bind(policy.plan_extension_limit)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await)?;
-        if let Some(item) = item {
-            let tz = clinics::tz_of(&item.time_zone);
-            let rule = Rule {
-                times_per_day: item.times_per_day.map(|n| n as u32),
-                every_hours: item.every_hours.map(|n| n as u32),
-                first_day: item.first_day,
-                starts_at: item.starts_at,
-            };
-            let seq = (item.occurrences - 1).max(0) as u32;
-            let extraction = care_plans::open_extraction(db, r.plan_id, &item.sealed)?;
-            let action = extraction
-                .plan
-                .get(item.position as usize)
-                .map(|p| p.action.clone())
-                .unwrap_or_default();
-            if let Some(at) = rule.nth(tz, seq) {
-                let to = outbox::contact(&mut tx, r.patient_id).await?;
-                schedule(
-                    &mut tx,
-                    db,
-                    (r.plan_id, r.plan_item_id),
-                    &to,
-                    &[(seq, at.max(now))],
-                    &action,
-                    true,
-                )
-                .await?;
-                extended += 1;
+        let row = r.id;
+        let one = async {
+            let mut tx = db.begin().await?;
+            let mut grew = false;
+            const MISS: &str = "UPDATE reminders SET status = 'missed', updated_at = $2 WHERE id = $1 AND status = 'scheduled'";
+            let n = on_tx!(&mut tx, |conn| sqlx::query(MISS)
+                .bind(r.id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if n == 0 {
+                return Ok(None);
             }
+            const EXTEND: &str = "UPDATE plan_items SET occurrences = occurrences + 1, extensions = extensions + 1, updated_at = $3 \
+                WHERE id = $1 AND extensions < $2 \
+                AND EXISTS (SELECT 1 FROM care_plans p WHERE p.id = plan_items.plan_id AND p.status = 'active') \
+                RETURNING occurrences, times_per_day, every_hours, first_day, starts_at, position, \
+                (SELECT p.time_zone FROM care_plans p WHERE p.id = plan_items.plan_id) AS time_zone, \
+                (SELECT p.sealed FROM care_plans p WHERE p.id = plan_items.plan_id) AS sealed";
+            let item = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Extended>(EXTEND)
+                .bind(r.plan_item_id)
+                .bind(policy.plan_extension_limit)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await)?;
+            if let Some(item) = item {
+                let tz = clinics::tz_of(&item.time_zone);
+                let rule = Rule {
+                    times_per_day: item.times_per_day.map(|n| n as u32),
+                    every_hours: item.every_hours.map(|n| n as u32),
+                    first_day: item.first_day,
+                    starts_at: item.starts_at,
+                };
+                let seq = (item.occurrences - 1).max(0) as u32;
+                let extraction = care_plans::open_extraction(db, r.plan_id, &item.sealed)?;
+                let action = extraction
+                    .plan
+                    .get(item.position as usize)
+                    .map(|p| p.action.clone())
+                    .unwrap_or_default();
+                if let Some(at) = rule.nth(tz, seq) {
+                    let to = outbox::contact(&mut tx, r.patient_id).await?;
+                    schedule(
+                        &mut tx,
+                        db,
+                        (r.plan_id, r.plan_item_id),
+                        &to,
+                        &[(seq, at.max(now))],
+                        &action,
+                        true,
+                    )
+                    .await?;
+                    grew = true;
+                }
+            }
+            audit::record(
+                &mut tx,
+                &Actor::System,
+                Entry {
+                    action: "reminder.missed",
+                    subject: format!("reminder:{}", r.id),
+                    clinic_id: None,
+                    details: json!({"extended": grew}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(Some(grew))
+        };
+        if let Some(Some(grew)) = batch.count("recording a missed check-in", row, one.await) {
+            batch.done += 1;
+            extended += u64::from(grew);
         }
-        audit::record(
-            &mut tx,
-            &Actor::System,
-            Entry {
-                action: "reminder.missed",
-                subject: format!("reminder:{}", r.id),
-                clinic_id: None,
-                details: json!({"extended": extended > 0}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
     }
-    Ok((missed, extended))
+    Ok((batch, extended))
 }
 
 #[cfg(test)]

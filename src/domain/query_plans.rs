@@ -2,7 +2,8 @@
 //! day's appointments, the lapsed-holds job and the sign-in check. None may read the
 //! whole of `slots` or `appointments`: their cost must not grow with the tables.
 
-use crate::domain::{appointments, identity, people, slots};
+use crate::domain::identity::{self, people};
+use crate::domain::scheduling::{appointments, slots};
 
 /// (what it is, its SQL), as the domain runs them.
 const HOT: &[(&str, &str)] = &[

@@ -11,12 +11,12 @@ use sqlx::types::Json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::doctors::{self, Doctor, PartOfDay};
-use crate::domain::schedules::{DateOverride, DayHours, Interval, ScheduleForm};
+use crate::domain::clinics::doctors::{self, Doctor, PartOfDay};
+use crate::domain::scheduling::schedules::{DateOverride, DayHours, Interval, ScheduleForm};
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::{on_db, on_tx};
@@ -378,21 +378,23 @@ async fn reconcile(
 }
 
 /// Extends every scheduled doctor's slots to their horizon (the daily job).
-pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<(usize, u64)> {
+pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     const SQL: &str = "SELECT doctor_id FROM schedules";
     let ids: Vec<(Uuid,)> = on_db!(db, |pool| sqlx::query_as(SQL).fetch_all(pool).await)?;
-    let mut created = 0;
+    let mut batch = Batch::default();
     for (id,) in &ids {
-        match doctors::get(db, *id).await? {
-            Some(doctor) => match sync(db, &doctor, now).await {
-                Ok(r) => created += r.created,
-                // One doctor's bad data must not stop the others.
-                Err(e) => tracing::warn!(doctor = %id, error = %e, "extending slots failed"),
-            },
-            None => continue,
+        // One doctor's bad data must not stop the others.
+        let one = async {
+            match doctors::get(db, *id).await? {
+                Some(doctor) => Ok(sync(db, &doctor, now).await?.created),
+                None => Ok(0),
+            }
+        };
+        if let Some(created) = batch.count("extending slots", id, one.await) {
+            batch.done += created;
         }
     }
-    Ok((ids.len(), created))
+    Ok(batch)
 }
 
 /// Lapsed holds back to the pool, at most a batch at a time (through the hold-expiry index).
@@ -636,7 +638,7 @@ pub async fn free_for_specialty(
             .fetch_all(pool)
             .await)?;
         if rows.is_empty()
-            && crate::domain::specialties::by_slug(db, slug)
+            && crate::domain::clinics::specialties::by_slug(db, slug)
                 .await?
                 .is_none()
         {

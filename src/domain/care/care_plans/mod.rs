@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::reminders;
+use crate::domain::care::reminders;
 use crate::error::{Error, Result};
 use crate::notify::outbox;
 use crate::{on_db, on_tx};
@@ -321,7 +321,7 @@ struct PlanRow {
     id: Uuid,
     note_id: Uuid,
     doctor_id: Uuid,
-    /// Where the plan was written: who may read it follows from this (`care_access`).
+    /// Where the plan was written: who may read it follows from this (`care::access`).
     clinic_id: Uuid,
     doctor_name: String,
     status: String,
@@ -420,7 +420,7 @@ pub(crate) async fn get(db: &Db, id: Uuid) -> Result<Plan> {
 
 /// What the patient should do now: their active plans (one per doctor), with the
 /// checklist and the scheduled actions. For the patient, and for their doctors the plans
-/// they may read (`care_access`); a refusal is audited.
+/// they may read (`care::access`); a refusal is audited.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ActionableSteps {
     pub patient_id: Uuid,
@@ -431,7 +431,7 @@ pub struct ActionableSteps {
 
 pub async fn actionable_steps(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<ActionableSteps> {
     let scope =
-        crate::domain::care_access::read_scope(db, actor, patient_id, "care_plan.read").await?;
+        crate::domain::care::access::read_scope(db, actor, patient_id, "care_plan.read").await?;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, PlanRow>(select_plans!(
         "WHERE p.patient_id = $1 AND p.status = 'active' ORDER BY p.created_at DESC"
     ))

@@ -1,5 +1,13 @@
 //! Clinics: applications to join, the system admin's decisions, and each clinic's profile.
 
+pub mod branding;
+pub mod doctors;
+pub mod patients;
+pub mod prices;
+pub mod reports;
+pub mod specialties;
+pub mod staff;
+
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +20,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::invitations;
+use crate::domain::identity::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
@@ -38,7 +46,7 @@ pub struct ClinicApplication {
     pub contact_phone: String,
     /// Specialty slugs, e.g. `["dermatology", "cardiology"]`.
     #[serde(default)]
-    #[schema(schema_with = crate::domain::specialties::slug_list_schema)]
+    #[schema(schema_with = crate::domain::clinics::specialties::slug_list_schema)]
     pub specialties: Vec<String>,
 }
 
@@ -203,7 +211,7 @@ pub async fn apply(db: &Db, actor: &Actor, form: ClinicApplication) -> Result<Cl
     let mut slugs = Vec::new();
     for slug in &form.specialties {
         let slug = slug.trim().to_lowercase();
-        if crate::domain::specialties::by_slug(db, &slug)
+        if crate::domain::clinics::specialties::by_slug(db, &slug)
             .await?
             .is_none()
         {

@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::invitations;
+use crate::domain::identity::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
@@ -38,7 +38,7 @@ pub struct DoctorForm {
     #[schema(schema_with = crate::domain::validate::schema::currency, nullable)]
     pub currency: Option<String>,
     /// Specialty slugs offered by this doctor.
-    #[schema(schema_with = crate::domain::specialties::slug_list_schema)]
+    #[schema(schema_with = crate::domain::clinics::specialties::slug_list_schema)]
     pub specialties: Vec<String>,
     /// The doctor's sign-in address: an account is created or linked and invited.
     #[serde(default)]
@@ -299,7 +299,7 @@ pub async fn create(
     let email = form.email.as_deref().map(|e| checks.email("email", e));
     let mut specialty_ids = Vec::new();
     for slug in &form.specialties {
-        match crate::domain::specialties::by_slug(db, slug.trim()).await? {
+        match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {
             Some(s) => specialty_ids.push(s.id),
             None => checks.fail("specialties", format!("unknown specialty {slug:?}")),
         }

@@ -7,14 +7,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::domain::actor::Actor;
+use crate::domain::identity::people::UserView;
 use crate::domain::identity::{
     CodeSent, LoginOutcome, RecoveryCodes, Registration, TokenPair, TotpSetup,
 };
-use crate::domain::people::UserView;
 use crate::error::{Problem, Result};
 use crate::http::extract::Json;
+use crate::state::AppState;
 
 /// Routes that take a first factor or mail a code: rate limited per client address.
 pub fn public_routes() -> OpenApiRouter<AppState> {

@@ -1,7 +1,7 @@
 //! Doctors' notes about a patient. The text is sealed (AES-256-GCM, the key id inside)
 //! before it reaches the database, with the note id as authenticated context. Only the
 //! patient and their doctors (a doctor who has seen them or whom they chose) may read a
-//! note (the rule is `care_access`: a doctor reads what their own clinic wrote, and other
+//! note (the rule is `care::access`: a doctor reads what their own clinic wrote, and other
 //! clinics' notes only while the patient shares their record); every read is audited,
 //! and so is every refusal.
 
@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::care_access;
-use crate::domain::care_plans::{self, Extraction, Plan};
+use crate::domain::care::access;
+use crate::domain::care::care_plans::{self, Extraction, Plan};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox;
 use crate::{on_db, on_tx};
@@ -50,7 +50,7 @@ pub fn check_text(text: &str) -> Result<String> {
 
 /// Passes for a doctor treating the patient (checked before a note is sent to a model).
 pub async fn require_writer(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<()> {
-    care_access::writer(db, actor, patient_id, "note.write")
+    access::writer(db, actor, patient_id, "note.write")
         .await
         .map(|_| ())
 }
@@ -66,7 +66,7 @@ pub async fn submit(
     extraction: &Extraction,
 ) -> Result<Submitted> {
     let p = actor.principal()?;
-    let doctor = care_access::writer(db, actor, patient_id, "note.write").await?;
+    let doctor = access::writer(db, actor, patient_id, "note.write").await?;
     let text = check_text(text)?;
     extraction.validate().map_err(|e| {
         Error::new(
@@ -165,7 +165,7 @@ macro_rules! select_notes {
 /// The notes about a patient that the caller may read, newest first; one audit record
 /// per note read.
 pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Note>> {
-    let scope = care_access::read_scope(db, actor, patient_id, "note.read").await?;
+    let scope = access::read_scope(db, actor, patient_id, "note.read").await?;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, NoteRow>(select_notes!(
         "AND n.patient_id = $1 ORDER BY n.created_at DESC LIMIT 200"
     ))
@@ -191,7 +191,7 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Note> {
     .fetch_optional(pool)
     .await)?
     .ok_or_else(|| Error::not_found("note"))?;
-    care_access::require_read(db, actor, row.patient_id, row.clinic_id, "note.read").await?;
+    access::require_read(db, actor, row.patient_id, row.clinic_id, "note.read").await?;
     let note = row.open(db)?;
     audit_reads(db, actor, std::slice::from_ref(&note)).await?;
     Ok(note)

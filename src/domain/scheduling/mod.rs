@@ -1,0 +1,7 @@
+//! Scheduling: weekly schedules expanded into slots, holds and bookings, the waitlist.
+//! Built on the clinics area; the care area builds on it.
+
+pub mod appointments;
+pub mod schedules;
+pub mod slots;
+pub mod waitlist;
