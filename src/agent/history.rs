@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use crate::agent::session::Session;
 use crate::llm::orchestrate::count_messages;
 use crate::llm::{Message, Role};
+use crate::tools::Tool;
+use crate::tools::browse::FindSpecialty;
 
 /// The history as the model gets it. Earlier turns keep what was said; their tool calls
 /// and results are left out (the patient has seen them, and a picked slot comes back as
@@ -16,7 +18,7 @@ pub fn compact(messages: &[Message]) -> Vec<Message> {
         .iter()
         .rposition(|m| m.role == Role::User)
         .unwrap_or(0);
-    let kept_call = |m: &Message| m.tool_calls.iter().any(|c| c.name == "find_specialty");
+    let kept_call = |m: &Message| m.tool_calls.iter().any(|c| c.name == FindSpecialty::NAME);
     let kept_ids: Vec<&str> = messages[..current]
         .iter()
         .filter(|m| kept_call(m))

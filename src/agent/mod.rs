@@ -29,8 +29,8 @@ use crate::domain::{clinics, idempotency};
 use crate::error::{Code, Error, Result};
 use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
 use crate::llm::{Deltas, Message, Mode, ToolSpec};
-use crate::tools::browse::{SlotChoice, SlotList};
-use crate::tools::{Proposal, ProposedAction, Registry, ToolContext};
+use crate::tools::browse::SlotChoice;
+use crate::tools::{Effect, Proposal, ProposedAction, Registry, ToolContext};
 use prompts::{Prompts, SystemFacts};
 use safety::{Alarm, Answer};
 use session::{Session, SessionStore};
@@ -574,24 +574,15 @@ impl Agent {
             summary: &s.summary,
             language: s.language.as_deref(),
         })?;
-        // Only the tools that fit: booking tools need a signed-in patient, notes a doctor,
-        // and the commit is the rules' alone.
-        let signed_in = actor.principal().is_ok();
-        let doctor = actor
-            .principal()
-            .is_ok_and(|p| p.has_role(crate::domain::actor::Role::Doctor));
+        // Only the tools that fit who is chatting (each tool says whom it is for); the
+        // commit is the rules' alone.
         let offered: Vec<ToolSpec> = self
             .specs
             .iter()
-            .filter(|t| match t.name.as_str() {
-                "confirm_booking" => false,
-                "extract_care_plan" => doctor,
-                "propose_booking"
-                | "propose_reschedule"
-                | "propose_cancellation"
-                | "my_appointments"
-                | "join_waitlist" => signed_in,
-                _ => true,
+            .filter(|t| {
+                self.tools
+                    .get(&t.name)
+                    .is_some_and(|tool| tool.audience().includes(actor))
             })
             .cloned()
             .collect();
@@ -691,33 +682,30 @@ impl Agent {
             .await
     }
 
-    /// What the session keeps from a tool's result: offered slots, a new proposal.
+    /// What the session keeps from a tool's effect: offered times, a new proposal.
     async fn observe(
         &self,
         actor: &Actor,
         s: &mut Session,
-        tool: &str,
-        value: &Value,
+        effect: Effect,
         actions: &mut Vec<Action>,
     ) {
-        if tool == "list_available_slots"
-            && let Ok(list) = serde_json::from_value::<SlotList>(value.clone())
-        {
-            actions.retain(|a| a.kind != "pick_slot");
-            actions.extend(pick_actions(&list.slots));
-            s.offered = list.slots;
-            s.state.listed.clear();
-        }
-        if let Some(p) = value
-            .get("proposal")
-            .and_then(|p| serde_json::from_value::<Proposal>(p.clone()).ok())
-        {
-            // One pending proposal per session: a new one replaces (and lets go of) the old.
-            if let Some(old) = s.pending.replace(p)
-                && Some(&old) != s.pending.as_ref()
-            {
-                self.release(actor, &old).await;
+        match effect {
+            Effect::Offered(slots) => {
+                actions.retain(|a| a.kind != "pick_slot");
+                actions.extend(pick_actions(&slots));
+                s.offered = slots;
+                s.state.listed.clear();
             }
+            Effect::Proposed(p) => {
+                // One pending proposal per session: a new one replaces (and lets go of) the old.
+                if let Some(old) = s.pending.replace(p)
+                    && Some(&old) != s.pending.as_ref()
+                {
+                    self.release(actor, &old).await;
+                }
+            }
+            Effect::None => {}
         }
     }
 
@@ -773,32 +761,29 @@ impl Agent {
             Ok::<_, Error>(appointment)
         };
         let t = std::time::Instant::now();
-        let answer = idempotency::once(db, user, &key, "chat.commit", request, 200, run).await;
+        let answer = idempotency::once(db, user, &key, "chat.commit", request, run)
+            .await
+            .and_then(|a| a.outcome);
         s.clock.domain += t.elapsed();
         s.pending = None;
         let lang = s.state.lang.unwrap_or(Lang::En);
         let (text, committed) = match answer {
-            Ok(a) if a.status < 300 => {
-                s.committed.push((p.id, a.body.clone()));
+            Ok(appointment) => {
+                let body = serde_json::to_value(&appointment).map_err(Error::internal)?;
+                s.committed.push((p.id, body.clone()));
                 let kind = match p.action {
                     ProposedAction::Book { .. } => "book",
                     ProposedAction::Reschedule { .. } => "reschedule",
                     ProposedAction::Cancel { .. } => "cancel",
                 };
-                let what = committed_words(&a.body, lang).unwrap_or_else(|| {
+                let what = committed_words(&body, lang).unwrap_or_else(|| {
                     p.summary
                         .split_once(' ')
                         .map_or(p.summary.clone(), |(_, rest)| rest.to_owned())
                 });
-                (replies::done(lang, kind, &what), Some(a.body))
+                (replies::done(lang, kind, &what), Some(body))
             }
-            Ok(a) => (
-                replies::could_not(lang, a.body["detail"].as_str().unwrap_or("it failed")),
-                None,
-            ),
-            Err(e) if matches!(e, Error::Client { .. }) => {
-                (replies::could_not(lang, &e.to_string()), None)
-            }
+            Err(Error::Client { detail, .. }) => (replies::could_not(lang, &detail), None),
             Err(e) => return Err(e),
         };
         s.offered.clear();

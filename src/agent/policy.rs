@@ -11,12 +11,20 @@ use uuid::Uuid;
 use crate::agent::understand::{self, Intent, Lang, Understanding};
 use crate::agent::{Action, Agent, replies};
 use crate::domain::actor::Actor;
+use crate::domain::care::care_plans::Extraction;
 use crate::domain::clinics;
+use crate::domain::scheduling::appointments::MAX_REASON;
 use crate::error::Result;
 use crate::llm::Message;
-use crate::tools::booking::AppointmentLine;
-use crate::tools::browse::SlotList;
-use crate::tools::{ProposedAction, ToolContext, ToolError, dates};
+use crate::tools::booking::{
+    AppointmentLine, JoinWaitlist, JoinWaitlistArgs, MyAppointments, MyAppointmentsArgs,
+    ProposeBooking, ProposeBookingArgs, ProposeCancellation, ProposeCancellationArgs,
+    ProposeReschedule, ProposeRescheduleArgs,
+};
+use crate::tools::browse::{
+    ListAvailableSlots, ListAvailableSlotsArgs, ListDoctors, ListDoctorsArgs, SlotList,
+};
+use crate::tools::{Effect, ProposedAction, Tool, ToolContext, ToolError, care, dates};
 
 use super::session::Session;
 
@@ -150,7 +158,7 @@ impl Agent {
         }
         if let Some(note) = care_note(text) {
             let text = match self
-                .tool(actor, s, ctx, "extract_care_plan", json!({"note": note}))
+                .call::<care::ExtractCarePlan>(actor, s, ctx, care::ExtractCarePlanArgs { note })
                 .await?
             {
                 Ok(plan) => care_plan_found(&plan, lang),
@@ -329,11 +337,17 @@ impl Agent {
         } else if u.part_of_day.is_some() {
             s.state.part_of_day = u.part_of_day.map(|p| p.as_str().to_owned());
         }
-        let mut args = match (moving, &s.state.doctor, &s.state.specialty) {
-            (Some(doctor), _, _) => json!({"doctor_id": doctor.to_string()}),
-            (None, Some((doctor, _)), _) => json!({"doctor_id": doctor.to_string()}),
-            (None, None, Some((slug, _))) => json!({"specialty": slug}),
-            (None, None, None) => {
+        let doctor = moving.or(s.state.doctor.as_ref().map(|(id, _)| *id));
+        let mut args = match (doctor, &s.state.specialty) {
+            (Some(doctor), _) => ListAvailableSlotsArgs {
+                doctor_id: Some(doctor.to_string()),
+                ..Default::default()
+            },
+            (None, Some((slug, _))) => ListAvailableSlotsArgs {
+                specialty: Some(slug.clone()),
+                ..Default::default()
+            },
+            (None, None) => {
                 s.state.offered_search = false;
                 return Ok(if u.need.is_some() && u.intent != Intent::Greeting {
                     replies::no_specialty(lang).into()
@@ -342,39 +356,33 @@ impl Agent {
                 });
             }
         };
-        if let Some(day) = &s.state.day {
-            args["date"] = json!(day);
-        }
-        if let Some(part) = &s.state.part_of_day {
-            args["part_of_day"] = json!(part);
-        }
+        args.date = s.state.day.clone();
+        args.part_of_day = s.state.part_of_day.clone();
         let mut listed = self
-            .tool(actor, s, ctx, "list_available_slots", args.clone())
+            .call::<ListAvailableSlots>(actor, s, ctx, args.clone())
             .await?;
         if let Err(e) = &listed
             && e.code == "invalid_arguments"
-            && args.get("date").is_some()
+            && args.date.is_some()
         {
             // A day that cannot be read or is past: look at the next days instead.
             s.state.day = None;
-            args.as_object_mut().map(|a| a.remove("date"));
+            args.date = None;
             listed = self
-                .tool(actor, s, ctx, "list_available_slots", args.clone())
+                .call::<ListAvailableSlots>(actor, s, ctx, args.clone())
                 .await?;
         }
-        let mut list: SlotList = match listed.map(serde_json::from_value) {
-            Ok(Ok(list)) => list,
-            Ok(Err(_)) => return Ok(replies::unavailable(lang).into()),
+        let mut list: SlotList = match listed {
+            Ok(list) => list,
             Err(e) => return Ok(self.tool_failed(&e, lang, actions)),
         };
         // Nobody free for the best match ("sleep medicine"): the next that fits ("psychiatry").
-        if list.slots.is_empty() && args.get("specialty").is_some() {
+        if list.slots.is_empty() && args.specialty.is_some() {
             for (slug, name) in found.iter().skip(1) {
-                args["specialty"] = json!(slug);
-                if let Ok(Ok(other)) = self
-                    .tool(actor, s, ctx, "list_available_slots", args.clone())
+                args.specialty = Some(slug.clone());
+                if let Ok(other) = self
+                    .call::<ListAvailableSlots>(actor, s, ctx, args.clone())
                     .await?
-                    .map(serde_json::from_value::<SlotList>)
                     && !other.slots.is_empty()
                 {
                     s.state.specialty = Some((slug.clone(), name.clone()));
@@ -445,29 +453,26 @@ impl Agent {
         ctx: &ToolContext<'_>,
         name: &str,
     ) -> Result<Option<(Uuid, String)>> {
-        let mut args = json!({});
-        if let Some((slug, _)) = &s.state.specialty {
-            args["specialty"] = json!(slug);
-        }
+        let specialty = s.state.specialty.as_ref().map(|(slug, _)| slug.clone());
         let wanted = super::text::fold(name);
         let wanted = super::text::words(&wanted);
-        for args in [args, json!({})] {
-            let Ok(found) = self.tool(actor, s, ctx, "list_doctors", args).await? else {
+        for specialty in [specialty, None] {
+            let args = ListDoctorsArgs {
+                specialty,
+                ..Default::default()
+            };
+            let Ok(found) = self.call::<ListDoctors>(actor, s, ctx, args).await? else {
                 continue;
             };
-            for d in found.as_array().into_iter().flatten() {
-                let full = super::text::fold(d["name"].as_str().unwrap_or_default());
+            for d in &found {
+                let full = super::text::fold(&d.name);
                 let words = super::text::words(&full);
                 let hit = wanted
                     .iter()
                     .filter(|w| w.len() >= 3)
                     .all(|w| words.iter().any(|x| super::text::near(w, x)));
-                if hit
-                    && !wanted.is_empty()
-                    && let Some(id) = d["doctor_id"].as_str().and_then(|i| i.parse().ok())
-                {
-                    let display = d["name"].as_str().unwrap_or_default().to_owned();
-                    return Ok(Some((id, display)));
+                if hit && !wanted.is_empty() {
+                    return Ok(Some((d.doctor_id, d.name.clone())));
                 }
             }
         }
@@ -491,25 +496,23 @@ impl Agent {
         };
         let result = match moving {
             Some(appointment) => {
-                self.tool(
-                    actor,
-                    s,
-                    ctx,
-                    "propose_reschedule",
-                    json!({"appointment_id": appointment.to_string(), "new_slot_id": slot_id.to_string()}),
-                )
-                .await?
+                let args = ProposeRescheduleArgs {
+                    appointment_id: appointment.to_string(),
+                    new_slot_id: slot_id.to_string(),
+                };
+                self.call::<ProposeReschedule>(actor, s, ctx, args)
+                    .await?
+                    .map(|_| ())
             }
             None => {
                 let reason = s.state.reason.clone().unwrap_or_default();
-                self.tool(
-                    actor,
-                    s,
-                    ctx,
-                    "propose_booking",
-                    json!({"slot_id": slot_id.to_string(), "reason": reason.chars().take(300).collect::<String>()}),
-                )
-                .await?
+                let args = ProposeBookingArgs {
+                    slot_id: slot_id.to_string(),
+                    reason: Some(reason.chars().take(MAX_REASON).collect()),
+                };
+                self.call::<ProposeBooking>(actor, s, ctx, args)
+                    .await?
+                    .map(|_| ())
             }
         };
         if let Err(e) = result {
@@ -562,14 +565,12 @@ impl Agent {
         lang: Lang,
         actions: &mut Vec<Action>,
     ) -> Result<String> {
+        let args = ProposeCancellationArgs {
+            appointment_id: appointment.to_string(),
+            reason: None,
+        };
         let result = self
-            .tool(
-                actor,
-                s,
-                ctx,
-                "propose_cancellation",
-                json!({"appointment_id": appointment.to_string()}),
-            )
+            .call::<ProposeCancellation>(actor, s, ctx, args)
             .await?;
         if let Err(e) = result {
             return Ok(self.tool_failed(&e, lang, actions));
@@ -663,12 +664,11 @@ impl Agent {
         asking: bool,
     ) -> Result<String> {
         let found = self
-            .tool(actor, s, ctx, "my_appointments", json!({}))
+            .call::<MyAppointments>(actor, s, ctx, MyAppointmentsArgs::default())
             .await?;
         let mut actions = Vec::new();
-        let items: Vec<AppointmentLine> = match found.map(serde_json::from_value) {
-            Ok(Ok(items)) => items,
-            Ok(Err(_)) => return Ok(replies::unavailable(lang).into()),
+        let items: Vec<AppointmentLine> = match found {
+            Ok(items) => items,
             Err(e) => return Ok(self.tool_failed(&e, lang, &mut actions)),
         };
         s.state.listed = items.clone();
@@ -701,8 +701,14 @@ impl Agent {
     ) -> Result<String> {
         let mut actions = Vec::new();
         let args = match (&s.state.doctor, &s.state.specialty) {
-            (Some((id, _)), _) => json!({"doctor_id": id.to_string()}),
-            (None, Some((slug, _))) => json!({"specialty": slug}),
+            (Some((id, _)), _) => JoinWaitlistArgs {
+                doctor_id: Some(id.to_string()),
+                ..Default::default()
+            },
+            (None, Some((slug, _))) => JoinWaitlistArgs {
+                specialty: Some(slug.clone()),
+                ..Default::default()
+            },
             (None, None) => return Ok(replies::which_waitlist(lang).into()),
         };
         let name = s
@@ -717,7 +723,7 @@ impl Agent {
                     .map(|(slug, name)| replies::specialty(lang, slug, name))
             })
             .unwrap_or_default();
-        match self.tool(actor, s, ctx, "join_waitlist", args).await? {
+        match self.call::<JoinWaitlist>(actor, s, ctx, args).await? {
             Ok(_) => Ok(replies::waitlisted(lang, &name)),
             Err(e) => Ok(self.tool_failed(&e, lang, &mut actions)),
         }
@@ -742,21 +748,39 @@ impl Agent {
         }
     }
 
-    /// Runs one tool for the policy (see [`Agent::run_tool`]).
-    pub(super) async fn tool(
+    /// Runs one tool on typed arguments for the rules: timed as domain work, audited (free
+    /// text redacted), and its effect kept in the session (offered times, a proposal).
+    pub(super) async fn call<T: Tool>(
         &self,
         actor: &Actor,
         s: &mut Session,
         ctx: &ToolContext<'_>,
-        name: &str,
-        args: Value,
-    ) -> Result<std::result::Result<Value, ToolError>> {
-        self.run_tool(actor, s, ctx, name, &args.to_string(), &mut Vec::new())
-            .await
+        args: T::Args,
+    ) -> Result<std::result::Result<T::Output, ToolError>> {
+        let arguments = serde_json::to_string(&args).unwrap_or_default();
+        let t = std::time::Instant::now();
+        let result = crate::tools::call::<T>(ctx, args).await;
+        s.clock.domain += t.elapsed();
+        let (output, effect) = match result {
+            Ok((output, effect)) => (Ok(output), effect),
+            Err(e) => (Err(e), Effect::None),
+        };
+        let error = output.as_ref().err();
+        self.after_tool(
+            actor,
+            s,
+            T::NAME,
+            &arguments,
+            error,
+            effect,
+            &mut Vec::new(),
+        )
+        .await?;
+        Ok(output)
     }
 
-    /// Runs one tool, the policy's or the model's: timed as domain work, audited (free
-    /// text redacted), and what it returns kept in the session (offered times, a proposal).
+    /// Runs the tool a model called, by the name it wrote, on the JSON it wrote; the model
+    /// gets what the tool shows, the session its effect.
     pub(super) async fn run_tool(
         &self,
         actor: &Actor,
@@ -775,10 +799,36 @@ impl Agent {
             )),
         };
         s.clock.domain += t.elapsed();
-        let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.code.clone(),
+        let (seen, effect) = match result {
+            Ok(called) => (Ok(called.seen), called.effect),
+            Err(e) => (Err(e), Effect::None),
         };
+        self.after_tool(
+            actor,
+            s,
+            name,
+            arguments,
+            seen.as_ref().err(),
+            effect,
+            actions,
+        )
+        .await?;
+        Ok(seen)
+    }
+
+    /// After any tool: the audit record, and what its effect changes in the session.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_tool(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        name: &str,
+        arguments: &str,
+        error: Option<&ToolError>,
+        effect: Effect,
+        actions: &mut Vec<Action>,
+    ) -> Result<()> {
+        let outcome = error.map_or("ok", |e| e.code.as_str());
         self.audit(
             actor,
             "agent.tool_call",
@@ -786,12 +836,11 @@ impl Agent {
             json!({"tool": name, "outcome": outcome, "arguments": super::history::redact(arguments)}),
         )
         .await?;
-        match &result {
-            Ok(value) => self.observe(actor, s, name, value, actions).await,
-            Err(e) if e.code == "unauthenticated" => super::offer_log_in(actions),
-            Err(_) => {}
+        match error {
+            Some(e) if e.code == "unauthenticated" => super::offer_log_in(actions),
+            _ => self.observe(actor, s, effect, actions).await,
         }
-        Ok(result)
+        Ok(())
     }
 }
 
@@ -865,38 +914,30 @@ fn care_note(text: &str) -> Option<String> {
     .filter(|n| !n.is_empty())
 }
 
-fn care_plan_found(value: &Value, lang: Lang) -> String {
-    let plan = value["plan"].as_array().cloned().unwrap_or_default();
-    let checklist = value["checklist"].as_array().cloned().unwrap_or_default();
-    if plan.is_empty() && checklist.is_empty() {
+fn care_plan_found(found: &Extraction, lang: Lang) -> String {
+    if found.plan.is_empty() && found.checklist.is_empty() {
         return replies::care_plan_empty(lang).into();
     }
     let mut text = String::from("From the note:\n");
-    for p in &plan {
-        let how = match (p["times_per_day"].as_u64(), p["every_hours"].as_u64()) {
+    for p in &found.plan {
+        let how = match (p.times_per_day, p.every_hours) {
             (_, Some(h)) => format!("every {h} hours"),
             (Some(1), None) => "once a day".to_owned(),
             (Some(n), None) => format!("{n} times a day"),
             (None, None) => String::new(),
         };
-        let days = p["duration_days"]
-            .as_u64()
+        let days = p
+            .duration_days
             .map(|d| format!(" for {d} days"))
             .unwrap_or_default();
-        text.push_str(&format!(
-            "- Plan: {}, {how}{days}\n",
-            p["action"].as_str().unwrap_or("")
-        ));
+        text.push_str(&format!("- Plan: {}, {how}{days}\n", p.action));
     }
-    for c in &checklist {
-        let due = c["due_in_days"]
-            .as_u64()
+    for c in &found.checklist {
+        let due = c
+            .due_in_days
             .map(|d| format!(" (in {d} days)"))
             .unwrap_or_default();
-        text.push_str(&format!(
-            "- To do: {}{due}\n",
-            c["task"].as_str().unwrap_or("")
-        ));
+        text.push_str(&format!("- To do: {}{due}\n", c.task));
     }
     text
 }

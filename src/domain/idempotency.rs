@@ -7,24 +7,61 @@ use std::future::Future;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, FieldError, Result};
 use crate::on_db;
 
 /// A reservation older than this is taken to be from a request that died mid-way.
 const ABANDONED_AFTER: i64 = 60;
 
-/// A stored (or fresh) answer: HTTP status and JSON body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: serde_json::Value,
+/// A write's outcome, and whether it is the first answer given again.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub outcome: Result<T>,
     pub replayed: bool,
 }
+
+/// What is kept of an answer for replays: the value, or the client error it met. Failures
+/// of ours are never kept, so a retry runs again.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kept<T> {
+    Ok(T),
+    Err {
+        code: Code,
+        detail: String,
+        #[serde(default)]
+        errors: Vec<FieldError>,
+    },
+}
+
+impl<T> From<Kept<T>> for Result<T> {
+    fn from(kept: Kept<T>) -> Self {
+        match kept {
+            Kept::Ok(value) => Ok(value),
+            Kept::Err {
+                code,
+                detail,
+                errors,
+            } => Err(Error::Client {
+                code,
+                detail: detail.into(),
+                fields: errors,
+            }),
+        }
+    }
+}
+
+/// `response_status` of a reservation whose request is still running.
+const RUNNING: i64 = 0;
+/// `response_status` of an answer kept as [`Kept`]. Rows written before answers were kept
+/// typed hold the HTTP status they were answered with (100 and up) and the bare body.
+const KEPT: i64 = 1;
 
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -44,20 +81,19 @@ fn request_hash(operation: &str, request: &serde_json::Value) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs `op` at most once per (`user`, `key`). `op`'s success is answered with
-/// `success_status`; its client errors are stored too, as problem bodies; a failure of
-/// ours is not stored, so a retry runs again.
+/// Runs `op` at most once per (`user`, `key`): a retry with the same request gets the
+/// first outcome again, a client error included; the same key with another request is
+/// refused. `op`'s failures of ours are not kept, so a retry runs again.
 pub async fn once<T, F>(
     db: &Db,
     user: Uuid,
     key: &str,
     operation: &str,
     request: serde_json::Value,
-    success_status: u16,
     op: impl FnOnce() -> F,
-) -> Result<Answer>
+) -> Result<Answer<T>>
 where
-    T: Serialize,
+    T: Serialize + DeserializeOwned,
     F: Future<Output = Result<T>>,
 {
     check_key(key)?;
@@ -84,10 +120,9 @@ where
                 "This Idempotency-Key was used with a different request.",
             ));
         }
-        if status != 0 {
+        if status != RUNNING {
             return Ok(Answer {
-                status: u16::try_from(status).unwrap_or(500),
-                body,
+                outcome: kept(status, body)?.into(),
                 replayed: true,
             });
         }
@@ -108,53 +143,58 @@ where
             ));
         }
     }
-    let (status, body) = match op().await {
-        Ok(value) => (
-            success_status,
-            serde_json::to_value(value).map_err(Error::internal)?,
-        ),
-        Err(e @ Error::Client { .. }) => {
-            let problem = problem_body(&e);
-            save(
-                db,
-                user,
-                key,
-                i64::from(e.code().status().as_u16()),
-                &problem,
-            )
-            .await?;
-            return Err(e);
-        }
-        Err(e) => {
+    let outcome = op().await;
+    let kept = match &outcome {
+        Ok(value) => Kept::Ok(value),
+        Err(Error::Client {
+            code,
+            detail,
+            fields,
+        }) => Kept::Err {
+            code: *code,
+            detail: detail.to_string(),
+            errors: fields.clone(),
+        },
+        Err(_) => {
             forget(db, user, key).await?;
-            return Err(e);
+            return Ok(Answer {
+                outcome,
+                replayed: false,
+            });
         }
     };
-    save(db, user, key, i64::from(status), &body).await?;
+    let body = serde_json::to_value(&kept).map_err(Error::internal)?;
+    save(db, user, key, KEPT, &body).await?;
     Ok(Answer {
-        status,
-        body,
+        outcome,
         replayed: false,
     })
 }
 
-fn problem_body(e: &Error) -> serde_json::Value {
-    let code = e.code();
-    let (detail, errors) = match e {
-        Error::Client { detail, fields, .. } => (
-            detail.to_string(),
-            serde_json::to_value(fields).unwrap_or_default(),
-        ),
-        _ => (String::new(), serde_json::Value::Null),
-    };
-    serde_json::json!({
-        "type": format!("urn:clinic:problem:{}", code.as_str()),
-        "title": code.status().canonical_reason().unwrap_or("Error"),
-        "status": code.status().as_u16(),
-        "detail": detail,
-        "code": code,
-        "errors": errors,
-    })
+/// A kept answer read back; rows from before typed answers hold an HTTP status and the
+/// bare value or problem body.
+fn kept<T: DeserializeOwned>(status: i64, body: serde_json::Value) -> Result<Kept<T>> {
+    #[derive(Deserialize)]
+    struct Problem {
+        code: Code,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        errors: Option<Vec<FieldError>>,
+    }
+    let read = |e: serde_json::Error| Error::internal(format!("kept answer: {e}"));
+    match status {
+        KEPT => serde_json::from_value(body).map_err(read),
+        200..=299 => Ok(Kept::Ok(serde_json::from_value(body).map_err(read)?)),
+        _ => {
+            let p: Problem = serde_json::from_value(body).map_err(read)?;
+            Ok(Kept::Err {
+                code: p.code,
+                detail: p.detail,
+                errors: p.errors.unwrap_or_default(),
+            })
+        }
+    }
 }
 
 /// Stored answers carry what the patient wrote (a booking's reason, names): they are kept
@@ -225,7 +265,7 @@ pub async fn forget_prefixed(db: &Db, user: Uuid, prefix: &str) -> Result<u64> {
 
 async fn forget(db: &Db, user: Uuid, key: &str) -> Result<()> {
     const SQL: &str =
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response_status = 0";
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response_status = 0"; // RUNNING
     on_db!(db, |pool| sqlx::query(SQL)
         .bind(user)
         .bind(key)
@@ -233,4 +273,37 @@ async fn forget(db: &Db, user: Uuid, key: &str) -> Result<()> {
         .await
         .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_kept_before_they_were_typed_still_replay() {
+        let ok: Result<serde_json::Value> = kept(201, json!({"id": 7})).unwrap().into();
+        assert_eq!(ok.unwrap(), json!({"id": 7}));
+        let problem = json!({"type": "urn:clinic:problem:hold_expired", "title": "Conflict", "status": 409,
+            "detail": "The hold lapsed.", "code": "hold_expired", "errors": null});
+        let err: Result<serde_json::Value> = kept(409, problem).unwrap().into();
+        let err = err.unwrap_err();
+        assert_eq!(err.code(), Code::HoldExpired);
+        assert_eq!(err.to_string(), "HoldExpired: The hold lapsed.");
+    }
+
+    #[test]
+    fn a_kept_client_error_comes_back_as_that_error() {
+        let body = serde_json::to_value(Kept::<u8>::Err {
+            code: Code::SlotTaken,
+            detail: "Taken.".into(),
+            errors: Vec::new(),
+        })
+        .unwrap();
+        let back: Result<u8> = kept(KEPT, body).unwrap().into();
+        assert_eq!(back.unwrap_err().code(), Code::SlotTaken);
+        let body = serde_json::to_value(Kept::Ok(5u8)).unwrap();
+        let back: Result<u8> = kept(KEPT, body).unwrap().into();
+        assert_eq!(back.unwrap(), 5);
+    }
 }

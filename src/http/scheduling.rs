@@ -48,7 +48,7 @@ async fn once<T, F>(
     op: impl FnOnce() -> F,
 ) -> Result<Response>
 where
-    T: Serialize,
+    T: Serialize + serde::de::DeserializeOwned,
     F: std::future::Future<Output = Result<T>>,
 {
     let Some(key) = headers.get("idempotency-key") else {
@@ -56,20 +56,15 @@ where
     };
     let key = key.to_str().unwrap_or("\u{0}");
     let user = actor.principal()?.user_id;
-    let answer =
-        idempotency::once(&s.db, user, key, operation, request, status.as_u16(), op).await?;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, axum::Json(answer.body)).into_response();
+    let answer = idempotency::once(&s.db, user, key, operation, request, op).await?;
+    let mut response = match answer.outcome {
+        Ok(value) => (status, Json(value)).into_response(),
+        Err(e) => e.into_response(),
+    };
     if answer.replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        if !status.is_success() {
-            response.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static(crate::error::PROBLEM_JSON),
-            );
-        }
     }
     Ok(response)
 }

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use crate::domain::clinics;
 use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::domain::scheduling::waitlist::{self, WaitlistEntry};
-use crate::tools::{Proposal, ProposedAction, Tool, ToolContext, ToolError, parse_id};
+use crate::tools::{
+    Audience, Effect, Proposal, ProposedAction, Tool, ToolContext, ToolError, parse_id,
+};
 
 /// What the model is told when a proposal is made: the user must now confirm.
 #[derive(Serialize)]
@@ -38,7 +40,7 @@ fn local(a_starts: chrono::DateTime<chrono::Utc>, tz: &str) -> String {
 
 pub struct ProposeBooking;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeBookingArgs {
     /// The slot_id exactly as list_available_slots returned it.
@@ -50,15 +52,23 @@ pub struct ProposeBookingArgs {
 
 impl Tool for ProposeBooking {
     const NAME: &'static str = "propose_booking";
+    const AUDIENCE: Audience = Audience::SignedIn;
     const DESCRIPTION: &'static str = "Hold a free slot for the signed-in patient for a few minutes and propose booking it. The patient must then confirm; this does not book by itself.";
     type Args = ProposeBookingArgs;
     type Output = Proposed;
 
+    fn effect(output: &Proposed) -> Effect {
+        Effect::Proposed(output.proposal.clone())
+    }
+
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let slot_id = parse_id("slot_id", &args.slot_id)?;
         let reason = args.reason.unwrap_or_default();
-        if reason.chars().count() > 300 {
-            return Err(ToolError::invalid("reason: at most 300 characters"));
+        if reason.chars().count() > appointments::MAX_REASON {
+            return Err(ToolError::invalid(format!(
+                "reason: at most {} characters",
+                appointments::MAX_REASON
+            )));
         }
         let hold = appointments::hold(ctx.db, ctx.actor, slot_id, ctx.hold_minutes)
             .await
@@ -87,7 +97,7 @@ impl Tool for ProposeBooking {
 
 pub struct ConfirmBooking;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBookingArgs {}
 
@@ -98,6 +108,7 @@ pub struct NotYet {
 
 impl Tool for ConfirmBooking {
     const NAME: &'static str = "confirm_booking";
+    const AUDIENCE: Audience = Audience::Nobody;
     const DESCRIPTION: &'static str = "Ask for the pending proposal to be committed. Only the patient can commit it, by pressing Confirm or replying with a clear yes; the service then books it.";
     type Args = ConfirmBookingArgs;
     type Output = NotYet;
@@ -114,7 +125,7 @@ impl Tool for ConfirmBooking {
 
 pub struct ProposeReschedule;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeRescheduleArgs {
     /// The appointment to move, from my_appointments.
@@ -125,9 +136,14 @@ pub struct ProposeRescheduleArgs {
 
 impl Tool for ProposeReschedule {
     const NAME: &'static str = "propose_reschedule";
+    const AUDIENCE: Audience = Audience::SignedIn;
     const DESCRIPTION: &'static str = "Propose moving one of the patient's appointments to another free slot. The patient must confirm.";
     type Args = ProposeRescheduleArgs;
     type Output = Proposed;
+
+    fn effect(output: &Proposed) -> Effect {
+        Effect::Proposed(output.proposal.clone())
+    }
 
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let appointment_id = parse_id("appointment_id", &args.appointment_id)?;
@@ -166,7 +182,7 @@ impl Tool for ProposeReschedule {
 
 pub struct ProposeCancellation;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeCancellationArgs {
     /// The appointment to cancel, from my_appointments.
@@ -178,10 +194,15 @@ pub struct ProposeCancellationArgs {
 
 impl Tool for ProposeCancellation {
     const NAME: &'static str = "propose_cancellation";
+    const AUDIENCE: Audience = Audience::SignedIn;
     const DESCRIPTION: &'static str =
         "Propose cancelling one of the patient's appointments. The patient must confirm.";
     type Args = ProposeCancellationArgs;
     type Output = Proposed;
+
+    fn effect(output: &Proposed) -> Effect {
+        Effect::Proposed(output.proposal.clone())
+    }
 
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let appointment_id = parse_id("appointment_id", &args.appointment_id)?;
@@ -213,7 +234,7 @@ impl Tool for ProposeCancellation {
 
 pub struct MyAppointments;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MyAppointmentsArgs {
     /// Also list past visits.
@@ -250,6 +271,7 @@ impl From<Appointment> for AppointmentLine {
 
 impl Tool for MyAppointments {
     const NAME: &'static str = "my_appointments";
+    const AUDIENCE: Audience = Audience::SignedIn;
     const DESCRIPTION: &'static str = "The signed-in patient's own appointments, soonest first. There is no way to see anyone else's.";
     type Args = MyAppointmentsArgs;
     type Output = Vec<AppointmentLine>;
@@ -272,7 +294,7 @@ impl Tool for MyAppointments {
 
 pub struct JoinWaitlist;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinWaitlistArgs {
     /// Wait for this specialty slug, e.g. "dermatology".
@@ -288,6 +310,7 @@ pub struct JoinWaitlistArgs {
 
 impl Tool for JoinWaitlist {
     const NAME: &'static str = "join_waitlist";
+    const AUDIENCE: Audience = Audience::SignedIn;
     const DESCRIPTION: &'static str = "Put the signed-in patient on the waitlist for a doctor or specialty when nothing suitable is free; they are offered a time when one frees up.";
     type Args = JoinWaitlistArgs;
     type Output = WaitlistEntry;

@@ -8,11 +8,11 @@ use uuid::Uuid;
 use crate::domain::clinics::doctors::{self, DoctorFilter, PartOfDay};
 use crate::domain::clinics::{self, specialties};
 use crate::domain::scheduling::slots::{self, SlotQuery};
-use crate::tools::{Tool, ToolContext, ToolError, dates, parse_id};
+use crate::tools::{Effect, Tool, ToolContext, ToolError, dates, parse_id};
 
 pub struct FindSpecialty;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindSpecialtyArgs {
     /// The patient's need in their words, e.g. "itchy rash on my arm" or "a cardiologist".
@@ -54,7 +54,7 @@ impl Tool for FindSpecialty {
 
 pub struct SearchClinics;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchClinicsArgs {
     /// Only clinics offering this specialty slug, e.g. "dermatology".
@@ -96,7 +96,7 @@ impl Tool for SearchClinics {
 
 pub struct ListDoctors;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListDoctorsArgs {
     /// Specialty slug, e.g. "pediatrics".
@@ -161,7 +161,7 @@ impl Tool for ListDoctors {
 
 pub struct ListAvailableSlots;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListAvailableSlotsArgs {
     /// Specialty slug from find_specialty, e.g. "dermatology". Give this or doctor_id.
@@ -285,6 +285,10 @@ impl Tool for ListAvailableSlots {
     const DESCRIPTION: &'static str = "Free appointment times for a specialty or one doctor, soonest first. Pass the day in the patient's words; the tool works out the date.";
     type Args = ListAvailableSlotsArgs;
     type Output = SlotList;
+
+    fn effect(output: &SlotList) -> Effect {
+        Effect::Offered(output.slots.clone())
+    }
 
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let doctor = args

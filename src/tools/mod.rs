@@ -97,28 +97,91 @@ pub enum ProposedAction {
     },
 }
 
+/// Who a model may be offered a tool for (the tool still checks the caller itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Browsing: anonymous visitors too.
+    Anyone,
+    /// Acting on one's own appointments: a signed-in user.
+    SignedIn,
+    /// Doctors only.
+    Doctors,
+    /// Never offered to a model: committing is the dialogue rules' alone.
+    Nobody,
+}
+
+impl Audience {
+    /// Whether a chat with this caller is offered the tool.
+    pub fn includes(self, actor: &Actor) -> bool {
+        match self {
+            Audience::Anyone => true,
+            Audience::SignedIn => actor.principal().is_ok(),
+            Audience::Doctors => actor
+                .principal()
+                .is_ok_and(|p| p.has_role(crate::domain::actor::Role::Doctor)),
+            Audience::Nobody => false,
+        }
+    }
+}
+
+/// What a tool's result means for the conversation, beside what the model reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    None,
+    /// Free times were listed: the user may pick one of them next.
+    Offered(Vec<browse::SlotChoice>),
+    /// A side effect now waits for the user's yes.
+    Proposed(Proposal),
+}
+
 /// A tool, defined once.
 pub trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     /// What the model is told the tool is for.
     const DESCRIPTION: &'static str;
-    type Args: DeserializeOwned + JsonSchema + Send;
-    type Output: Serialize;
+    /// Who a model may be offered it for.
+    const AUDIENCE: Audience = Audience::Anyone;
+    type Args: DeserializeOwned + Serialize + JsonSchema + Send + Sync;
+    type Output: Serialize + Send;
 
     fn call(
         ctx: &ToolContext<'_>,
         args: Self::Args,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+
+    /// What the result means for the conversation (nothing, for most tools).
+    fn effect(_output: &Self::Output) -> Effect {
+        Effect::None
+    }
 }
 
-pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send + 'a>>;
+/// A tool's answer: what the model sees, and its typed effect.
+#[derive(Clone, Debug)]
+pub struct Called {
+    pub seen: Value,
+    pub effect: Effect,
+}
 
-/// A tool as the registry holds it: named, described, with a JSON Schema, called on JSON.
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<Called, ToolError>> + Send + 'a>>;
+
+/// A tool as the registry holds it: named, described, with a JSON Schema, called on the
+/// JSON arguments a model wrote.
 pub trait DynTool: Send + Sync {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
+    fn audience(&self) -> Audience;
     fn parameters(&self) -> Value;
     fn call<'a>(&'a self, ctx: &'a ToolContext<'a>, arguments: &'a str) -> ToolFuture<'a>;
+}
+
+/// Runs a tool on typed arguments: its typed result and effect (the dialogue rules' way in).
+pub async fn call<T: Tool>(
+    ctx: &ToolContext<'_>,
+    args: T::Args,
+) -> Result<(T::Output, Effect), ToolError> {
+    let output = T::call(ctx, args).await?;
+    let effect = T::effect(&output);
+    Ok((output, effect))
 }
 
 struct Registered<T>(std::marker::PhantomData<T>);
@@ -130,6 +193,10 @@ impl<T: Tool> DynTool for Registered<T> {
 
     fn description(&self) -> &'static str {
         T::DESCRIPTION
+    }
+
+    fn audience(&self) -> Audience {
+        T::AUDIENCE
     }
 
     fn parameters(&self) -> Value {
@@ -155,9 +222,10 @@ impl<T: Tool> DynTool for Registered<T> {
                     T::NAME
                 ))
             })?;
-            let output = T::call(ctx, args).await?;
-            serde_json::to_value(output)
-                .map_err(|e| ToolError::new("internal", format!("unreadable result: {e}")))
+            let (output, effect) = call::<T>(ctx, args).await?;
+            let seen = serde_json::to_value(output)
+                .map_err(|e| ToolError::new("internal", format!("unreadable result: {e}")))?;
+            Ok(Called { seen, effect })
         })
     }
 }

@@ -22,7 +22,7 @@ use crate::{on_db, on_tx};
 /// How many slots one patient may hold at once (holds are for deciding, not hoarding).
 pub const MAX_ACTIVE_HOLDS: i64 = 3;
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Hold {
     pub slot_id: Uuid,
     pub doctor_id: Uuid,
@@ -692,9 +692,12 @@ async fn insert(
     Ok(id)
 }
 
+/// The longest reason for a visit, in characters.
+pub const MAX_REASON: usize = 1000;
+
 fn checked_reason(reason: &str) -> Result<String> {
     let mut checks = crate::domain::validate::Checks::new();
-    let reason = checks.text("reason", reason, 0, 1000);
+    let reason = checks.text("reason", reason, 0, MAX_REASON);
     checks.finish()?;
     Ok(reason)
 }
