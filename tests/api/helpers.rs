@@ -451,7 +451,7 @@ async fn answer(res: reqwest::Response) -> Answer {
 }
 
 /// A new, empty schema on the test server, with the pool's search_path set to it.
-async fn fresh_postgres_schema(url: &str) -> (Db, String) {
+pub async fn fresh_postgres_schema(url: &str) -> (Db, String) {
     let base = PgConnectOptions::from_str(url).expect("TEST_DATABASE_URL");
     let schema = format!("t_{}", Uuid::now_v7().simple());
     let admin = sqlx::PgPool::connect_with(base.clone())

@@ -20,6 +20,7 @@ mod mfa;
 mod platform;
 mod roles;
 mod scheduling;
+mod schema_parity;
 mod security;
 mod team;
 mod time_zones;
