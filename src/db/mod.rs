@@ -4,6 +4,8 @@
 //! on either backend through [`on_db!`] and [`on_tx!`], which expand the same expression for
 //! the concrete pool or transaction. Native `Uuid`, `DateTime<Utc>` and JSON work on both.
 
+mod text_enum;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

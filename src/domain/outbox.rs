@@ -11,6 +11,17 @@ use crate::domain::actor::Actor;
 use crate::error::{Code, Error, Result};
 use crate::on_db;
 
+crate::text_enum! {
+    /// A notification: waiting, being sent, sent, given up on, or withdrawn.
+    pub enum OutboxStatus {
+        Pending = "pending",
+        Sending = "sending",
+        Sent = "sent",
+        Dead = "dead",
+        Cancelled = "cancelled",
+    }
+}
+
 /// A notification as admins see it (no body).
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Notification {
@@ -20,8 +31,7 @@ pub struct Notification {
     pub recipient: String,
     pub about: String,
     pub due_at: DateTime<Utc>,
-    /// `pending`, `sending`, `sent`, `dead` or `cancelled`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -36,13 +46,8 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Notification>> {
     actor.require_system_admin()?;
-    if let Some(s) = status
-        && !["pending", "sending", "sent", "dead", "cancelled"].contains(&s)
-    {
-        return Err(Error::new(
-            Code::InvalidQuery,
-            "status: one of pending, sending, sent, dead, cancelled",
-        ));
+    if let Some(Err(e)) = status.map(str::parse::<OutboxStatus>) {
+        return Err(Error::new(Code::InvalidQuery, format!("status: {e}")));
     }
     const SQL: &str = "SELECT id, kind, channel, recipient, about, due_at, status, attempts, last_error, sent_at, created_at \
         FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY created_at DESC LIMIT $2";

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::clinics;
-use crate::domain::scheduling::appointments::{self, Appointment};
+use crate::domain::scheduling::appointments::{self, Appointment, AppointmentStatus};
 use crate::domain::scheduling::waitlist::{self, WaitlistEntry};
 use crate::tools::{
     Audience, Effect, Proposal, ProposedAction, Tool, ToolContext, ToolError, parse_id,
@@ -207,7 +207,7 @@ impl Tool for ProposeCancellation {
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
         let appointment_id = parse_id("appointment_id", &args.appointment_id)?;
         let a = appointments::get(ctx.db, ctx.actor, appointment_id).await?;
-        if a.status != "booked" {
+        if a.status != AppointmentStatus::Booked {
             return Err(ToolError::new(
                 "conflict",
                 format!("That appointment is {}.", a.status),
@@ -251,7 +251,7 @@ pub struct AppointmentLine {
     pub when: String,
     pub doctor: String,
     pub clinic: String,
-    pub status: String,
+    pub status: AppointmentStatus,
 }
 
 impl From<Appointment> for AppointmentLine {
@@ -285,7 +285,9 @@ impl Tool for MyAppointments {
         let soon = ctx.now - Duration::hours(1);
         Ok(mine
             .into_iter()
-            .filter(|a| args.include_past || (a.ends_at > soon && a.status != "cancelled"))
+            .filter(|a| {
+                args.include_past || (a.ends_at > soon && a.status != AppointmentStatus::Cancelled)
+            })
             .take(20)
             .map(AppointmentLine::from)
             .collect())

@@ -217,7 +217,12 @@ where
 pub async fn clinic_requests(State(s): State<AppState>, Admin(user): Admin) -> Response {
     let requests = match clinics::list_requests(&s.db, &user.actor, None).await {
         Ok(mut r) => {
-            r.sort_by_key(|r| (r.status != "pending", std::cmp::Reverse(r.created_at)));
+            r.sort_by_key(|r| {
+                (
+                    r.status != crate::domain::clinics::RequestStatus::Pending,
+                    std::cmp::Reverse(r.created_at),
+                )
+            });
             r
         }
         Err(e) => return error_page(&e, service(&s), Some(&user)),

@@ -131,7 +131,7 @@ fn units(src: &Path) -> Vec<(String, PathBuf)> {
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect();
             let unit = match parts.as_slice() {
-                [one] if one == "lib" || one == "main" => return None,
+                [one] if ["lib", "main", "build"].contains(&one.as_str()) => return None,
                 [domain, area, ..] if domain == "domain" && area != "mod" => {
                     format!("domain/{area}")
                 }

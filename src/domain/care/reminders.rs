@@ -178,6 +178,16 @@ pub(crate) async fn schedule(
     outbox::enqueue_all(tx, db.policy(), to, "plan_reminder", &message, &abouts).await
 }
 
+crate::text_enum! {
+    /// A reminder: waiting for its time, checked in, missed, or withdrawn.
+    pub enum ReminderStatus {
+        Scheduled = "scheduled",
+        Done = "done",
+        Missed = "missed",
+        Cancelled = "cancelled",
+    }
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Reminder {
     pub id: Uuid,
@@ -188,8 +198,7 @@ pub struct Reminder {
     /// The due time in the patient's zone, e.g. `2026-12-01 08:00`.
     pub local_time: String,
     pub time_zone: String,
-    /// `scheduled`, `done`, `missed` or `cancelled`.
-    pub status: String,
+    pub status: ReminderStatus,
     /// Added because an earlier reminder was missed.
     pub extension: bool,
     pub checked_in_at: Option<DateTime<Utc>>,
@@ -201,7 +210,7 @@ struct ReminderRow {
     plan_id: Uuid,
     position: i64,
     due_at: DateTime<Utc>,
-    status: String,
+    status: ReminderStatus,
     extension: bool,
     checked_in_at: Option<DateTime<Utc>>,
     time_zone: String,

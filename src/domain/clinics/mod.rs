@@ -50,6 +50,23 @@ pub struct ClinicApplication {
     pub specialties: Vec<String>,
 }
 
+crate::text_enum! {
+    /// Where an application to join stands.
+    pub enum RequestStatus {
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+crate::text_enum! {
+    /// Whether a clinic is open to patients.
+    pub enum ClinicStatus {
+        Active = "active",
+        Suspended = "suspended",
+    }
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ClinicRequest {
     pub id: Uuid,
@@ -61,7 +78,7 @@ pub struct ClinicRequest {
     pub contact_phone: String,
     #[schema(value_type = Vec<String>)]
     pub specialties: Json<Vec<String>>,
-    pub status: String,
+    pub status: RequestStatus,
     pub reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub clinic_id: Option<Uuid>,
@@ -77,7 +94,7 @@ pub struct Clinic {
     pub contact_email: String,
     pub contact_phone: String,
     pub description: String,
-    pub status: String,
+    pub status: ClinicStatus,
     pub cancellation_cutoff_minutes: i64,
     /// Sites allowed to embed the chat widget (their origins, e.g. `https://clinic.example`).
     #[sqlx(try_from = "String")]
@@ -490,7 +507,7 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Clinic>> {
 /// A clinic patients may see and book with.
 pub async fn get_active(db: &Db, id: Uuid) -> Result<Clinic> {
     match get(db, id).await? {
-        Some(c) if c.status == "active" => Ok(c),
+        Some(c) if c.status == ClinicStatus::Active => Ok(c),
         _ => Err(Error::not_found("clinic")),
     }
 }

@@ -37,6 +37,17 @@ pub struct Hold {
     pub expires_at: DateTime<Utc>,
 }
 
+crate::text_enum! {
+    /// Where a visit stands.
+    pub enum AppointmentStatus {
+        Booked = "booked",
+        CheckedIn = "checked_in",
+        Completed = "completed",
+        NoShow = "no_show",
+        Cancelled = "cancelled",
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Appointment {
     pub id: Uuid,
@@ -50,8 +61,7 @@ pub struct Appointment {
     pub time_zone: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    /// `booked`, `checked_in`, `completed`, `no_show` or `cancelled`.
-    pub status: String,
+    pub status: AppointmentStatus,
     pub reason: String,
     pub cancel_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -132,7 +142,7 @@ struct Bookable {
     doctor_name: String,
     doctor_present: bool,
     clinic_name: String,
-    clinic_status: String,
+    clinic_status: clinics::ClinicStatus,
     time_zone: String,
     min_notice_minutes: i64,
 }
@@ -154,7 +164,7 @@ async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<Bookable
     if !b.doctor_present {
         return Err(Error::not_found("doctor"));
     }
-    if b.clinic_status != "active" {
+    if b.clinic_status != clinics::ClinicStatus::Active {
         return Err(Error::not_found("clinic"));
     }
     if b.slot.starts_at < now + Duration::minutes(b.min_notice_minutes) {
@@ -309,7 +319,7 @@ impl Claimed {
             time_zone: self.time_zone,
             starts_at: self.slot.starts_at,
             ends_at: self.slot.ends_at,
-            status: "booked".into(),
+            status: AppointmentStatus::Booked,
             reason,
             cancel_reason: None,
             created_at: now,
@@ -738,7 +748,7 @@ pub async fn reschedule(
     let a = get(db, actor, id).await?;
     let now = Utc::now();
     may_change(db, actor, &a, now).await?;
-    if a.status != "booked" {
+    if a.status != AppointmentStatus::Booked {
         return Err(Error::new(
             Code::Conflict,
             format!("A {} appointment cannot be moved.", a.status),

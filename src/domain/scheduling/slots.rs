@@ -46,6 +46,16 @@ impl Slot {
     }
 }
 
+crate::text_enum! {
+    /// A slot's state: free, held while a patient decides, booked, or kept out.
+    pub enum SlotStatus {
+        Open = "open",
+        Held = "held",
+        Booked = "booked",
+        Blocked = "blocked",
+    }
+}
+
 /// What a schedule change did to the stored slots.
 #[derive(Clone, Debug, Default, Serialize, ToSchema)]
 pub struct SyncReport {
@@ -59,7 +69,7 @@ pub struct SyncReport {
 pub struct Conflict {
     pub slot_id: Uuid,
     pub starts_at: DateTime<Utc>,
-    pub status: String,
+    pub status: SlotStatus,
     pub appointment_id: Option<Uuid>,
 }
 
@@ -73,7 +83,7 @@ struct ExistingSlot {
     id: Uuid,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
-    status: String,
+    status: SlotStatus,
     hold_expires_at: Option<DateTime<Utc>>,
 }
 

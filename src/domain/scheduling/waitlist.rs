@@ -121,6 +121,16 @@ pub async fn join(
 
 // ---- Offers ---------------------------------------------------------------------------
 
+crate::text_enum! {
+    /// A waitlist offer: made, taken, lapsed or turned down.
+    pub enum OfferStatus {
+        Offered = "offered",
+        Accepted = "accepted",
+        Expired = "expired",
+        Declined = "declined",
+    }
+}
+
 /// A freed time held for a waitlisted patient until `expires_at`.
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Offer {
@@ -130,8 +140,7 @@ pub struct Offer {
     pub doctor_id: Uuid,
     pub doctor_name: String,
     pub starts_at: DateTime<Utc>,
-    /// `offered`, `accepted`, `expired` or `declined`.
-    pub status: String,
+    pub status: OfferStatus,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -347,7 +356,7 @@ pub async fn accept(db: &Db, actor: &Actor, offer_id: Uuid) -> Result<Appointmen
     .fetch_optional(pool)
     .await)?
     .ok_or_else(|| Error::not_found("offer"))?;
-    if offer.status != "offered" || offer.expires_at <= Utc::now() {
+    if offer.status != OfferStatus::Offered || offer.expires_at <= Utc::now() {
         return Err(Error::new(
             Code::HoldExpired,
             "This offer has lapsed; the time may have gone to someone else.",

@@ -150,6 +150,14 @@ pub struct StoredPlanItem {
     pub first_at: Option<DateTime<Utc>>,
 }
 
+crate::text_enum! {
+    /// A plan in force, or one a newer note replaced.
+    pub enum PlanStatus {
+        Active = "active",
+        Superseded = "superseded",
+    }
+}
+
 /// A patient's plan from one doctor's note.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Plan {
@@ -157,8 +165,7 @@ pub struct Plan {
     pub note_id: Uuid,
     pub doctor_id: Uuid,
     pub doctor_name: String,
-    /// `active`, or `superseded` by a newer note.
-    pub status: String,
+    pub status: PlanStatus,
     pub time_zone: String,
     pub checklist: Vec<StoredChecklistItem>,
     pub plan: Vec<StoredPlanItem>,
@@ -324,7 +331,7 @@ struct PlanRow {
     /// Where the plan was written: who may read it follows from this (`care::access`).
     clinic_id: Uuid,
     doctor_name: String,
-    status: String,
+    status: PlanStatus,
     time_zone: String,
     sealed: Vec<u8>,
     created_at: DateTime<Utc>,
@@ -448,7 +455,7 @@ pub async fn actionable_steps(db: &Db, actor: &Actor, patient_id: Uuid) -> Resul
             reminders::of_plan(db, plan.id)
                 .await?
                 .into_iter()
-                .filter(|r| r.status == "scheduled" && r.due_at >= now)
+                .filter(|r| r.status == reminders::ReminderStatus::Scheduled && r.due_at >= now)
                 .take(20),
         );
         plans.push(plan);
