@@ -1000,7 +1000,7 @@ pub async fn mark(db: &Db, actor: &Actor, id: Uuid, to: Visit) -> Result<Appoint
         .bind(id)
         .bind(status)
         .bind(now)
-        .bind(&a.status)
+        .bind(a.status)
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected()))?;
