@@ -191,7 +191,7 @@ pub struct AgentConfig {
     pub session_key: SecretString,
     pub old_session_keys: Vec<SecretString>,
     /// The zone relative days are read in when the widget does not say.
-    pub default_time_zone: String,
+    pub default_time_zone: crate::zone::TimeZone,
     pub service_name: String,
 }
 
@@ -489,10 +489,12 @@ fn agent_config(
         Some(_) => bail!("SESSION_KEY must be at least 32 characters"),
         None => load_or_create_secret(&data_dir.join("session.key"))?,
     };
-    let default_time_zone = get("CLINIC_TIME_ZONE").unwrap_or_else(|| "UTC".into());
-    if chrono_tz::Tz::from_str(&default_time_zone).is_err() {
-        bail!("CLINIC_TIME_ZONE={default_time_zone:?} is not an IANA time zone");
-    }
+    let default_time_zone = match get("CLINIC_TIME_ZONE") {
+        Some(name) => name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CLINIC_TIME_ZONE: {e}"))?,
+        None => crate::zone::TimeZone::UTC,
+    };
     Ok(AgentConfig {
         max_steps: parse(get, "AGENT_MAX_STEPS", "6")?,
         token_budget: parse(get, "AGENT_TOKEN_BUDGET", "3000")?,

@@ -23,6 +23,7 @@ pub mod state;
 pub mod storage;
 pub mod tools;
 pub mod web;
+pub mod zone;
 
 /// Installs ring as rustls' process-wide crypto provider (the build carries no other).
 pub fn install_crypto_provider() {

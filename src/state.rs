@@ -165,7 +165,7 @@ fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
     );
     let settings = AgentSettings {
         service_name: config.agent.service_name.clone(),
-        default_time_zone: config.agent.default_time_zone.clone(),
+        default_time_zone: config.agent.default_time_zone,
         hold_minutes: config.hold_minutes,
         max_steps: config.agent.max_steps.max(1),
         token_budget: config.agent.token_budget,

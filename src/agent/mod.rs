@@ -31,6 +31,7 @@ use crate::llm::orchestrate::{CallInfo, Orchestrator, count_messages};
 use crate::llm::{Deltas, Message, Mode, ToolSpec};
 use crate::tools::browse::SlotChoice;
 use crate::tools::{Effect, Proposal, ProposedAction, Registry, ToolContext};
+use crate::zone::TimeZone;
 use prompts::{Prompts, SystemFacts};
 use safety::{Alarm, Answer};
 use session::{Session, SessionStore};
@@ -43,7 +44,7 @@ pub const RULES_LABEL: &str = "Booking rules";
 /// How the agent is set up.
 pub struct AgentSettings {
     pub service_name: String,
-    pub default_time_zone: String,
+    pub default_time_zone: TimeZone,
     pub hold_minutes: i64,
     /// Model ↔ tool rounds in one turn before the agent gives up and apologises.
     pub max_steps: usize,
@@ -177,7 +178,7 @@ impl Agent {
         let mut checks = crate::domain::validate::Checks::new();
         let zone = match time_zone {
             Some(tz) => clinics::parse_time_zone(&mut checks, "time_zone", tz),
-            None => self.settings.default_time_zone.clone(),
+            None => self.settings.default_time_zone,
         };
         let language = language.map(str::trim).filter(|l| !l.is_empty());
         if language.is_some_and(|l| l.len() != 2 || !l.chars().all(|c| c.is_ascii_lowercase())) {
@@ -251,7 +252,7 @@ impl Agent {
                 Answer::Neither => {}
             }
         }
-        let tz = clinics::tz_of(&s.time_zone);
+        let tz = s.time_zone.tz();
         let ctx = ToolContext {
             db: &self.db,
             actor,
@@ -314,7 +315,7 @@ impl Agent {
         }
         s.offered.clear();
         s.state.listed.clear();
-        let answer = replies::alarm(lang, alarm, safety::local_numbers(&s.time_zone));
+        let answer = replies::alarm(lang, alarm, safety::local_numbers(s.time_zone.name()));
         s.messages.push(Message::user(text));
         s.messages.push(Message::assistant(&answer));
         let action = match alarm {
@@ -569,7 +570,7 @@ impl Agent {
             service: &self.settings.service_name,
             today: local.format("%Y-%m-%d").to_string(),
             weekday: local.format("%A").to_string(),
-            time_zone: &s.time_zone,
+            time_zone: s.time_zone.name(),
             user: user_name.as_deref(),
             summary: &s.summary,
             language: s.language.as_deref(),
@@ -817,7 +818,7 @@ pub(crate) fn pick_actions(slots: &[SlotChoice]) -> Vec<Action> {
 /// appointment's answer.
 fn committed_words(body: &Value, lang: Lang) -> Option<String> {
     let starts: DateTime<Utc> = body["starts_at"].as_str()?.parse().ok()?;
-    let tz = clinics::tz_of(body["time_zone"].as_str()?);
+    let tz = body["time_zone"].as_str()?.parse::<TimeZone>().ok()?.tz();
     let when = replies::when(lang, starts.with_timezone(&tz));
     let doctor = body["doctor_name"].as_str().unwrap_or_default();
     let clinic = body["clinic_name"].as_str().unwrap_or_default();

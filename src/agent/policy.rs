@@ -12,7 +12,6 @@ use crate::agent::understand::{self, Intent, Lang, Understanding};
 use crate::agent::{Action, Agent, replies};
 use crate::domain::actor::Actor;
 use crate::domain::care::care_plans::Extraction;
-use crate::domain::clinics;
 use crate::domain::scheduling::appointments::MAX_REASON;
 use crate::error::Result;
 use crate::llm::Message;
@@ -427,7 +426,7 @@ impl Agent {
         for (i, slot) in list.slots.iter().enumerate() {
             let when = slot.starts_at.map_or_else(
                 || slot.when.clone(),
-                |t| replies::when(lang, t.with_timezone(&clinics::tz_of(&slot.time_zone))),
+                |t| replies::when(lang, t.with_timezone(&slot.time_zone.tz())),
             );
             let fee = slot
                 .fee
@@ -540,7 +539,7 @@ impl Agent {
             Some(o) => {
                 let when = o.starts_at.map_or_else(
                     || o.when.clone(),
-                    |t| replies::when(lang, t.with_timezone(&clinics::tz_of(&o.time_zone))),
+                    |t| replies::when(lang, t.with_timezone(&o.time_zone.tz())),
                 );
                 format!("{when}, {}, {}", o.doctor, o.clinic)
             }
@@ -846,10 +845,7 @@ impl Agent {
 
 /// "Tuesday 8 December at 14:00" for an appointment, in its clinic's zone.
 fn appointment_words(a: &AppointmentLine, lang: Lang) -> String {
-    replies::when(
-        lang,
-        a.starts_at.with_timezone(&clinics::tz_of(&a.time_zone)),
-    )
+    replies::when(lang, a.starts_at.with_timezone(&a.time_zone.tz()))
 }
 
 /// The user line of the understanding call: what was just asked or listed (so "the

@@ -16,6 +16,7 @@ use crate::llm::Message;
 use crate::on_db;
 use crate::tools::Proposal;
 use crate::tools::browse::SlotChoice;
+use crate::zone::TimeZone;
 
 pub const IDLE_EXPIRY_MINUTES: i64 = 30;
 
@@ -28,7 +29,7 @@ pub struct Session {
     pub consent_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub last_active: DateTime<Utc>,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     /// The conversation since `summary` (no system prompt).
     pub messages: Vec<Message>,
     /// What was said before `messages`, in short.
@@ -82,7 +83,7 @@ pub fn secret_matches(secret: &str, digest: &str) -> bool {
 }
 
 impl Session {
-    pub fn new(user_id: Option<Uuid>, time_zone: String, now: DateTime<Utc>) -> Self {
+    pub fn new(user_id: Option<Uuid>, time_zone: TimeZone, now: DateTime<Utc>) -> Self {
         Self {
             id: Uuid::new_v4(),
             user_id,
@@ -234,7 +235,7 @@ mod tests {
             sealer: Sealer::new(&[3u8; 32], &[]),
         };
         let now = Utc::now();
-        let mut s = Session::new(None, "Europe/Lisbon".into(), now);
+        let mut s = Session::new(None, "Europe/Lisbon".parse().unwrap(), now);
         s.messages.push(Message::user("my itchy rash"));
         store.save(&s).await.unwrap();
         let raw = std::fs::read(dir.path().join(format!("{}.session", s.id))).unwrap();

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Policy, Tx};
 use crate::error::{Error, Result};
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// What a notification says. `ics` is a calendar attachment (appointment messages).
@@ -28,7 +29,7 @@ pub struct Contact {
     pub phone: Option<String>,
     /// `email`, `sms` or `whatsapp`.
     pub notify_channel: String,
-    pub time_zone: Option<String>,
+    pub time_zone: Option<TimeZone>,
     pub display_name: String,
 }
 

@@ -7,12 +7,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::clinics;
 use crate::domain::scheduling::appointments::{self, Appointment, AppointmentStatus};
 use crate::domain::scheduling::waitlist::{self, WaitlistEntry};
 use crate::tools::{
     Audience, Effect, Proposal, ProposedAction, Tool, ToolContext, ToolError, parse_id,
 };
+use crate::zone::TimeZone;
 
 /// What the model is told when a proposal is made: the user must now confirm.
 #[derive(Serialize)]
@@ -31,9 +31,9 @@ fn signed_in_only(why: &'static str) -> impl FnOnce(crate::error::Error) -> Tool
     }
 }
 
-fn local(a_starts: chrono::DateTime<chrono::Utc>, tz: &str) -> String {
+fn local(a_starts: chrono::DateTime<chrono::Utc>, tz: TimeZone) -> String {
     a_starts
-        .with_timezone(&clinics::tz_of(tz))
+        .with_timezone(&tz.tz())
         .format("%A %-d %B at %H:%M")
         .to_string()
 }
@@ -77,7 +77,7 @@ impl Tool for ProposeBooking {
             ))?;
         let summary = format!(
             "{} with {} at {}, {} ({} time)",
-            local(hold.starts_at, &hold.time_zone),
+            local(hold.starts_at, hold.time_zone),
             hold.doctor_name,
             hold.clinic_name,
             hold.local_time,
@@ -170,8 +170,8 @@ impl Tool for ProposeReschedule {
                 summary: format!(
                     "Move your appointment with {} from {} to {}",
                     a.doctor_name,
-                    local(a.starts_at, &a.time_zone),
-                    local(slot.starts_at, &a.time_zone)
+                    local(a.starts_at, a.time_zone),
+                    local(slot.starts_at, a.time_zone)
                 ),
                 expires_at: None,
             },
@@ -223,7 +223,7 @@ impl Tool for ProposeCancellation {
                 summary: format!(
                     "Cancel your appointment with {} on {}",
                     a.doctor_name,
-                    local(a.starts_at, &a.time_zone)
+                    local(a.starts_at, a.time_zone)
                 ),
                 expires_at: None,
             },
@@ -247,7 +247,7 @@ pub struct AppointmentLine {
     pub appointment_id: Uuid,
     pub doctor_id: Uuid,
     pub starts_at: chrono::DateTime<chrono::Utc>,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub when: String,
     pub doctor: String,
     pub clinic: String,
@@ -260,7 +260,7 @@ impl From<Appointment> for AppointmentLine {
             appointment_id: a.id,
             doctor_id: a.doctor_id,
             starts_at: a.starts_at,
-            when: local(a.starts_at, &a.time_zone),
+            when: local(a.starts_at, a.time_zone),
             time_zone: a.time_zone,
             doctor: a.doctor_name,
             clinic: a.clinic_name,

@@ -9,6 +9,7 @@ use crate::domain::clinics::doctors::{self, DoctorFilter, PartOfDay};
 use crate::domain::clinics::{self, specialties};
 use crate::domain::scheduling::slots::{self, SlotQuery};
 use crate::tools::{Effect, Tool, ToolContext, ToolError, dates, parse_id};
+use crate::zone::TimeZone;
 
 pub struct FindSpecialty;
 
@@ -70,7 +71,7 @@ pub struct ClinicHit {
     pub clinic_id: Uuid,
     pub name: String,
     pub address: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
 }
 
 impl Tool for SearchClinics {
@@ -189,7 +190,7 @@ pub struct SlotChoice {
     pub weekday: String,
     pub doctor: String,
     pub clinic: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub fee: Option<String>,
 }
 
@@ -224,20 +225,23 @@ impl ListAvailableSlots {
         doctor: Option<Uuid>,
         q: SlotQuery,
     ) -> Result<Vec<SlotChoice>, ToolError> {
-        let choice =
-            |slot: &slots::Slot, doctor: String, clinic: String, tz: &str, fee: Option<String>| {
-                let local = slot.starts_at.with_timezone(&clinics::tz_of(tz));
-                SlotChoice {
-                    slot_id: slot.id,
-                    starts_at: Some(slot.starts_at),
-                    when: local.format("%a %-d %b %H:%M").to_string(),
-                    weekday: local.format("%A").to_string(),
-                    doctor,
-                    clinic,
-                    time_zone: tz.to_owned(),
-                    fee,
-                }
-            };
+        let choice = |slot: &slots::Slot,
+                      doctor: String,
+                      clinic: String,
+                      tz: TimeZone,
+                      fee: Option<String>| {
+            let local = slot.starts_at.with_timezone(&tz.tz());
+            SlotChoice {
+                slot_id: slot.id,
+                starts_at: Some(slot.starts_at),
+                when: local.format("%a %-d %b %H:%M").to_string(),
+                weekday: local.format("%A").to_string(),
+                doctor,
+                clinic,
+                time_zone: tz,
+                fee,
+            }
+        };
         match (specialty, doctor) {
             (_, Some(doctor_id)) => {
                 let d = doctors::get(ctx.db, doctor_id).await?.ok_or_else(|| {
@@ -251,7 +255,7 @@ impl ListAvailableSlots {
                             s,
                             d.display_name.clone(),
                             d.clinic_name.clone(),
-                            &d.time_zone,
+                            d.time_zone,
                             None,
                         )
                     })
@@ -267,7 +271,7 @@ impl ListAvailableSlots {
                             &s.slot,
                             s.doctor_name.clone(),
                             s.clinic_name.clone(),
-                            &s.time_zone,
+                            s.time_zone,
                             Some(fee),
                         )
                     })

@@ -41,7 +41,7 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
             Ok(None) => continue,
             Err(e) => return error_page(&e, service(&s), Some(&user)),
         };
-        let tz = crate::domain::clinics::tz_of(&doctor.time_zone);
+        let tz = doctor.time_zone.tz();
         let date = now.with_timezone(&tz).date_naive();
         today_label = date.format("%A %-d %B %Y").to_string();
         let list = match appointments::doctor_day(&s.db, &user.actor, id, date).await {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest first: each may use only those before it.
 const LAYERS: &[&str] = &[
-    "error", "config", "crypto", "db", "storage", "notify", "domain", "tools", "llm", "agent",
-    "jobs", "cache", "state", "http", "web", "app", "demo", "eval", "cli",
+    "error", "zone", "config", "crypto", "db", "storage", "notify", "domain", "tools", "llm",
+    "agent", "jobs", "cache", "state", "http", "web", "app", "demo", "eval", "cli",
 ];
 
 /// The domain's modules and areas, lowest first: each may use only those before it.

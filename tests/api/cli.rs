@@ -189,7 +189,7 @@ async fn demo_data_loads_once_and_its_accounts_sign_in() {
     let state = clinic::state::AppState::build(config).await.unwrap();
     let db = &state.db;
     let clinics = clinic::domain::clinics::list(db, None, None).await.unwrap();
-    let mut zones: Vec<&str> = clinics.iter().map(|c| c.time_zone.as_str()).collect();
+    let mut zones: Vec<&str> = clinics.iter().map(|c| c.time_zone.name()).collect();
     zones.sort_unstable();
     assert_eq!(
         zones,

@@ -173,7 +173,7 @@ async fn parts(state: &AppState, dir: &tempfile::TempDir) -> AnyResult<()> {
         dir: dir.path().join("bench-sessions"),
         sealer: clinic::crypto::seal::Sealer::new(&[7u8; 32], &[]),
     };
-    let mut s = Session::new(None, "Europe/Lisbon".into(), chrono::Utc::now());
+    let mut s = Session::new(None, chrono_tz::Europe::Lisbon.into(), chrono::Utc::now());
     for i in 0..6 {
         s.messages.push(Message::user(format!(
             "message {i}: I have an itchy rash, can I see someone next week?"

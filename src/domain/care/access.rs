@@ -22,6 +22,7 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::audit::{self, Entry};
 use crate::error::{Code, Error, Result};
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// Which of a patient's records a reader may see, by the clinic that wrote them.
@@ -55,7 +56,7 @@ pub(crate) struct Treating {
     pub id: Uuid,
     pub clinic_id: Uuid,
     pub display_name: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
 }
 
 /// A doctor profile has a care relationship with the patient: a booking with it that was

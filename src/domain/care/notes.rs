@@ -81,8 +81,7 @@ pub async fn submit(
     let key_id = i64::from(policy.sealer.current_key_id());
     let mut tx = db.begin().await?;
     let patient = outbox::contact(&mut tx, patient_id).await?;
-    let tz =
-        crate::domain::clinics::tz_of(patient.time_zone.as_deref().unwrap_or(&doctor.time_zone));
+    let tz = patient.time_zone.unwrap_or(doctor.time_zone).tz();
     const SQL: &str = "INSERT INTO notes (id, patient_id, doctor_id, clinic_id, author_id, sealed, key_id, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
     on_tx!(&mut tx, |conn| sqlx::query(SQL)

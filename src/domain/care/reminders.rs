@@ -3,7 +3,8 @@
 //! limit). Daily times are local wall-clock times, so 08:00 stays 08:00 across a DST
 //! change; "every N hours" is a fixed interval in real time.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::TimeZone as _;
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
@@ -14,9 +15,9 @@ use crate::db::{Batch, Db, Tx};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::care::care_plans;
-use crate::domain::clinics;
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox::{self, Message};
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// At most this many reminders for one plan item.
@@ -197,7 +198,7 @@ pub struct Reminder {
     pub due_at: DateTime<Utc>,
     /// The due time in the patient's zone, e.g. `2026-12-01 08:00`.
     pub local_time: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub status: ReminderStatus,
     /// Added because an earlier reminder was missed.
     pub extension: bool,
@@ -213,7 +214,7 @@ struct ReminderRow {
     status: ReminderStatus,
     extension: bool,
     checked_in_at: Option<DateTime<Utc>>,
-    time_zone: String,
+    time_zone: TimeZone,
     sealed: Vec<u8>,
 }
 
@@ -239,7 +240,7 @@ fn view(db: &Db, rows: Vec<ReminderRow>) -> Result<Vec<Reminder>> {
                 .get(r.position as usize)
                 .map(|p| p.action.clone())
                 .unwrap_or_default();
-            let tz = clinics::tz_of(&r.time_zone);
+            let tz = r.time_zone.tz();
             Ok(Reminder {
                 id: r.id,
                 plan_id: r.plan_id,
@@ -364,7 +365,7 @@ struct Extended {
     first_day: NaiveDate,
     starts_at: DateTime<Utc>,
     position: i64,
-    time_zone: String,
+    time_zone: TimeZone,
     sealed: Vec<u8>,
 }
 
@@ -409,7 +410,7 @@ pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(Batch, u64)> {
                 .fetch_optional(&mut *conn)
                 .await)?;
             if let Some(item) = item {
-                let tz = clinics::tz_of(&item.time_zone);
+                let tz = item.time_zone.tz();
                 let rule = Rule {
                     times_per_day: item.times_per_day.map(|n| n as u32),
                     every_hours: item.every_hours.map(|n| n as u32),

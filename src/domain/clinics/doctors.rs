@@ -15,6 +15,7 @@ use crate::domain::identity::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,7 +52,7 @@ pub struct Doctor {
     pub id: Uuid,
     pub clinic_id: Uuid,
     pub clinic_name: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub display_name: String,
     pub bio: String,
     pub languages: Vec<String>,
@@ -69,7 +70,7 @@ struct DoctorRow {
     id: Uuid,
     clinic_id: Uuid,
     clinic_name: String,
-    time_zone: String,
+    time_zone: TimeZone,
     display_name: String,
     bio: String,
     languages: String,

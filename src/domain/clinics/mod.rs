@@ -8,8 +8,6 @@ pub mod reports;
 pub mod specialties;
 pub mod staff;
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,6 +22,7 @@ use crate::domain::identity::invitations;
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// An application to join, as submitted by anyone.
@@ -72,7 +71,7 @@ pub struct ClinicRequest {
     pub id: Uuid,
     pub name: String,
     pub address: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub contact_name: String,
     pub contact_email: String,
     pub contact_phone: String,
@@ -90,7 +89,7 @@ pub struct Clinic {
     pub id: Uuid,
     pub name: String,
     pub address: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub contact_email: String,
     pub contact_phone: String,
     pub description: String,
@@ -106,13 +105,8 @@ pub struct Clinic {
 
 impl Clinic {
     pub fn tz(&self) -> chrono_tz::Tz {
-        tz_of(&self.time_zone)
+        self.time_zone.tz()
     }
-}
-
-/// A stored zone name as a zone (names are checked on the way in; UTC if one is not).
-pub fn tz_of(name: &str) -> chrono_tz::Tz {
-    chrono_tz::Tz::from_str(name).unwrap_or(chrono_tz::UTC)
 }
 
 /// Changes a clinic admin may make to their clinic's profile.
@@ -205,12 +199,11 @@ macro_rules! select_clinics {
     };
 }
 
-pub fn parse_time_zone(checks: &mut Checks, field: &str, tz: &str) -> String {
-    let tz = tz.trim();
-    if chrono_tz::Tz::from_str(tz).is_err() {
+pub fn parse_time_zone(checks: &mut Checks, field: &str, tz: &str) -> TimeZone {
+    tz.parse().unwrap_or_else(|_| {
         checks.fail(field, "must be an IANA time zone such as Europe/Lisbon");
-    }
-    tz.to_owned()
+        TimeZone::UTC
+    })
 }
 
 /// Records an application to join; anyone may apply.
@@ -248,7 +241,7 @@ pub async fn apply(db: &Db, actor: &Actor, form: ClinicApplication) -> Result<Cl
         .bind(id)
         .bind(&name)
         .bind(&address)
-        .bind(&time_zone)
+        .bind(time_zone)
         .bind(&contact_name)
         .bind(&contact_email)
         .bind(&contact_phone)
@@ -346,7 +339,7 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
         sqlx::query(CLINIC)
             .bind(clinic_id)
             .bind(&request.name)
-            .bind(&request.time_zone)
+            .bind(request.time_zone)
             .bind(&request.address)
             .bind(&request.contact_email)
             .bind(&request.contact_phone)

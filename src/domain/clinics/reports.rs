@@ -13,6 +13,7 @@ use crate::domain::actor::Actor;
 use crate::domain::clinics;
 use crate::error::{Code, Error, Result};
 use crate::on_db;
+use crate::zone::TimeZone;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Period {
@@ -71,7 +72,7 @@ impl Counts {
 pub struct Report {
     pub clinic_id: Uuid,
     pub clinic_name: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub from: NaiveDate,
     pub to: NaiveDate,
     /// Appointments by period label, by status.
@@ -127,7 +128,7 @@ pub async fn clinic(
     let mut report = Report {
         clinic_id,
         clinic_name: clinic.name.clone(),
-        time_zone: clinic.time_zone.clone(),
+        time_zone: clinic.time_zone,
         from,
         to,
         by_period: BTreeMap::new(),

@@ -17,6 +17,7 @@ use crate::domain::clinics::doctors;
 use crate::domain::scheduling::slots::{self, Slot};
 use crate::error::{Code, Error, Result};
 use crate::notify::{ics, outbox};
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// How many slots one patient may hold at once (holds are for deciding, not hoarding).
@@ -33,7 +34,7 @@ pub struct Hold {
     pub ends_at: DateTime<Utc>,
     pub local_date: NaiveDate,
     pub local_time: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -58,7 +59,7 @@ pub struct Appointment {
     pub doctor_name: String,
     pub clinic_id: Uuid,
     pub clinic_name: String,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub status: AppointmentStatus,
@@ -143,7 +144,7 @@ struct Bookable {
     doctor_present: bool,
     clinic_name: String,
     clinic_status: clinics::ClinicStatus,
-    time_zone: String,
+    time_zone: TimeZone,
     min_notice_minutes: i64,
 }
 
@@ -279,7 +280,7 @@ struct Claimed {
     slot: Slot,
     doctor_name: String,
     clinic_name: String,
-    time_zone: String,
+    time_zone: TimeZone,
     patient_name: Option<String>,
     /// Where the patient hears from us (read in the same statement).
     patient_email: Option<String>,
@@ -353,7 +354,7 @@ async fn book_claimed(
         id,
         doctor_name: &claimed.doctor_name,
         clinic_name: &claimed.clinic_name,
-        time_zone: &claimed.time_zone,
+        time_zone: claimed.time_zone,
         starts_at: claimed.slot.starts_at,
         ends_at: claimed.slot.ends_at,
     };
@@ -433,14 +434,14 @@ struct VisitFacts<'a> {
     id: Uuid,
     doctor_name: &'a str,
     clinic_name: &'a str,
-    time_zone: &'a str,
+    time_zone: TimeZone,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
 }
 
 impl VisitFacts<'_> {
     fn when(&self) -> String {
-        let tz = crate::domain::clinics::tz_of(self.time_zone);
+        let tz = self.time_zone.tz();
         self.starts_at
             .with_timezone(&tz)
             .format("%A %-d %B %Y at %H:%M (%Z)")
@@ -516,7 +517,7 @@ struct DueReminder {
     next_reminder_at: DateTime<Utc>,
     doctor_name: String,
     clinic_name: String,
-    time_zone: String,
+    time_zone: TimeZone,
 }
 
 /// Sends the appointment reminders that are due: each booked appointment whose
@@ -565,7 +566,7 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
                 id: r.id,
                 doctor_name: &r.doctor_name,
                 clinic_name: &r.clinic_name,
-                time_zone: &r.time_zone,
+                time_zone: r.time_zone,
                 starts_at: r.starts_at,
                 ends_at: r.ends_at,
             };
@@ -826,7 +827,7 @@ pub async fn reschedule(
         id,
         doctor_name: &new_doctor,
         clinic_name: &a.clinic_name,
-        time_zone: &a.time_zone,
+        time_zone: a.time_zone,
         starts_at: slot.starts_at,
         ends_at: slot.ends_at,
     };
@@ -903,7 +904,7 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
         id,
         doctor_name: &a.doctor_name,
         clinic_name: &a.clinic_name,
-        time_zone: &a.time_zone,
+        time_zone: a.time_zone,
         starts_at: a.starts_at,
         ends_at: a.ends_at,
     };

@@ -19,6 +19,7 @@ use crate::domain::clinics::doctors::{self, Doctor, PartOfDay};
 use crate::domain::scheduling::schedules::{DateOverride, DayHours, Interval, ScheduleForm};
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 /// A free (or, for staff views, any) slot.
@@ -243,7 +244,7 @@ pub async fn sync(db: &Db, doctor: &Doctor, now: DateTime<Utc>) -> Result<SyncRe
         return Ok(SyncReport::default());
     };
     let schedule = row.rules.0.check()?;
-    let tz = crate::domain::clinics::tz_of(&doctor.time_zone);
+    let tz = doctor.time_zone.tz();
     let from = now.with_timezone(&tz).date_naive();
     let to = from + chrono::Days::new(u64::try_from(schedule.horizon_days).unwrap_or(60));
     let overrides = load_overrides(db, doctor.id, from, to).await?;
@@ -517,13 +518,13 @@ pub async fn free_for_doctor(
     q: &SlotQuery,
     now: DateTime<Utc>,
 ) -> Result<Vec<Slot>> {
-    let (time_zone, notice): (String, i64) =
+    let (time_zone, notice): (TimeZone, i64) =
         on_db!(db, |pool| sqlx::query_as(DOCTOR_SEARCH_NOTICE_SQL)
             .bind(doctor_id)
             .fetch_optional(pool)
             .await)?
         .ok_or_else(|| Error::not_found("doctor"))?;
-    let today = now.with_timezone(&clinics::tz_of(&time_zone)).date_naive();
+    let today = now.with_timezone(&time_zone.tz()).date_naive();
     let w = q.window(today)?;
     let earliest = (now + Duration::minutes(notice)).max(w.after);
     Ok(on_db!(db, |pool| sqlx::query_as::<_, Slot>(
@@ -560,7 +561,7 @@ pub struct SpecialtySlot {
     pub doctor_name: String,
     pub clinic_name: String,
     /// The clinic's zone, which `local_date` and `local_minute` are in.
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub fee_cents: i64,
     pub currency: String,
     #[serde(skip)]

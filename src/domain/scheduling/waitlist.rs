@@ -14,6 +14,7 @@ use crate::domain::clinics::{doctors, specialties};
 use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox;
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -150,7 +151,7 @@ struct Candidate {
     patient_id: Uuid,
     doctor_name: String,
     clinic_name: String,
-    time_zone: String,
+    time_zone: TimeZone,
     starts_at: DateTime<Utc>,
 }
 
@@ -215,7 +216,7 @@ pub(crate) async fn offer_freed_slot(
         .await
         .map(|r| r.rows_affected()))?;
     let to = outbox::contact(tx, c.patient_id).await?;
-    let tz = crate::domain::clinics::tz_of(&c.time_zone);
+    let tz = c.time_zone.tz();
     let message = outbox::Message {
         subject: "A time has opened up for you".into(),
         body: format!(

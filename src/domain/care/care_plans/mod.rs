@@ -16,6 +16,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::care::reminders;
 use crate::error::{Error, Result};
 use crate::notify::outbox;
+use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
 mod rules;
@@ -166,7 +167,7 @@ pub struct Plan {
     pub doctor_id: Uuid,
     pub doctor_name: String,
     pub status: PlanStatus,
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     pub checklist: Vec<StoredChecklistItem>,
     pub plan: Vec<StoredPlanItem>,
     pub created_at: DateTime<Utc>,
@@ -332,7 +333,7 @@ struct PlanRow {
     clinic_id: Uuid,
     doctor_name: String,
     status: PlanStatus,
-    time_zone: String,
+    time_zone: TimeZone,
     sealed: Vec<u8>,
     created_at: DateTime<Utc>,
 }
