@@ -200,6 +200,30 @@ macro_rules! on_tx {
     };
 }
 
+/// Runs one statement with its arguments on either pool; the rows it changed.
+#[macro_export]
+macro_rules! exec {
+    ($db:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_db!($db, |pool| sqlx::query($sql)
+            $(.bind($arg))*
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
+/// Runs one statement with its arguments in a transaction; the rows it changed.
+#[macro_export]
+macro_rules! exec_tx {
+    ($tx:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        $crate::on_tx!($tx, |conn| sqlx::query($sql)
+            $(.bind($arg))*
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
 impl Db {
     /// Opens the pool; a SQLite file (and its folder) is created on first use.
     pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, sqlx::Error> {

@@ -155,20 +155,20 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         WHERE NOT EXISTS (SELECT 1 FROM audit WHERE seq >= $1) \
         AND EXISTS (SELECT 1 FROM audit WHERE seq = $1 - 1 AND hash = $9)";
     let sql = if guarded { GUARDED } else { INSERT };
-    let written = on_tx!(tx, |conn| sqlx::query(sql)
-        .bind(seq)
-        .bind(row.id)
-        .bind(row.at)
-        .bind(row.actor_id)
-        .bind(row.entry.action)
-        .bind(&row.entry.subject)
-        .bind(row.entry.clinic_id)
-        .bind(&row.details)
-        .bind(prev)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let written = crate::exec_tx!(
+        tx,
+        sql,
+        seq,
+        row.id,
+        row.at,
+        row.actor_id,
+        row.entry.action,
+        &row.entry.subject,
+        row.entry.clinic_id,
+        &row.details,
+        prev,
+        &hash
+    )?;
     if written == 1 {
         let line = serde_json::json!({
             "seq": seq, "id": row.id, "at": row.at, "actor_id": row.actor_id, "action": row.entry.action,

@@ -174,11 +174,7 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
         "UPDATE reminders SET status = 'cancelled' WHERE patient_id = $1 AND status = 'scheduled'",
     ];
     for sql in BY_USER {
-        on_tx!(&mut tx, |conn| sqlx::query(sql)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, sql, user_id)?;
     }
     const BY_ADDRESS: [&str; 3] = [
         "DELETE FROM mail_outbox WHERE recipient = $2",
@@ -186,25 +182,13 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
         "DELETE FROM clinic_invitations WHERE email = $2",
     ];
     for sql in BY_ADDRESS {
-        on_tx!(&mut tx, |conn| sqlx::query(sql)
-            .bind(user_id)
-            .bind(&user.email)
-            .bind(&phone)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, sql, user_id, &user.email, &phone)?;
     }
     const USER: &str = "UPDATE users SET email = $3, display_name = 'Deleted user', password_hash = NULL, phone = NULL, \
         time_zone = NULL, totp_secret = NULL, totp_pending_secret = NULL, mfa_method = 'none', \
         deactivated_at = COALESCE(deactivated_at, $2), erased_at = $2, updated_at = $2 WHERE id = $1";
     identity::revoke_all_sessions(&mut tx, user_id, now, "deleted").await?;
-    on_tx!(&mut tx, |conn| sqlx::query(USER)
-        .bind(user_id)
-        .bind(now)
-        .bind(&placeholder)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(&mut tx, USER, user_id, now, &placeholder)?;
     let record_purged_after = now + db.policy().record_retention;
     audit::record(
         &mut tx,
@@ -248,11 +232,7 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch>
         let one = async {
             let mut tx = db.begin().await?;
             for sql in PURGE {
-                on_tx!(&mut tx, |conn| sqlx::query(sql)
-                    .bind(user_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                crate::exec_tx!(&mut tx, sql, user_id)?;
             }
             audit::record_as(
                 &mut tx,

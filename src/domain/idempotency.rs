@@ -103,15 +103,7 @@ where
         VALUES ($1, $2, $3, $4, 0, 'null', $5) ON CONFLICT (user_id, key) DO NOTHING";
     const TAKE_OVER: &str = "UPDATE idempotency_keys SET created_at = $4 WHERE user_id = $1 AND key = $2 AND request_hash = $3 \
         AND response_status = 0 AND created_at < $5";
-    let reserved = on_db!(db, |pool| sqlx::query(RESERVE)
-        .bind(user)
-        .bind(key)
-        .bind(operation)
-        .bind(&hash)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let reserved = crate::exec!(db, RESERVE, user, key, operation, &hash, now)?;
     if reserved == 0 {
         let (stored_hash, status, body) = stored(db, user, key).await?;
         if stored_hash != hash {
@@ -127,15 +119,7 @@ where
             });
         }
         let stale = now - Duration::seconds(ABANDONED_AFTER);
-        let taken = on_db!(db, |pool| sqlx::query(TAKE_OVER)
-            .bind(user)
-            .bind(key)
-            .bind(&hash)
-            .bind(now)
-            .bind(stale)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let taken = crate::exec!(db, TAKE_OVER, user, key, &hash, now, stale)?;
         if taken == 0 {
             return Err(Error::new(
                 Code::IdempotencyInProgress,
@@ -235,14 +219,7 @@ async fn save(db: &Db, user: Uuid, key: &str, status: i64, body: &serde_json::Va
         .sealer
         .seal(body.to_string().as_bytes(), &aad(user, key));
     let stored = serde_json::json!({"sealed": URL_SAFE_NO_PAD.encode(sealed)});
-    on_db!(db, |pool| sqlx::query(SQL)
-        .bind(user)
-        .bind(key)
-        .bind(status)
-        .bind(sqlx::types::Json(&stored))
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec!(db, SQL, user, key, status, sqlx::types::Json(&stored))?;
     Ok(())
 }
 
@@ -255,23 +232,13 @@ pub async fn forget_prefixed(db: &Db, user: Uuid, prefix: &str) -> Result<u64> {
         .replace('!', "!!")
         .replace('%', "!%")
         .replace('_', "!_");
-    Ok(on_db!(db, |pool| sqlx::query(SQL)
-        .bind(user)
-        .bind(pattern)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+    Ok(crate::exec!(db, SQL, user, pattern)?)
 }
 
 async fn forget(db: &Db, user: Uuid, key: &str) -> Result<()> {
     const SQL: &str =
         "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response_status = 0"; // RUNNING
-    on_db!(db, |pool| sqlx::query(SQL)
-        .bind(user)
-        .bind(key)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec!(db, SQL, user, key)?;
     Ok(())
 }
 

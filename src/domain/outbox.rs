@@ -63,12 +63,7 @@ pub async fn list(
 pub async fn retry(db: &Db, actor: &Actor, id: Uuid) -> Result<()> {
     actor.require_system_admin()?;
     const SQL: &str = "UPDATE outbox SET status = 'pending', attempts = 0, due_at = $2, updated_at = $2 WHERE id = $1 AND status = 'dead'";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(id)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec!(db, SQL, id, Utc::now())?;
     if done == 0 {
         return Err(Error::new(
             Code::Conflict,

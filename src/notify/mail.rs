@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::on_db;
 
 #[derive(Clone)]
 pub struct Mailer {
@@ -160,17 +159,17 @@ impl Mailer {
     ) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO mail_outbox (id, recipient, subject, body, status, error, created_at) \
             VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(Uuid::now_v7())
-            .bind(to)
-            .bind(subject)
-            .bind(body)
-            .bind(delivery.as_str())
-            .bind(error)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec!(
+            &self.db,
+            SQL,
+            Uuid::now_v7(),
+            to,
+            subject,
+            body,
+            delivery.as_str(),
+            error,
+            Utc::now()
+        )?;
         Ok(())
     }
 }

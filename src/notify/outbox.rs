@@ -123,13 +123,7 @@ pub async fn cancel_about(tx: &mut Tx, about: &str, kinds: &[&str]) -> Result<u6
     let now = Utc::now();
     let mut n = 0;
     for kind in kinds {
-        n += on_tx!(tx, |conn| sqlx::query(SQL)
-            .bind(about)
-            .bind(now)
-            .bind(*kind)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        n += crate::exec_tx!(tx, SQL, about, now, *kind)?;
     }
     Ok(n)
 }

@@ -866,7 +866,19 @@ async fn what_a_patient_writes_is_sealed_and_a_deleted_chat_leaves_no_copies(app
         .unwrap()
         .parse()
         .unwrap();
-    let slot = app.free_slots(doctor, "").await[0]["id"]
+    // Far enough ahead that the patient may still cancel it (the clinic's cutoff).
+    let later = chrono::Utc::now() + chrono::Duration::hours(3);
+    let slot = app
+        .free_slots(doctor, "")
+        .await
+        .into_iter()
+        .find(|s| {
+            s["starts_at"]
+                .as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .is_some_and(|t| t > later)
+        })
+        .expect("a free time beyond the cutoff")["id"]
         .as_str()
         .unwrap()
         .to_owned();

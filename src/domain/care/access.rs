@@ -22,8 +22,8 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::audit::{self, Entry};
 use crate::error::{Code, Error, Result};
+use crate::on_db;
 use crate::zone::TimeZone;
-use crate::{on_db, on_tx};
 
 /// Which of a patient's records a reader may see, by the clinic that wrote them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,13 +209,7 @@ pub async fn share(db: &Db, actor: &Actor, clinic_id: Uuid) -> Result<Share> {
     let mut tx = db.begin().await?;
     const SQL: &str = "INSERT INTO record_shares (patient_id, clinic_id, created_at) VALUES ($1, $2, $3) \
         ON CONFLICT (patient_id, clinic_id) DO NOTHING";
-    let added = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(p.user_id)
-        .bind(clinic_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let added = crate::exec_tx!(&mut tx, SQL, p.user_id, clinic_id, now)?;
     if added == 1 {
         audit::record(
             &mut tx,
@@ -243,12 +237,7 @@ pub async fn unshare(db: &Db, actor: &Actor, clinic_id: Uuid) -> Result<()> {
     let p = actor.principal()?;
     let mut tx = db.begin().await?;
     const SQL: &str = "DELETE FROM record_shares WHERE patient_id = $1 AND clinic_id = $2";
-    let removed = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(p.user_id)
-        .bind(clinic_id)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let removed = crate::exec_tx!(&mut tx, SQL, p.user_id, clinic_id)?;
     if removed == 0 {
         return Err(Error::not_found("share"));
     }

@@ -18,7 +18,7 @@ use crate::domain::care::access;
 use crate::domain::care::care_plans::{self, Extraction, Plan};
 use crate::error::{Code, Error, Result};
 use crate::notify::outbox;
-use crate::{on_db, on_tx};
+use crate::on_db;
 
 pub const MAX_CHARS: usize = 20_000;
 
@@ -84,18 +84,18 @@ pub async fn submit(
     let tz = patient.time_zone.unwrap_or(doctor.time_zone).tz();
     const SQL: &str = "INSERT INTO notes (id, patient_id, doctor_id, clinic_id, author_id, sealed, key_id, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(patient_id)
-        .bind(doctor.id)
-        .bind(doctor.clinic_id)
-        .bind(p.user_id)
-        .bind(sealed)
-        .bind(key_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        id,
+        patient_id,
+        doctor.id,
+        doctor.clinic_id,
+        p.user_id,
+        sealed,
+        key_id,
+        now
+    )?;
     audit::record(
         &mut tx,
         actor,

@@ -299,14 +299,7 @@ pub async fn check_in(db: &Db, actor: &Actor, id: Uuid) -> Result<Reminder> {
     let mut tx = db.begin().await?;
     const SQL: &str = "UPDATE reminders SET status = 'done', checked_in_at = $3, updated_at = $3 \
         WHERE id = $1 AND patient_id = $2 AND status IN ('scheduled', 'missed') AND due_at <= $4";
-    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(p.user_id)
-        .bind(now)
-        .bind(earliest)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(&mut tx, SQL, id, p.user_id, now, earliest)?;
     if done == 0 {
         drop(tx);
         let found = on_db!(db, |pool| sqlx::query_as::<_, (String, DateTime<Utc>)>(
@@ -388,12 +381,7 @@ pub async fn sweep_missed(db: &Db, now: DateTime<Utc>) -> Result<(Batch, u64)> {
             let mut tx = db.begin().await?;
             let mut grew = false;
             const MISS: &str = "UPDATE reminders SET status = 'missed', updated_at = $2 WHERE id = $1 AND status = 'scheduled'";
-            let n = on_tx!(&mut tx, |conn| sqlx::query(MISS)
-                .bind(r.id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let n = crate::exec_tx!(&mut tx, MISS, r.id, now)?;
             if n == 0 {
                 return Ok(None);
             }

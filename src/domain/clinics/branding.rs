@@ -10,7 +10,6 @@ use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics::{self, Clinic};
 use crate::error::{Code, Error, Result};
-use crate::on_tx;
 use crate::storage::FileStore;
 
 pub const MAX_LOGO_BYTES: usize = 512 * 1024;
@@ -96,13 +95,7 @@ pub async fn set_logo(
         .map_err(|e| Error::internal(format!("storing a logo: {e}")))?;
     let mut tx = db.begin().await?;
     const SQL: &str = "UPDATE clinics SET logo_path = $2, updated_at = $3 WHERE id = $1";
-    let stored = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(clinic_id)
-        .bind(&key)
-        .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()));
+    let stored = crate::exec_tx!(&mut tx, SQL, clinic_id, &key, Utc::now());
     let recorded = match stored {
         Ok(_) => {
             audit::record(

@@ -373,24 +373,38 @@ pub async fn create(
             .send(email, "You have been added as a doctor", &body)
             .await;
     }
+    find(db, id).await
+}
+
+/// A doctor that exists, or `not_found`.
+pub async fn find(db: &Db, id: Uuid) -> Result<Doctor> {
     get(db, id).await?.ok_or_else(|| Error::not_found("doctor"))
+}
+
+/// A doctor the caller runs as their clinic's staff (schedules, time off), else
+/// `not_found` or `forbidden`.
+pub async fn for_staff(db: &Db, actor: &Actor, id: Uuid) -> Result<Doctor> {
+    let doctor = find(db, id).await?;
+    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    Ok(doctor)
+}
+
+/// A doctor who is the caller, or whom the caller runs as their clinic's staff.
+pub async fn for_self_or_staff(db: &Db, actor: &Actor, id: Uuid) -> Result<Doctor> {
+    let doctor = find(db, id).await?;
+    if doctor.user_id != Some(actor.principal()?.user_id) {
+        clinics::require_staff_of(actor, doctor.clinic_id)?;
+    }
+    Ok(doctor)
 }
 
 /// A patient chooses a doctor (their regular doctor).
 pub async fn select(db: &Db, actor: &Actor, doctor_id: Uuid) -> Result<Doctor> {
     let principal = actor.principal()?;
-    let doctor = get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
+    let doctor = find(db, doctor_id).await?;
     const SQL: &str = "INSERT INTO patient_doctors (patient_id, doctor_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(principal.user_id)
-        .bind(doctor_id)
-        .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(&mut tx, SQL, principal.user_id, doctor_id, Utc::now())?;
     audit::record(
         &mut tx,
         actor,
@@ -419,14 +433,7 @@ pub struct PatientSummary {
 /// A doctor's patients: those who chose them or have an appointment with them. Only
 /// the doctor themself and their clinic's staff may ask.
 pub async fn patients(db: &Db, actor: &Actor, doctor_id: Uuid) -> Result<Vec<PatientSummary>> {
-    let doctor = get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    let principal = actor.principal()?;
-    let own = doctor.user_id == Some(principal.user_id);
-    if !own {
-        clinics::require_staff_of(actor, doctor.clinic_id)?;
-    }
+    for_self_or_staff(db, actor, doctor_id).await?;
     const SQL: &str = "SELECT u.id, u.display_name, u.email, \
         (SELECT pd.created_at FROM patient_doctors pd WHERE pd.patient_id = u.id AND pd.doctor_id = $1) AS selected_at, \
         (SELECT MIN(a.starts_at) FROM appointments a WHERE a.patient_id = u.id AND a.doctor_id = $1 AND a.status = 'booked' AND a.starts_at > $2) AS next_appointment \

@@ -237,19 +237,19 @@ pub async fn apply(db: &Db, actor: &Actor, form: ClinicApplication) -> Result<Cl
     let mut tx = db.begin().await?;
     const SQL: &str = "INSERT INTO clinic_requests (id, name, address, time_zone, contact_name, contact_email, contact_phone, \
         specialties, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(&name)
-        .bind(&address)
-        .bind(time_zone)
-        .bind(&contact_name)
-        .bind(&contact_email)
-        .bind(&contact_phone)
-        .bind(Json(&slugs))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        id,
+        &name,
+        &address,
+        time_zone,
+        &contact_name,
+        &contact_email,
+        &contact_phone,
+        Json(&slugs),
+        now
+    )?;
     audit::record(
         &mut tx,
         actor,
@@ -303,16 +303,7 @@ async fn decide(
     const SQL: &str = "UPDATE clinic_requests SET status = $2, reason = $3, decided_by = $4, decided_at = $5, clinic_id = $6, \
         updated_at = $5 WHERE id = $1 AND status = 'pending'";
     let now = Utc::now();
-    let done = on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(status)
-        .bind(reason)
-        .bind(actor.user_id())
-        .bind(now)
-        .bind(clinic)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(tx, SQL, id, status, reason, actor.user_id(), now, clinic)?;
     if done == 0 {
         return Err(Error::new(
             Code::Conflict,
@@ -455,14 +446,7 @@ pub async fn set_status(
     let mut tx = db.begin().await?;
     const SQL: &str =
         "UPDATE clinics SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4";
-    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(clinic_id)
-        .bind(to)
-        .bind(Utc::now())
-        .bind(from)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(&mut tx, SQL, clinic_id, to, Utc::now(), from)?;
     if done == 0 {
         get(db, clinic_id)
             .await?
@@ -603,19 +587,19 @@ pub async fn update(db: &Db, actor: &Actor, clinic_id: Uuid, patch: ClinicPatch)
     let mut tx = db.begin().await?;
     const SQL: &str = "UPDATE clinics SET name = $2, address = $3, description = $4, contact_email = $5, contact_phone = $6, \
         cancellation_cutoff_minutes = $7, updated_at = $8, widget_origins = $9 WHERE id = $1";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(clinic_id)
-        .bind(&name)
-        .bind(&address)
-        .bind(&description)
-        .bind(&contact_email)
-        .bind(&contact_phone)
-        .bind(cutoff)
-        .bind(Utc::now())
-        .bind(&origins)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        clinic_id,
+        &name,
+        &address,
+        &description,
+        &contact_email,
+        &contact_phone,
+        cutoff,
+        Utc::now(),
+        &origins
+    )?;
     audit::record(
         &mut tx,
         actor,

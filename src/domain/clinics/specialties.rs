@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::{on_db, on_tx};
+use crate::on_db;
 
 const CATALOGUE: &str = include_str!("specialties.json");
 
@@ -77,17 +77,17 @@ pub async fn seed(db: &Db) -> Result<usize> {
     for s in &seeds {
         let synonyms = s.synonyms.join("\n").to_lowercase();
         let symptoms = s.symptoms.join("\n").to_lowercase();
-        on_tx!(&mut tx, |conn| sqlx::query(SQL)
-            .bind(Uuid::now_v7())
-            .bind(&s.slug)
-            .bind(&s.name)
-            .bind(&s.description)
-            .bind(&synonyms)
-            .bind(&symptoms)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(
+            &mut tx,
+            SQL,
+            Uuid::now_v7(),
+            &s.slug,
+            &s.name,
+            &s.description,
+            &synonyms,
+            &symptoms,
+            now
+        )?;
     }
     tx.commit().await?;
     db.forget("specialties");

@@ -117,12 +117,7 @@ impl Identity {
         }
         const CONSUME: &str =
             "UPDATE one_time_codes SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL";
-        let done = on_db!(&self.db, |pool| sqlx::query(CONSUME)
-            .bind(row.id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = crate::exec!(&self.db, CONSUME, row.id, now)?;
         if done == 1 {
             Ok(())
         } else {
@@ -135,12 +130,7 @@ impl Identity {
         const SQL: &str =
             "UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2";
         let max = self.settings.code_max_attempts;
-        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(code_id)
-            .bind(max)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = crate::exec!(&self.db, SQL, code_id, max)?;
         if done == 1 {
             Ok(())
         } else {

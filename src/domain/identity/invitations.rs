@@ -115,34 +115,27 @@ async fn hold(
     const SQL: &str = "INSERT INTO clinic_invitations (id, clinic_id, user_id, email, display_name, role, doctor_id, invited_by, expires_at, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     let id = Uuid::now_v7();
-    on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(grant.clinic_id)
-        .bind(user_id)
-        .bind(email)
-        .bind(display_name)
-        .bind(grant.role.as_str())
-        .bind(doctor_id)
-        .bind(actor.user_id())
-        .bind(now + Duration::days(VALID_FOR_DAYS))
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        tx,
+        SQL,
+        id,
+        grant.clinic_id,
+        user_id,
+        email,
+        display_name,
+        grant.role.as_str(),
+        doctor_id,
+        actor.user_id(),
+        now + Duration::days(VALID_FOR_DAYS),
+        now
+    )?;
     Ok(id)
 }
 
 /// Links a doctor profile to the account that accepted it.
 async fn link_doctor(tx: &mut Tx, doctor_id: Uuid, user_id: Uuid, clinic_id: Uuid) -> Result<()> {
     const SQL: &str = "UPDATE doctors SET user_id = $2 WHERE id = $1 AND clinic_id = $3 AND user_id IS NULL AND deleted_at IS NULL";
-    let linked = on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(doctor_id)
-        .bind(user_id)
-        .bind(clinic_id)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))
-    .map_err(|e| {
+    let linked = crate::exec_tx!(tx, SQL, doctor_id, user_id, clinic_id).map_err(|e| {
         Error::from(e).on_unique(
             "doctors_user_clinic_key",
             Code::Conflict,

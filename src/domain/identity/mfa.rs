@@ -81,16 +81,16 @@ impl Identity {
         let expires_at = now + self.settings.code_ttl;
         const SQL: &str = "INSERT INTO mfa_challenges (id, user_id, token_hash, method, expires_at, created_at) \
             VALUES ($1, $2, $3, $4, $5, $6)";
-        on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(Uuid::now_v7())
-            .bind(user.id)
-            .bind(&hash)
-            .bind(method.as_str())
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec!(
+            &self.db,
+            SQL,
+            Uuid::now_v7(),
+            user.id,
+            &hash,
+            method.as_str(),
+            expires_at,
+            now
+        )?;
         if method == MfaMethod::Email {
             self.send_code(user, Purpose::Mfa).await?;
         }
@@ -126,12 +126,7 @@ impl Identity {
         const COUNT: &str =
             "UPDATE mfa_challenges SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2";
         let max = self.settings.code_max_attempts;
-        let counted = on_db!(&self.db, |pool| sqlx::query(COUNT)
-            .bind(row.id)
-            .bind(max)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let counted = crate::exec!(&self.db, COUNT, row.id, max)?;
         if counted == 0 {
             return Err(Error::new(
                 Code::CodeLocked,
@@ -147,12 +142,7 @@ impl Identity {
         }
         const CONSUME: &str =
             "UPDATE mfa_challenges SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL";
-        let consumed = on_db!(&self.db, |pool| sqlx::query(CONSUME)
-            .bind(row.id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let consumed = crate::exec!(&self.db, CONSUME, row.id, now)?;
         if consumed == 0 {
             return Err(challenge_gone());
         }
@@ -171,12 +161,7 @@ impl Identity {
         // Accept each time step once (RFC 6238 §5.2): a code seen over a shoulder cannot be replayed.
         const SQL: &str = "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)";
         let step = i64::try_from(step).map_err(|_| invalid_code())?;
-        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(user.id)
-            .bind(step)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = crate::exec!(&self.db, SQL, user.id, step)?;
         if done == 1 {
             Ok(())
         } else {
@@ -190,13 +175,7 @@ impl Identity {
             &format!("{user_id}:{}", code.to_lowercase()),
         );
         const SQL: &str = "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
-        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(user_id)
-            .bind(&hash)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = crate::exec!(&self.db, SQL, user_id, &hash, Utc::now())?;
         if done == 1 {
             tracing::info!(target: "audit", user = %user_id, "recovery code used");
             Ok(())
@@ -289,12 +268,7 @@ impl Identity {
     pub async fn enable_email_mfa(&self, actor: &Actor) -> Result<()> {
         let principal = actor.principal()?;
         const SQL: &str = "UPDATE users SET mfa_method = 'email', updated_at = $2 WHERE id = $1 AND mfa_method = 'none'";
-        let done = on_db!(&self.db, |pool| sqlx::query(SQL)
-            .bind(principal.user_id)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = crate::exec!(&self.db, SQL, principal.user_id, Utc::now())?;
         if done == 0 {
             return Err(Error::new(
                 Code::MfaAlreadyEnabled,

@@ -87,12 +87,7 @@ const LOGIN_FAILURE_PURPOSE: &str = "login_failures";
 /// Forgets failed sign-ins of addresses that are not locked and have been quiet for a day.
 pub async fn forget_login_failures(db: &Db, now: DateTime<Utc>) -> Result<u64> {
     const SQL: &str = "DELETE FROM login_failures WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $2)";
-    Ok(on_db!(db, |pool| sqlx::query(SQL)
-        .bind(now - chrono::Duration::days(1))
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+    Ok(crate::exec!(db, SQL, now - chrono::Duration::days(1), now)?)
 }
 
 const CODE_SENT: CodeSent = CodeSent {
@@ -321,11 +316,7 @@ impl Identity {
     ) -> Result<()> {
         let address = self.digester.digest(LOGIN_FAILURE_PURPOSE, email);
         const SQL: &str = "DELETE FROM login_failures WHERE email_digest = $1";
-        crate::on_tx!(tx, |conn| sqlx::query(SQL)
-            .bind(&address)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(tx, SQL, &address)?;
         Ok(())
     }
 
@@ -457,13 +448,7 @@ impl Identity {
         let mut tx = self.db.begin().await?;
         const SQL: &str = "UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL, \
             email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3 WHERE id = $1";
-        crate::on_tx!(&mut tx, |conn| sqlx::query(SQL)
-            .bind(user.id)
-            .bind(&hash)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, SQL, user.id, &hash, now)?;
         tokens::revoke_all_sessions(&mut tx, user.id, now, "password_reset").await?;
         self.forget_failed_logins(&mut tx, &user.email).await?;
         tx.commit().await?;

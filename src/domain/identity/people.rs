@@ -161,16 +161,16 @@ pub async fn insert(tx: &mut Tx, new: NewUser<'_>, now: DateTime<Utc>) -> Result
         VALUES ($1, $2, $3, $4, $5, $6, $6)";
     let id = Uuid::now_v7();
     let verified_at = new.verified.then_some(now);
-    on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(new.email)
-        .bind(new.display_name)
-        .bind(new.password_hash)
-        .bind(verified_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))
+    crate::exec_tx!(
+        tx,
+        SQL,
+        id,
+        new.email,
+        new.display_name,
+        new.password_hash,
+        verified_at,
+        now
+    )
     .map_err(|e| {
         Error::from(e).on_unique(
             "users_email_key",
@@ -190,15 +190,15 @@ pub async fn insert_grant(
 ) -> Result<bool> {
     const SQL: &str = "INSERT INTO user_roles (id, user_id, role, clinic_id, created_at) VALUES ($1, $2, $3, $4, $5) \
         ON CONFLICT DO NOTHING";
-    let done = on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(Uuid::now_v7())
-        .bind(user_id)
-        .bind(grant.role.as_str())
-        .bind(grant.clinic_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(
+        tx,
+        SQL,
+        Uuid::now_v7(),
+        user_id,
+        grant.role.as_str(),
+        grant.clinic_id,
+        now
+    )?;
     Ok(done == 1)
 }
 
@@ -280,13 +280,7 @@ pub async fn revoke_role(db: &Db, actor: &Actor, user_id: Uuid, grant: Grant) ->
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
     let mut tx = db.begin().await?;
-    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(grant.role.as_str())
-        .bind(grant.clinic_id)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(&mut tx, SQL, user_id, grant.role.as_str(), grant.clinic_id)?;
     if done == 0 {
         return Err(Error::not_found("role grant"));
     }
@@ -425,13 +419,7 @@ pub async fn create_admin(
         Some((id,)) => {
             const SQL: &str = "UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, $3), \
                 deactivated_at = NULL, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $1";
-            on_tx!(&mut tx, |conn| sqlx::query(SQL)
-                .bind(id)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            crate::exec_tx!(&mut tx, SQL, id, password_hash, now)?;
             id
         }
         None => {
@@ -452,13 +440,7 @@ pub async fn create_admin(
 /// Sets a password and marks the address verified (operator tools: demo data, invitations).
 pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<()> {
     const SQL: &str = "UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3 WHERE email = $1";
-    let done = on_db!(db, |pool| sqlx::query(SQL)
-        .bind(email)
-        .bind(password_hash)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec!(db, SQL, email, password_hash, Utc::now())?;
     if done == 0 {
         Err(Error::not_found("user"))
     } else {
@@ -518,15 +500,15 @@ pub async fn set_notifications(
         return Err(Error::new(Code::ValidationFailed, problems.join("; ")));
     }
     const SQL: &str = "UPDATE users SET notify_channel = $2, phone = $3, time_zone = $4, updated_at = $5 WHERE id = $1";
-    crate::on_db!(db, |pool| sqlx::query(SQL)
-        .bind(p.user_id)
-        .bind(&settings.channel)
-        .bind(phone)
-        .bind(tz)
-        .bind(chrono::Utc::now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec!(
+        db,
+        SQL,
+        p.user_id,
+        &settings.channel,
+        phone,
+        tz,
+        chrono::Utc::now()
+    )?;
     Ok(NotificationSettings {
         channel: settings.channel,
         phone: phone.map(str::to_owned),

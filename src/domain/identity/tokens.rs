@@ -98,13 +98,7 @@ impl Identity {
         let session_id = Uuid::now_v7();
         let mut tx = self.db.begin().await?;
         const SQL: &str = "INSERT INTO auth_sessions (id, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)";
-        on_tx!(&mut tx, |conn| sqlx::query(SQL)
-            .bind(session_id)
-            .bind(user.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, SQL, session_id, user.id, now)?;
         self.forget_failed_logins(&mut tx, &user.email).await?;
         let refresh = self.insert_refresh_token(&mut tx, session_id, now).await?;
         audit::record_as(
@@ -162,15 +156,7 @@ impl Identity {
         let expires_at = now + self.settings.refresh_ttl;
         const SQL: &str = "INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at, created_at) \
             VALUES ($1, $2, $3, $4, $5)";
-        on_tx!(tx, |conn| sqlx::query(SQL)
-            .bind(Uuid::now_v7())
-            .bind(session_id)
-            .bind(&hash)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(tx, SQL, Uuid::now_v7(), session_id, &hash, expires_at, now)?;
         Ok(token)
     }
 
@@ -196,14 +182,7 @@ impl Identity {
         }
         const USE: &str =
             "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL";
-        let claimed = row.used_at.is_none()
-            && on_tx!(&mut tx, |conn| sqlx::query(USE)
-                .bind(row.id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?
-                == 1;
+        let claimed = row.used_at.is_none() && crate::exec_tx!(&mut tx, USE, row.id, now)? == 1;
         if !claimed {
             drop(tx);
             return self.second_use(&hash, now).await;
@@ -224,12 +203,7 @@ impl Identity {
             ));
         }
         const TOUCH: &str = "UPDATE auth_sessions SET last_used_at = $2 WHERE id = $1";
-        on_tx!(&mut tx, |conn| sqlx::query(TOUCH)
-            .bind(row.session_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, TOUCH, row.session_id, now)?;
         let next = self
             .insert_refresh_token(&mut tx, row.session_id, now)
             .await?;
@@ -239,12 +213,7 @@ impl Identity {
             .sealer
             .seal(next.as_bytes(), row.id.as_bytes());
         const SUCCESSOR: &str = "UPDATE refresh_tokens SET successor_sealed = $2 WHERE id = $1";
-        on_tx!(&mut tx, |conn| sqlx::query(SUCCESSOR)
-            .bind(row.id)
-            .bind(sealed)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, SUCCESSOR, row.id, sealed)?;
         tx.commit().await?;
         self.token_pair(&user, row.session_id, next, now).await
     }
@@ -396,13 +365,7 @@ pub(crate) async fn revoke_all_sessions(
     reason: &str,
 ) -> Result<()> {
     const SQL: &str = "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL";
-    let ended = on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(now)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let ended = crate::exec_tx!(tx, SQL, user_id, now, reason)?;
     if ended > 0 {
         audit_revocation(tx, user_id, reason, json!({"logins": ended})).await?;
     }

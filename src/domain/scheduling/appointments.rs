@@ -209,14 +209,7 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
             "You are already holding several times; confirm or release one first.",
         ));
     }
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query(HOLD_CLAIM_SQL)
-        .bind(slot_id)
-        .bind(p.user_id)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let claimed = crate::exec_tx!(&mut tx, HOLD_CLAIM_SQL, slot_id, p.user_id, expires_at, now)?;
     if claimed == 0 {
         return Err(slot_taken());
     }
@@ -257,13 +250,7 @@ pub async fn release(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
     // A transaction like every slot write: it takes its turn among this process's SQLite
     // writers and counts as a write (a kept listing shows the slot free again).
     let mut tx = db.begin().await?;
-    let done = on_tx!(&mut tx, |conn| sqlx::query(RELEASE_HOLD_SQL)
-        .bind(slot_id)
-        .bind(p.user_id)
-        .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(&mut tx, RELEASE_HOLD_SQL, slot_id, p.user_id, Utc::now())?;
     tx.commit().await?;
     if done == 0 {
         Err(Error::new(Code::HoldExpired, "You hold no such slot."))
@@ -527,11 +514,7 @@ struct DueReminder {
 pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     const CLEAR: &str = "UPDATE appointments SET next_reminder_at = NULL \
         WHERE next_reminder_at IS NOT NULL AND next_reminder_at <= $1 AND (status <> 'booked' OR starts_at <= $1)";
-    on_db!(db, |pool| sqlx::query(CLEAR)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec!(db, CLEAR, now)?;
     const DUE: &str = "SELECT a.id, a.patient_id, a.starts_at, a.ends_at, a.next_reminder_at, d.display_name AS doctor_name, \
         c.name AS clinic_name, c.time_zone FROM appointments a JOIN doctors d ON d.id = a.doctor_id JOIN clinics c ON c.id = a.clinic_id \
         WHERE a.next_reminder_at IS NOT NULL AND a.next_reminder_at <= $1 AND a.status = 'booked' \
@@ -547,17 +530,13 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
             let mut tx = db.begin().await?;
             const ADVANCE: &str = "UPDATE appointments SET next_reminder_at = $3 \
                 WHERE id = $1 AND next_reminder_at = $2 AND status = 'booked'";
-            let claimed = on_tx!(&mut tx, |conn| sqlx::query(ADVANCE)
-                .bind(r.id)
-                .bind(r.next_reminder_at)
-                .bind(next_reminder(
-                    db.policy(),
-                    r.starts_at,
-                    r.next_reminder_at.max(now)
-                ))
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let claimed = crate::exec_tx!(
+                &mut tx,
+                ADVANCE,
+                r.id,
+                r.next_reminder_at,
+                next_reminder(db.policy(), r.starts_at, r.next_reminder_at.max(now))
+            )?;
             if claimed == 0 {
                 return Ok(false);
             }
@@ -678,21 +657,21 @@ async fn insert(
     const SQL: &str = "INSERT INTO appointments (id, slot_id, patient_id, doctor_id, clinic_id, starts_at, ends_at, status, reason, \
         booked_by, created_at, updated_at, next_reminder_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10, $10, $11)";
     let id = Uuid::now_v7();
-    on_tx!(tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(slot.id)
-        .bind(patient_id)
-        .bind(slot.doctor_id)
-        .bind(slot.clinic_id)
-        .bind(slot.starts_at)
-        .bind(slot.ends_at)
-        .bind(policy.sealer.seal_text(reason, &reason_context(id)))
-        .bind(booked_by)
-        .bind(now)
-        .bind(next_reminder(policy, slot.starts_at, now))
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))
+    crate::exec_tx!(
+        tx,
+        SQL,
+        id,
+        slot.id,
+        patient_id,
+        slot.doctor_id,
+        slot.clinic_id,
+        slot.starts_at,
+        slot.ends_at,
+        policy.sealer.seal_text(reason, &reason_context(id)),
+        booked_by,
+        now,
+        next_reminder(policy, slot.starts_at, now)
+    )
     .map_err(|e| {
         Error::from(e).on_unique(
             "appointments_live_slot_key",
@@ -782,28 +761,22 @@ pub async fn reschedule(
         next_reminder_at = $8 WHERE id = $1 AND status = 'booked' AND slot_id = $7";
     const FREE: &str =
         "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked'";
-    let claimed = on_tx!(&mut tx, |conn| sqlx::query(CLAIM)
-        .bind(new_slot_id)
-        .bind(a.patient_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let claimed = crate::exec_tx!(&mut tx, CLAIM, new_slot_id, a.patient_id, now)?;
     if claimed == 0 {
         return Err(slot_taken());
     }
-    let moved = on_tx!(&mut tx, |conn| sqlx::query(MOVE)
-        .bind(id)
-        .bind(new_slot_id)
-        .bind(slot.doctor_id)
-        .bind(slot.starts_at)
-        .bind(slot.ends_at)
-        .bind(now)
-        .bind(a.slot_id)
-        .bind(next_reminder(db.policy(), slot.starts_at, now))
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))
+    let moved = crate::exec_tx!(
+        &mut tx,
+        MOVE,
+        id,
+        new_slot_id,
+        slot.doctor_id,
+        slot.starts_at,
+        slot.ends_at,
+        now,
+        a.slot_id,
+        next_reminder(db.policy(), slot.starts_at, now)
+    )
     .map_err(|e| {
         Error::from(e).on_unique(
             "appointments_live_slot_key",
@@ -817,12 +790,7 @@ pub async fn reschedule(
             "The appointment changed meanwhile; reload it.",
         ));
     }
-    let freed = on_tx!(&mut tx, |conn| sqlx::query(FREE)
-        .bind(a.slot_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let freed = crate::exec_tx!(&mut tx, FREE, a.slot_id, now)?;
     let visit = VisitFacts {
         id,
         doctor_name: &new_doctor,
@@ -868,30 +836,23 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
     const CANCEL: &str = "UPDATE appointments SET status = 'cancelled', cancelled_by = $2, cancel_reason = $3, updated_at = $4 \
         WHERE id = $1 AND status = 'booked'";
     const FREE: &str = "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'booked' AND starts_at > $2";
-    let done = on_tx!(&mut tx, |conn| sqlx::query(CANCEL)
-        .bind(id)
-        .bind(actor.user_id())
-        .bind(
-            db.policy()
-                .sealer
-                .seal_text(&reason, &cancel_reason_context(id))
-        )
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(
+        &mut tx,
+        CANCEL,
+        id,
+        actor.user_id(),
+        db.policy()
+            .sealer
+            .seal_text(&reason, &cancel_reason_context(id)),
+        now
+    )?;
     if done == 0 {
         return Err(Error::new(
             Code::Conflict,
             format!("A {} appointment cannot be cancelled.", a.status),
         ));
     }
-    let freed = on_tx!(&mut tx, |conn| sqlx::query(FREE)
-        .bind(a.slot_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let freed = crate::exec_tx!(&mut tx, FREE, a.slot_id, now)?;
     let about = format!("appointment:{id}");
     outbox::cancel_about(
         &mut tx,
@@ -997,14 +958,7 @@ pub async fn mark(db: &Db, actor: &Actor, id: Uuid, to: Visit) -> Result<Appoint
     let mut tx = db.begin().await?;
     const SQL: &str =
         "UPDATE appointments SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4";
-    let done = on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(id)
-        .bind(status)
-        .bind(now)
-        .bind(a.status)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = crate::exec_tx!(&mut tx, SQL, id, status, now, a.status)?;
     if done == 0 {
         return Err(Error::new(
             Code::Conflict,
@@ -1090,13 +1044,7 @@ pub async fn doctor_day(
     doctor_id: Uuid,
     date: NaiveDate,
 ) -> Result<Vec<Appointment>> {
-    let doctor = doctors::get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    let p = actor.principal()?;
-    if doctor.user_id != Some(p.user_id) {
-        clinics::require_staff_of(actor, doctor.clinic_id)?;
-    }
+    doctors::for_self_or_staff(db, actor, doctor_id).await?;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, Appointment>(DOCTOR_DAY_SQL)
         .bind(doctor_id)
         .bind(date)
@@ -1146,12 +1094,7 @@ pub(crate) async fn cancel_for_erasure(
         .fetch_all(&mut *conn)
         .await)?;
     for (id, slot_id, clinic_id) in &cancelled {
-        let freed = on_tx!(tx, |conn| sqlx::query(FREE)
-            .bind(slot_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let freed = crate::exec_tx!(tx, FREE, slot_id, now)?;
         if freed > 0 {
             crate::domain::scheduling::waitlist::offer_freed_slot(
                 tx, db, *slot_id, patient_id, now,
@@ -1170,10 +1113,6 @@ pub(crate) async fn cancel_for_erasure(
         )
         .await?;
     }
-    on_tx!(tx, |conn| sqlx::query(CLEAR)
-        .bind(patient_id)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(tx, CLEAR, patient_id)?;
     Ok(cancelled.len())
 }

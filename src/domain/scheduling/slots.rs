@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::db::{Batch, Db};
 use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
-use crate::domain::clinics;
 use crate::domain::clinics::doctors::{self, Doctor, PartOfDay};
 use crate::domain::scheduling::schedules::{DateOverride, DayHours, Interval, ScheduleForm};
 use crate::domain::validate::Checks;
@@ -95,10 +94,7 @@ pub async fn set_schedule(
     doctor_id: Uuid,
     form: ScheduleForm,
 ) -> Result<SyncReport> {
-    let doctor = doctors::get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    let doctor = doctors::for_staff(db, actor, doctor_id).await?;
     form.check()?;
     let now = Utc::now();
     let mut tx = db.begin().await?;
@@ -106,18 +102,18 @@ pub async fn set_schedule(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (doctor_id) DO UPDATE SET rules = excluded.rules, \
         slot_minutes = excluded.slot_minutes, buffer_minutes = excluded.buffer_minutes, min_notice_minutes = excluded.min_notice_minutes, \
         horizon_days = excluded.horizon_days, updated_at = excluded.updated_at";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(Uuid::now_v7())
-        .bind(doctor_id)
-        .bind(Json(&form))
-        .bind(form.slot_minutes)
-        .bind(form.buffer_minutes)
-        .bind(form.min_notice_minutes)
-        .bind(form.horizon_days)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        Uuid::now_v7(),
+        doctor_id,
+        Json(&form),
+        form.slot_minutes,
+        form.buffer_minutes,
+        form.min_notice_minutes,
+        form.horizon_days,
+        now
+    )?;
     audit::record(
         &mut tx,
         actor,
@@ -140,10 +136,7 @@ pub async fn set_override(
     doctor_id: Uuid,
     o: DateOverride,
 ) -> Result<SyncReport> {
-    let doctor = doctors::get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    let doctor = doctors::for_staff(db, actor, doctor_id).await?;
     let mut checks = Checks::new();
     o.hours(&mut checks);
     let reason = checks.text("reason", &o.reason, 0, 500);
@@ -152,17 +145,17 @@ pub async fn set_override(
     const SQL: &str = "INSERT INTO schedule_overrides (id, doctor_id, local_date, start_local, end_local, reason, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (doctor_id, local_date) DO UPDATE SET start_local = excluded.start_local, \
         end_local = excluded.end_local, reason = excluded.reason";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(Uuid::now_v7())
-        .bind(doctor_id)
-        .bind(o.date)
-        .bind(o.start.as_deref())
-        .bind(o.end.as_deref())
-        .bind(&reason)
-        .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        Uuid::now_v7(),
+        doctor_id,
+        o.date,
+        o.start.as_deref(),
+        o.end.as_deref(),
+        &reason,
+        Utc::now()
+    )?;
     audit::record(
         &mut tx,
         actor,
@@ -194,10 +187,7 @@ pub async fn add_time_off(
     doctor_id: Uuid,
     form: TimeOffForm,
 ) -> Result<SyncReport> {
-    let doctor = doctors::get(db, doctor_id)
-        .await?
-        .ok_or_else(|| Error::not_found("doctor"))?;
-    clinics::require_staff_of(actor, doctor.clinic_id)?;
+    let doctor = doctors::for_staff(db, actor, doctor_id).await?;
     let mut checks = Checks::new();
     if form.ends_at <= form.starts_at {
         checks.fail("ends_at", "must be after starts_at");
@@ -206,16 +196,16 @@ pub async fn add_time_off(
     checks.finish()?;
     let mut tx = db.begin().await?;
     const SQL: &str = "INSERT INTO time_off (id, doctor_id, starts_at, ends_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-    on_tx!(&mut tx, |conn| sqlx::query(SQL)
-        .bind(Uuid::now_v7())
-        .bind(doctor_id)
-        .bind(form.starts_at)
-        .bind(form.ends_at)
-        .bind(&reason)
-        .bind(Utc::now())
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        &mut tx,
+        SQL,
+        Uuid::now_v7(),
+        doctor_id,
+        form.starts_at,
+        form.ends_at,
+        &reason,
+        Utc::now()
+    )?;
     audit::record(
         &mut tx,
         actor,
@@ -338,12 +328,7 @@ async fn reconcile(
             wanted.remove(&slot.starts_at);
             continue;
         }
-        let removed = on_tx!(&mut tx, |conn| sqlx::query(REMOVE)
-            .bind(slot.id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let removed = crate::exec_tx!(&mut tx, REMOVE, slot.id, now)?;
         if removed == 1 {
             report.removed += 1;
             continue;
@@ -370,18 +355,18 @@ async fn reconcile(
         .collect();
     new.sort_by_key(|i| i.starts_at);
     for i in &new {
-        report.created += on_tx!(&mut tx, |conn| sqlx::query(INSERT)
-            .bind(Uuid::now_v7())
-            .bind(doctor.id)
-            .bind(doctor.clinic_id)
-            .bind(i.starts_at)
-            .bind(i.ends_at)
-            .bind(i.local_date)
-            .bind(i.local_minute)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        report.created += crate::exec_tx!(
+            &mut tx,
+            INSERT,
+            Uuid::now_v7(),
+            doctor.id,
+            doctor.clinic_id,
+            i.starts_at,
+            i.ends_at,
+            i.local_date,
+            i.local_minute,
+            now
+        )?;
     }
     tx.commit().await?;
     report.conflicts.sort_by_key(|c| c.starts_at);
@@ -421,12 +406,7 @@ pub async fn release_expired_holds(db: &Db, now: DateTime<Utc>) -> Result<u64> {
     let mut released = 0;
     loop {
         let mut tx = db.begin().await?;
-        let n = on_tx!(&mut tx, |conn| sqlx::query(RELEASE_EXPIRED_HOLDS_SQL)
-            .bind(now)
-            .bind(RELEASE_BATCH)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = crate::exec_tx!(&mut tx, RELEASE_EXPIRED_HOLDS_SQL, now, RELEASE_BATCH)?;
         tx.commit().await?;
         released += n;
         if n < RELEASE_BATCH as u64 {

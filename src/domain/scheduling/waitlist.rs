@@ -46,11 +46,7 @@ pub async fn join(
     let note = checks.text("note", note, 0, 500);
     checks.finish()?;
     let doctor = match doctor_id {
-        Some(id) => Some(
-            doctors::get(db, id)
-                .await?
-                .ok_or_else(|| Error::not_found("doctor"))?,
-        ),
+        Some(id) => Some(doctors::find(db, id).await?),
         None => None,
     };
     let specialty = match (specialty, &doctor) {
@@ -184,37 +180,16 @@ pub(crate) async fn offer_freed_slot(
     let expires_at = now + db.policy().waitlist_offer;
     const HOLD: &str = "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 \
         WHERE id = $1 AND status = 'open'";
-    let held = on_tx!(tx, |conn| sqlx::query(HOLD)
-        .bind(slot_id)
-        .bind(c.patient_id)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let held = crate::exec_tx!(tx, HOLD, slot_id, c.patient_id, expires_at, now)?;
     if held == 0 {
         return Ok(None);
     }
     let id = Uuid::now_v7();
     const OFFER: &str = "INSERT INTO waitlist_offers (id, waitlist_id, patient_id, slot_id, status, expires_at, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, 'offered', $5, $6, $6)";
-    on_tx!(tx, |conn| sqlx::query(OFFER)
-        .bind(id)
-        .bind(c.id)
-        .bind(c.patient_id)
-        .bind(slot_id)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(tx, OFFER, id, c.id, c.patient_id, slot_id, expires_at, now)?;
     const MARK: &str = "UPDATE waitlist SET status = 'offered', updated_at = $2 WHERE id = $1";
-    on_tx!(tx, |conn| sqlx::query(MARK)
-        .bind(c.id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(tx, MARK, c.id, now)?;
     let to = outbox::contact(tx, c.patient_id).await?;
     let tz = c.time_zone.tz();
     let message = outbox::Message {
@@ -276,12 +251,7 @@ pub async fn expire_offers(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
         let one = async {
             let mut tx = db.begin().await?;
             const EXPIRE: &str = "UPDATE waitlist_offers SET status = 'expired', updated_at = $2 WHERE id = $1 AND status = 'offered'";
-            let done = on_tx!(&mut tx, |conn| sqlx::query(EXPIRE)
-                .bind(o.id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let done = crate::exec_tx!(&mut tx, EXPIRE, o.id, now)?;
             if done == 0 {
                 return Ok(false);
             }
@@ -292,19 +262,8 @@ pub async fn expire_offers(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
                 OR (w2.doctor_id IS NULL AND waitlist.doctor_id IS NULL AND w2.specialty_id = waitlist.specialty_id)))";
             const RELEASE: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
                 WHERE id = $1 AND status = 'held' AND held_by = $2";
-            on_tx!(&mut tx, |conn| sqlx::query(REQUEUE)
-                .bind(o.waitlist_id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
-            on_tx!(&mut tx, |conn| sqlx::query(RELEASE)
-                .bind(o.slot_id)
-                .bind(o.patient_id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected()))?;
+            crate::exec_tx!(&mut tx, REQUEUE, o.waitlist_id, now)?;
+            crate::exec_tx!(&mut tx, RELEASE, o.slot_id, o.patient_id, now)?;
             outbox::cancel_about(&mut tx, &format!("offer:{}", o.id), &["waitlist_offer"]).await?;
             audit::record(
                 &mut tx,
@@ -371,12 +330,7 @@ pub async fn accept(db: &Db, actor: &Actor, offer_id: Uuid) -> Result<Appointmen
         "UPDATE waitlist_offers SET status = 'accepted', updated_at = $2 WHERE id = $1";
     const BOOKED: &str = "UPDATE waitlist SET status = 'booked', updated_at = $2 WHERE id = $1";
     for (sql, id) in [(ACCEPT, offer.id), (BOOKED, offer.waitlist_id)] {
-        on_tx!(&mut tx, |conn| sqlx::query(sql)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(&mut tx, sql, id, now)?;
     }
     audit::record(
         &mut tx,

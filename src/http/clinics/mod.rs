@@ -199,11 +199,7 @@ async fn create_doctor(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 async fn get_doctor(State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Doctor>> {
-    Ok(Json(
-        doctors::get(&s.db, id)
-            .await?
-            .ok_or_else(|| crate::error::Error::not_found("doctor"))?,
-    ))
+    Ok(Json(doctors::find(&s.db, id).await?))
 }
 
 /// Replaces the weekly schedule; slots follow, booked ones are kept and reported.

@@ -227,17 +227,17 @@ pub(crate) async fn replace(
     let sealed = db.policy().sealer.seal(&plain, id.as_bytes());
     const PLAN: &str = "INSERT INTO care_plans (id, note_id, patient_id, doctor_id, sealed, time_zone, status, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)";
-    on_tx!(tx, |conn| sqlx::query(PLAN)
-        .bind(id)
-        .bind(note_id)
-        .bind(patient.user_id)
-        .bind(doctor_id)
-        .bind(sealed)
-        .bind(tz.name())
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+    crate::exec_tx!(
+        tx,
+        PLAN,
+        id,
+        note_id,
+        patient.user_id,
+        doctor_id,
+        sealed,
+        tz.name(),
+        now
+    )?;
     let open_days = db.policy().open_plan_days;
     let mut reminders = 0usize;
     for (position, item) in extraction.plan.iter().enumerate() {
@@ -246,19 +246,19 @@ pub(crate) async fn replace(
         let item_id = Uuid::now_v7();
         const ITEM: &str = "INSERT INTO plan_items (id, plan_id, position, times_per_day, every_hours, first_day, starts_at, \
             occurrences, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
-        on_tx!(tx, |conn| sqlx::query(ITEM)
-            .bind(item_id)
-            .bind(id)
-            .bind(position as i64)
-            .bind(item.times_per_day.map(i64::from))
-            .bind(item.every_hours.map(i64::from))
-            .bind(rule.first_day)
-            .bind(rule.starts_at)
-            .bind(times.len() as i64)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(
+            tx,
+            ITEM,
+            item_id,
+            id,
+            position as i64,
+            item.times_per_day.map(i64::from),
+            item.every_hours.map(i64::from),
+            rule.first_day,
+            rule.starts_at,
+            times.len() as i64,
+            now
+        )?;
         let numbered: Vec<(u32, DateTime<Utc>)> = (0u32..).zip(times).collect();
         reminders::schedule(
             tx,
@@ -279,15 +279,7 @@ pub(crate) async fn replace(
         });
         const TASK: &str = "INSERT INTO checklist_items (id, plan_id, position, due_at, created_at, updated_at) \
             VALUES ($1, $2, $3, $4, $5, $5)";
-        on_tx!(tx, |conn| sqlx::query(TASK)
-            .bind(Uuid::now_v7())
-            .bind(id)
-            .bind(position as i64)
-            .bind(due_at)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        crate::exec_tx!(tx, TASK, Uuid::now_v7(), id, position as i64, due_at, now)?;
         if let Some(at) = due_at {
             let message = outbox::Message {
                 subject: "A task from your care plan is due".into(),
