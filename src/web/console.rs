@@ -629,17 +629,7 @@ pub async fn reports_page(
         let no_shows: Vec<(String, f64)> = r
             .by_period
             .iter()
-            .map(|(k, v)| {
-                let due = v.completed + v.no_show;
-                (
-                    k.clone(),
-                    if due > 0 {
-                        v.no_show as f64 / due as f64 * 100.0
-                    } else {
-                        0.0
-                    },
-                )
-            })
+            .map(|(k, v)| (k.clone(), v.no_show_rate().map_or(0.0, |r| r * 100.0)))
             .collect();
         let specialties: Vec<(String, f64)> = r
             .by_specialty

@@ -66,6 +66,12 @@ impl Counts {
     pub fn total(&self) -> u64 {
         self.booked + self.completed + self.no_show + self.cancelled
     }
+
+    /// Missed visits among those that were due (completed or missed), when any were.
+    pub fn no_show_rate(&self) -> Option<f64> {
+        let due = self.completed + self.no_show;
+        (due > 0).then(|| self.no_show as f64 / due as f64)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -114,11 +114,16 @@ macro_rules! select_appointments {
     };
 }
 
+/// What a patient is told when another booking got the time first.
+const SLOT_TAKEN: &str = "That time has just been taken; please pick another.";
+
 fn slot_taken() -> Error {
-    Error::new(
-        Code::SlotTaken,
-        "That time has just been taken; please pick another.",
-    )
+    Error::new(Code::SlotTaken, SLOT_TAKEN)
+}
+
+/// A second live appointment on one slot, refused by the partial unique index.
+fn taken_meanwhile(e: sqlx::Error) -> Error {
+    Error::from(e).on_unique("appointments_live_slot_key", Code::SlotTaken, SLOT_TAKEN)
 }
 
 fn patient(actor: &Actor) -> Result<&Principal> {
@@ -672,13 +677,7 @@ async fn insert(
         now,
         next_reminder(policy, slot.starts_at, now)
     )
-    .map_err(|e| {
-        Error::from(e).on_unique(
-            "appointments_live_slot_key",
-            Code::SlotTaken,
-            "That time has just been taken; please pick another.",
-        )
-    })?;
+    .map_err(taken_meanwhile)?;
     Ok(id)
 }
 
@@ -777,13 +776,7 @@ pub async fn reschedule(
         a.slot_id,
         next_reminder(db.policy(), slot.starts_at, now)
     )
-    .map_err(|e| {
-        Error::from(e).on_unique(
-            "appointments_live_slot_key",
-            Code::SlotTaken,
-            "That time has just been taken; please pick another.",
-        )
-    })?;
+    .map_err(taken_meanwhile)?;
     if moved == 0 {
         return Err(Error::new(
             Code::Conflict,
