@@ -492,6 +492,7 @@ async fn account(
             display_name: name,
             password_hash: Some(hash),
             verified: true,
+            language: Default::default(),
         },
         now,
     )

@@ -240,6 +240,7 @@ impl Runner<'_> {
                 display_name: name,
                 password_hash: Some(&hash),
                 verified: true,
+                language: Default::default(),
             },
             Utc::now(),
         )

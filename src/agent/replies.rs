@@ -1,12 +1,14 @@
 //! What the agent says, in the patient's language (English, Portuguese, Spanish): one
 //! template per situation, the same whichever model understood the message. Dates are
-//! written with the language's own day and month names.
+//! written with the language's own day and month names ([`crate::notify::language`], which
+//! the mail and notifications share).
 
-use chrono::{DateTime, Datelike, NaiveDate, Timelike};
+use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 
 use crate::agent::safety::{Alarm, LocalNumbers};
 use crate::agent::understand::Lang;
+use crate::notify::language::{self, Language};
 
 /// Picks the template of the language.
 fn pick(lang: Lang, en: &'static str, pt: &'static str, es: &'static str) -> &'static str {
@@ -359,110 +361,23 @@ pub fn care_plan_empty(lang: Lang) -> &'static str {
     )
 }
 
-const WEEKDAYS: [[&str; 7]; 3] = [
-    [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ],
-    [
-        "segunda-feira",
-        "terça-feira",
-        "quarta-feira",
-        "quinta-feira",
-        "sexta-feira",
-        "sábado",
-        "domingo",
-    ],
-    [
-        "lunes",
-        "martes",
-        "miércoles",
-        "jueves",
-        "viernes",
-        "sábado",
-        "domingo",
-    ],
-];
-
-const MONTHS: [[&str; 12]; 3] = [
-    [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ],
-    [
-        "janeiro",
-        "fevereiro",
-        "março",
-        "abril",
-        "maio",
-        "junho",
-        "julho",
-        "agosto",
-        "setembro",
-        "outubro",
-        "novembro",
-        "dezembro",
-    ],
-    [
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ],
-];
-
-fn index(lang: Lang) -> usize {
-    match lang {
-        Lang::Pt => 1,
-        Lang::Es => 2,
-        _ => 0,
+/// The words dates are written with (English for a language replies are not written in).
+fn words(lang: Lang) -> Language {
+    match lang.reply() {
+        Lang::Pt => Language::Pt,
+        Lang::Es => Language::Es,
+        Lang::En | Lang::Other => Language::En,
     }
 }
 
 /// "Tuesday 8 December", "terça-feira, 8 de dezembro", "martes 8 de diciembre".
 pub fn date(lang: Lang, d: NaiveDate) -> String {
-    let i = index(lang);
-    let weekday = WEEKDAYS[i][d.weekday().num_days_from_monday() as usize];
-    let month = MONTHS[i][d.month0() as usize];
-    match lang {
-        Lang::Pt => format!("{weekday}, {} de {month}", d.day()),
-        Lang::Es => format!("{weekday} {} de {month}", d.day()),
-        _ => format!("{weekday} {} {month}", d.day()),
-    }
+    language::date(words(lang), d)
 }
 
 /// A date and time in the clinic's zone: "Tuesday 8 December at 14:00".
 pub fn when(lang: Lang, at: DateTime<Tz>) -> String {
-    let joiner = pick(lang, "at", "às", "a las");
-    format!(
-        "{} {joiner} {:02}:{:02}",
-        date(lang, at.date_naive()),
-        at.hour(),
-        at.minute()
-    )
+    language::date_and_time(words(lang), at)
 }
 
 /// How "on that day" reads after a date: "on Tuesday 8 December".

@@ -185,7 +185,7 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
         crate::exec_tx!(&mut tx, sql, user_id, &user.email, &phone)?;
     }
     const USER: &str = "UPDATE users SET email = $3, display_name = 'Deleted user', password_hash = NULL, phone = NULL, \
-        time_zone = NULL, totp_secret = NULL, totp_pending_secret = NULL, mfa_method = 'none', \
+        time_zone = NULL, language = 'en', totp_secret = NULL, totp_pending_secret = NULL, mfa_method = 'none', \
         deactivated_at = COALESCE(deactivated_at, $2), erased_at = $2, updated_at = $2 WHERE id = $1";
     identity::revoke_all_sessions(&mut tx, user_id, now, "deleted").await?;
     crate::exec_tx!(&mut tx, USER, user_id, now, &placeholder)?;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Policy, Tx};
 use crate::error::{Error, Result};
+use crate::notify::language::Language;
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
@@ -31,10 +32,13 @@ pub struct Contact {
     pub notify_channel: String,
     pub time_zone: Option<TimeZone>,
     pub display_name: String,
+    /// What we write to them in.
+    #[sqlx(try_from = "String")]
+    pub language: Language,
 }
 
 pub async fn contact(tx: &mut Tx, user_id: Uuid) -> Result<Contact> {
-    const SQL: &str = "SELECT id AS user_id, email, phone, notify_channel, time_zone, display_name FROM users WHERE id = $1";
+    const SQL: &str = "SELECT id AS user_id, email, phone, notify_channel, time_zone, display_name, language FROM users WHERE id = $1";
     on_tx!(tx, |conn| sqlx::query_as::<_, Contact>(SQL)
         .bind(user_id)
         .fetch_optional(&mut *conn)

@@ -16,6 +16,7 @@ mod chat;
 mod cli;
 mod fuzz;
 mod jobs;
+mod messages;
 mod mfa;
 mod platform;
 mod roles;

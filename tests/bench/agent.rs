@@ -311,6 +311,7 @@ async fn patient(state: &AppState, email: &str) -> AnyResult<Actor> {
             display_name: "Bench Patient",
             password_hash: None,
             verified: true,
+            language: Default::default(),
         },
         now,
     )

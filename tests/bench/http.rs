@@ -338,6 +338,7 @@ async fn seed_patients(state: &AppState) -> AnyResult<Vec<Uuid>> {
                 display_name: &format!("Bench Patient {i}"),
                 password_hash: Some(&hash),
                 verified: true,
+                language: Default::default(),
             },
             now,
         )

@@ -246,6 +246,7 @@ async fn seed(db: &Db, doctor_count: usize) -> AnyResult<World> {
             display_name: "Staff",
             password_hash: None,
             verified: true,
+            language: Default::default(),
         },
         now,
     )
@@ -257,6 +258,7 @@ async fn seed(db: &Db, doctor_count: usize) -> AnyResult<World> {
             display_name: "Patient",
             password_hash: None,
             verified: true,
+            language: Default::default(),
         },
         now,
     )

@@ -16,6 +16,7 @@ use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::care::care_plans;
 use crate::error::{Code, Error, Result};
+use crate::notify::messages::{self, Kind};
 use crate::notify::outbox::{self, Message};
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
@@ -164,14 +165,11 @@ pub(crate) async fn schedule(
             .await
             .map(|r| r.rows_affected())
     })?;
-    let message = Message {
-        subject: "Care plan reminder".into(),
-        body: format!(
-            "Hello {}, it is time to: {action}. Please check in when done.",
-            to.display_name
-        ),
-        ics: None,
+    let task = messages::Task {
+        patient: &to.display_name,
+        task: action,
     };
+    let message: Message = Kind::PlanReminder(&task).render(to.language)?.into();
     let abouts: Vec<(String, DateTime<Utc>)> = rows
         .iter()
         .map(|(id, _, at)| (format!("reminder:{id}"), *at))

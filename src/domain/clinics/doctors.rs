@@ -11,10 +11,11 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::identity::invitations;
+use crate::domain::identity::{invitations, people};
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
+use crate::notify::messages::{self, Kind};
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
@@ -364,14 +365,15 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     if let (Some(email), Some(invited)) = (&email, invited) {
-        let body = format!(
-            "Hello {name},\n\n{} invites you to see patients there as a doctor.\n\n{}\n",
-            clinic.name,
-            invited.how_to_join()
-        );
-        mailer
-            .send(email, "You have been added as a doctor", &body)
-            .await;
+        let invitation = messages::Invitation {
+            name: &name,
+            clinic: Some(&clinic.name),
+            role: Role::Doctor.as_str(),
+            join: invited.join(),
+        };
+        let language = people::language_of(db, email).await?;
+        let mail = Kind::DoctorInvitation(&invitation).render(language)?;
+        mailer.send(email, &mail.subject, &mail.body).await;
     }
     find(db, id).await
 }

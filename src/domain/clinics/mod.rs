@@ -18,10 +18,11 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::identity::invitations;
+use crate::domain::identity::{invitations, people};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::mail::Mailer;
+use crate::notify::messages::{self, Kind};
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
@@ -370,18 +371,16 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
     )
     .await?;
     tx.commit().await?;
-    let body = format!(
-        "Hello {},\n\n{} has been approved and you are invited to be its clinic admin.\n\n{}\n",
-        request.contact_name,
-        request.name,
-        admin.how_to_join()
-    );
+    let invitation = messages::Invitation {
+        name: &request.contact_name,
+        clinic: Some(&request.name),
+        role: Role::ClinicAdmin.as_str(),
+        join: admin.join(),
+    };
+    let language = people::language_of(db, &request.contact_email).await?;
+    let mail = Kind::ClinicApproved(&invitation).render(language)?;
     mailer
-        .send(
-            &request.contact_email,
-            "Your clinic has been approved",
-            &body,
-        )
+        .send(&request.contact_email, &mail.subject, &mail.body)
         .await;
     get(db, clinic_id)
         .await?
@@ -417,12 +416,15 @@ pub async fn reject(
     )
     .await?;
     tx.commit().await?;
-    let body = format!(
-        "Hello {},\n\nThe application for {} was not approved: {reason}\n",
-        request.contact_name, request.name
-    );
+    let rejection = messages::Rejection {
+        name: &request.contact_name,
+        clinic: &request.name,
+        reason: &reason,
+    };
+    let language = people::language_of(db, &request.contact_email).await?;
+    let mail = Kind::ClinicRejected(&rejection).render(language)?;
     mailer
-        .send(&request.contact_email, "Your clinic application", &body)
+        .send(&request.contact_email, &mail.subject, &mail.body)
         .await;
     find_request(db, id)
         .await?

@@ -11,10 +11,11 @@ use crate::db::Db;
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::clinics;
-use crate::domain::identity::invitations;
+use crate::domain::identity::{invitations, people};
 use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::notify::mail::Mailer;
+use crate::notify::messages::{self, Kind};
 use crate::on_db;
 
 /// Who to invite and as what.
@@ -90,15 +91,14 @@ pub async fn invite(
     )
     .await?;
     tx.commit().await?;
-    let body = format!(
-        "Hello {name},\n\n{} invites you to its team as {}.\n\n{}\n",
-        clinic.name,
-        form.role.as_str().replace('_', " "),
-        invited.how_to_join()
-    );
-    mailer
-        .send(&email, &format!("Join {}", clinic.name), &body)
-        .await;
+    let invitation = messages::Invitation {
+        name: &name,
+        clinic: Some(&clinic.name),
+        role: form.role.as_str(),
+        join: invited.join(),
+    };
+    let mail = Kind::StaffInvitation(&invitation).render(people::language_of(db, &email).await?)?;
+    mailer.send(&email, &mail.subject, &mail.body).await;
     Ok(StaffMember {
         user_id: None,
         email,

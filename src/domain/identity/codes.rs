@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::Identity;
 use crate::error::{Code, Error, Result};
+use crate::notify::messages;
 use crate::{on_db, on_tx};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,12 +28,12 @@ impl Purpose {
         }
     }
 
-    /// The subject and the words before the code in the mail that carries it.
-    pub fn mail_text(self) -> (&'static str, &'static str) {
+    /// The mail that carries a code for this purpose.
+    pub fn message<'a>(self, code: &'a messages::Code<'a>) -> messages::Kind<'a> {
         match self {
-            Self::VerifyEmail => ("Verify your email address", "Your verification code is"),
-            Self::Login | Self::Mfa => ("Your sign-in code", "Your sign-in code is"),
-            Self::PasswordReset => ("Reset your password", "Your password reset code is"),
+            Self::VerifyEmail => messages::Kind::VerifyEmail(code),
+            Self::Login | Self::Mfa => messages::Kind::SignInCode(code),
+            Self::PasswordReset => messages::Kind::PasswordReset(code),
         }
     }
 }

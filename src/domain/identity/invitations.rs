@@ -15,6 +15,8 @@ use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, Entry};
 use crate::domain::identity::people::{self, NewUser};
 use crate::error::{Code, Error, Result};
+use crate::notify::language::Language;
+use crate::notify::messages::{self, Join, Kind};
 use crate::{on_db, on_tx};
 
 /// How long an invitation to an existing account can be accepted.
@@ -39,16 +41,13 @@ impl Invited {
     }
 
     /// How the invitee joins, for the invitation mail.
-    pub fn how_to_join(self) -> String {
+    pub fn join(self) -> Join {
         match self {
-            Self::Joined(_) => "Sign in with this address: ask for a sign-in code \
-                 (POST /api/v1/auth/login/code/start), then set a password with a password reset if you like."
-                .to_owned(),
-            Self::Pending { invitation, .. } => format!(
-                "You already have an account, so nothing changes until you accept: sign in and accept the \
-                 invitation {invitation} (POST /api/v1/invitations/{invitation}/accept) within {VALID_FOR_DAYS} days. \
-                 If you did not expect this, ignore this mail."
-            ),
+            Self::Joined(_) => Join::SignIn,
+            Self::Pending { invitation, .. } => Join::Accept {
+                invitation,
+                days: VALID_FOR_DAYS,
+            },
         }
     }
 }
@@ -90,6 +89,7 @@ pub async fn invite(
                 display_name,
                 password_hash: None,
                 verified: false,
+                language: Language::default(),
             };
             people::insert(tx, new, now).await?
         }
@@ -255,6 +255,7 @@ pub async fn create_user(
             display_name: &name,
             password_hash: None,
             verified: false,
+            language: Language::default(),
         };
         let id = people::insert(&mut tx, new, now).await.map_err(|e| {
             e.on_unique(
@@ -281,11 +282,14 @@ pub async fn create_user(
     )
     .await?;
     tx.commit().await?;
-    let body = format!(
-        "Hello {name},\n\nYou are invited to the clinic service as {}.\n\n{}\n",
-        grant.role.as_str().replace('_', " "),
-        invited.how_to_join()
-    );
-    mailer.send(&email, "Your clinic account", &body).await;
+    let invitation = messages::Invitation {
+        name: &name,
+        clinic: None,
+        role: grant.role.as_str(),
+        join: invited.join(),
+    };
+    let mail =
+        Kind::AccountInvitation(&invitation).render(people::language_of(db, &email).await?)?;
+    mailer.send(&email, &mail.subject, &mail.body).await;
     Ok(())
 }

@@ -27,7 +27,9 @@ use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit;
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
+use crate::notify::language::Language;
 use crate::notify::mail::Mailer;
+use crate::notify::messages::{self, Kind};
 use crate::on_db;
 use people::{MfaMethod, NewUser, User, UserView};
 
@@ -99,6 +101,8 @@ pub struct Registration<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub display_name: &'a str,
+    /// What we write to them in (English when not given).
+    pub language: Option<Language>,
 }
 
 impl Identity {
@@ -127,13 +131,15 @@ impl Identity {
     /// Issues a fresh code for `purpose` and mails it to `user`.
     async fn send_code(&self, user: &User, purpose: Purpose) -> Result<()> {
         let code = self.issue_code(user.id, purpose).await?;
-        let (subject, lead) = purpose.mail_text();
-        let minutes = self.settings.code_ttl.as_secs() / 60;
-        let body = format!(
-            "Hello {},\n\n{lead} {code}\n\nIt expires in {minutes} minutes. If you did not ask for it, ignore this message.\n",
-            user.display_name
-        );
-        self.mailer.send(&user.email, subject, &body).await;
+        let facts = messages::Code {
+            name: &user.display_name,
+            code: &code,
+            minutes: self.settings.code_ttl.as_secs() / 60,
+        };
+        let mail = purpose.message(&facts).render(user.language)?;
+        self.mailer
+            .send(&user.email, &mail.subject, &mail.body)
+            .await;
         Ok(())
     }
 
@@ -170,10 +176,9 @@ impl Identity {
             if existing.email_verified_at.is_none() && existing.deactivated_at.is_none() {
                 self.send_code(&existing, Purpose::VerifyEmail).await?;
             } else {
-                let body = "Someone tried to register a new account with this address. If it was you, \
-                    sign in instead, or reset your password.\n";
+                let mail = Kind::AlreadyRegistered.render(existing.language)?;
                 self.mailer
-                    .send(&existing.email, "You already have an account", body)
+                    .send(&existing.email, &mail.subject, &mail.body)
                     .await;
             }
             return Ok(CODE_SENT);
@@ -186,6 +191,7 @@ impl Identity {
             display_name: &display_name,
             password_hash: Some(&hash),
             verified: false,
+            language: form.language.unwrap_or_default(),
         };
         let id = match people::insert(&mut tx, new, now).await {
             Ok(id) => id,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::{Db, Tx};
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::error::{Code, Error, Result};
+use crate::notify::language::Language;
 use crate::{on_db, on_tx};
 
 /// A user row, secrets included; never serialised as it is.
@@ -29,6 +30,9 @@ pub struct User {
     pub deactivated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What we write to them in.
+    #[sqlx(try_from = "String")]
+    pub language: Language,
 }
 
 /// The second factor a user has turned on.
@@ -70,6 +74,8 @@ pub struct UserView {
     pub mfa_method: MfaMethod,
     pub active: bool,
     pub roles: Vec<Grant>,
+    /// The language of their mail and notifications.
+    pub language: Language,
     pub created_at: DateTime<Utc>,
 }
 
@@ -83,6 +89,7 @@ impl UserView {
             mfa_method: user.mfa(),
             active: user.deactivated_at.is_none(),
             roles,
+            language: user.language,
             created_at: user.created_at,
         }
     }
@@ -94,7 +101,7 @@ macro_rules! select_users {
         concat!(
             "SELECT u.id, u.email, u.display_name, u.password_hash, u.email_verified_at, u.mfa_method, ",
             "u.totp_secret, u.totp_pending_secret, u.totp_last_step, u.failed_logins, u.locked_until, u.deactivated_at, ",
-            "u.created_at, u.updated_at FROM users u ",
+            "u.created_at, u.updated_at, u.language FROM users u ",
             $tail
         )
     };
@@ -123,6 +130,17 @@ pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<User>> {
         .bind(id)
         .fetch_optional(&mut *conn)
         .await)?)
+}
+
+/// The language to write to `email` in: its account's, or the default for an address
+/// without one.
+pub async fn language_of(db: &Db, email: &str) -> Result<Language> {
+    const SQL: &str = "SELECT language FROM users WHERE email = $1";
+    let code: Option<String> = on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(email)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(code.and_then(|c| Language::parse(&c)).unwrap_or_default())
 }
 
 /// A user's roles.
@@ -154,11 +172,12 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     pub password_hash: Option<&'a str>,
     pub verified: bool,
+    pub language: Language,
 }
 
 pub async fn insert(tx: &mut Tx, new: NewUser<'_>, now: DateTime<Utc>) -> Result<Uuid> {
-    const SQL: &str = "INSERT INTO users (id, email, display_name, password_hash, email_verified_at, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $6)";
+    const SQL: &str = "INSERT INTO users (id, email, display_name, password_hash, email_verified_at, created_at, updated_at, language) \
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
     let id = Uuid::now_v7();
     let verified_at = new.verified.then_some(now);
     crate::exec_tx!(
@@ -169,7 +188,8 @@ pub async fn insert(tx: &mut Tx, new: NewUser<'_>, now: DateTime<Utc>) -> Result
         new.display_name,
         new.password_hash,
         verified_at,
-        now
+        now,
+        new.language.as_str()
     )
     .map_err(|e| {
         Error::from(e).on_unique(
@@ -428,6 +448,7 @@ pub async fn create_admin(
                 display_name,
                 password_hash: Some(password_hash),
                 verified: true,
+                language: Language::default(),
             };
             insert(&mut tx, new, now).await?
         }
@@ -448,7 +469,7 @@ pub async fn set_password(db: &Db, email: &str, password_hash: &str) -> Result<(
     }
 }
 
-/// How a user hears from the service: channel, phone (E.164) and time zone.
+/// How a user hears from the service: channel, phone (E.164), time zone and language.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
@@ -463,6 +484,11 @@ pub struct NotificationSettings {
     #[serde(default)]
     #[schema(schema_with = crate::domain::validate::schema::time_zone, nullable)]
     pub time_zone: Option<String>,
+    /// The language of mail and notifications: `en`, `pt` or `es`. Left as it was when
+    /// not given; the answer always says it.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub language: Option<Language>,
 }
 
 pub async fn set_notifications(
@@ -499,19 +525,22 @@ pub async fn set_notifications(
     if !problems.is_empty() {
         return Err(Error::new(Code::ValidationFailed, problems.join("; ")));
     }
-    const SQL: &str = "UPDATE users SET notify_channel = $2, phone = $3, time_zone = $4, updated_at = $5 WHERE id = $1";
-    crate::exec!(
-        db,
-        SQL,
-        p.user_id,
-        &settings.channel,
-        phone,
-        tz,
-        chrono::Utc::now()
-    )?;
+    const SQL: &str = "UPDATE users SET notify_channel = $2, phone = $3, time_zone = $4, updated_at = $5, \
+        language = COALESCE($6, language) WHERE id = $1 RETURNING language";
+    let language: Option<String> = crate::on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(p.user_id)
+        .bind(&settings.channel)
+        .bind(phone)
+        .bind(tz)
+        .bind(chrono::Utc::now())
+        .bind(settings.language.map(Language::as_str))
+        .fetch_optional(pool)
+        .await)?;
+    let language = language.ok_or_else(|| Error::not_found("user"))?;
     Ok(NotificationSettings {
         channel: settings.channel,
         phone: phone.map(str::to_owned),
         time_zone: tz.map(str::to_owned),
+        language: Some(Language::try_from(language).map_err(Error::internal)?),
     })
 }

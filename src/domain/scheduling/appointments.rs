@@ -16,6 +16,8 @@ use crate::domain::clinics;
 use crate::domain::clinics::doctors;
 use crate::domain::scheduling::slots::{self, Slot};
 use crate::error::{Code, Error, Result};
+use crate::notify::language::Language;
+use crate::notify::messages::{self, Kind, Moment};
 use crate::notify::{ics, outbox};
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
@@ -278,6 +280,7 @@ struct Claimed {
     patient_email: Option<String>,
     patient_phone: Option<String>,
     patient_channel: Option<String>,
+    patient_language: Option<String>,
 }
 
 /// What a claim returns: one statement claims the slot and reads what the answer needs.
@@ -292,7 +295,8 @@ macro_rules! claim_returning {
             "(SELECT u.display_name FROM users u WHERE u.id = $3 AND u.deactivated_at IS NULL) AS patient_name, ",
             "(SELECT u.email FROM users u WHERE u.id = $3) AS patient_email, ",
             "(SELECT u.phone FROM users u WHERE u.id = $3) AS patient_phone, ",
-            "(SELECT u.notify_channel FROM users u WHERE u.id = $3) AS patient_channel"
+            "(SELECT u.notify_channel FROM users u WHERE u.id = $3) AS patient_channel, ",
+            "(SELECT u.language FROM users u WHERE u.id = $3) AS patient_language"
         )
     };
 }
@@ -360,6 +364,11 @@ async fn book_claimed(
             .unwrap_or_else(|| "email".into()),
         time_zone: None,
         display_name: claimed.patient_name.clone().unwrap_or_default(),
+        language: claimed
+            .patient_language
+            .as_deref()
+            .and_then(Language::parse)
+            .unwrap_or_default(),
     };
     notify_booked(&mut tx, db_policy, &to, &visit, "booked", now).await?;
     audit::record(
@@ -432,12 +441,14 @@ struct VisitFacts<'a> {
 }
 
 impl VisitFacts<'_> {
-    fn when(&self) -> String {
-        let tz = self.time_zone.tz();
-        self.starts_at
-            .with_timezone(&tz)
-            .format("%A %-d %B %Y at %H:%M (%Z)")
-            .to_string()
+    /// What a message to `patient` says of the visit, in the clinic's zone.
+    fn told_to<'a>(&'a self, patient: &'a str) -> messages::Visit<'a> {
+        messages::Visit {
+            patient,
+            doctor: self.doctor_name,
+            clinic: self.clinic_name,
+            starts_at: Moment::new(self.starts_at, self.time_zone.tz()),
+        }
     }
 }
 
@@ -455,16 +466,14 @@ async fn notify_booked(
     if what != "booked" {
         outbox::cancel_about(tx, &about, &["appointment_reminder"]).await?;
     }
-    let summary = format!("Appointment with {}", visit.doctor_name);
+    let told = visit.told_to(&to.display_name);
+    let kind = if what == "booked" {
+        Kind::AppointmentBooked(&told)
+    } else {
+        Kind::AppointmentMoved(&told)
+    };
+    let summary = messages::calendar_summary(to.language, &told)?;
     let confirmation = outbox::Message {
-        subject: format!("Your appointment is {what}"),
-        body: format!(
-            "Hello {}, your appointment with {} at {} is {what} for {}.",
-            to.display_name,
-            visit.doctor_name,
-            visit.clinic_name,
-            visit.when()
-        ),
         ics: Some(ics::appointment(
             visit.id,
             &summary,
@@ -472,6 +481,7 @@ async fn notify_booked(
             visit.starts_at,
             visit.ends_at,
         )),
+        ..kind.render(to.language)?.into()
     };
     // The reminders follow from `next_reminder_at` (see `send_due_reminders`).
     outbox::enqueue(
@@ -554,17 +564,10 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
                 starts_at: r.starts_at,
                 ends_at: r.ends_at,
             };
-            let reminder = outbox::Message {
-                subject: "Appointment reminder".into(),
-                body: format!(
-                    "Hello {}, a reminder of your appointment with {} at {} on {}.",
-                    to.display_name,
-                    visit.doctor_name,
-                    visit.clinic_name,
-                    visit.when()
-                ),
-                ics: None,
-            };
+            let reminder: outbox::Message =
+                Kind::AppointmentReminder(&visit.told_to(&to.display_name))
+                    .render(to.language)?
+                    .into();
             outbox::enqueue(
                 &mut tx,
                 db.policy(),
@@ -862,17 +865,9 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
         starts_at: a.starts_at,
         ends_at: a.ends_at,
     };
-    let notice = outbox::Message {
-        subject: "Your appointment is cancelled".into(),
-        body: format!(
-            "Hello {}, your appointment with {} at {} on {} is cancelled.",
-            to.display_name,
-            a.doctor_name,
-            a.clinic_name,
-            visit.when()
-        ),
-        ics: None,
-    };
+    let notice: outbox::Message = Kind::AppointmentCancelled(&visit.told_to(&to.display_name))
+        .render(to.language)?
+        .into();
     outbox::enqueue(
         &mut tx,
         db.policy(),

@@ -13,6 +13,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::clinics::{doctors, specialties};
 use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::error::{Code, Error, Result};
+use crate::notify::messages::{self, Kind, Moment};
 use crate::notify::outbox;
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
@@ -192,18 +193,14 @@ pub(crate) async fn offer_freed_slot(
     crate::exec_tx!(tx, MARK, c.id, now)?;
     let to = outbox::contact(tx, c.patient_id).await?;
     let tz = c.time_zone.tz();
-    let message = outbox::Message {
-        subject: "A time has opened up for you".into(),
-        body: format!(
-            "Hello {}, a time with {} at {} is free: {}. We hold it for you until {}; accept it in the app.",
-            to.display_name,
-            c.doctor_name,
-            c.clinic_name,
-            c.starts_at.with_timezone(&tz).format("%A %-d %B at %H:%M"),
-            expires_at.with_timezone(&tz).format("%H:%M on %-d %B"),
-        ),
-        ics: None,
+    let offer = messages::Offer {
+        patient: &to.display_name,
+        doctor: &c.doctor_name,
+        clinic: &c.clinic_name,
+        starts_at: Moment::new(c.starts_at, tz),
+        held_until: Moment::new(expires_at, tz),
     };
+    let message: outbox::Message = Kind::WaitlistOffer(&offer).render(to.language)?.into();
     outbox::enqueue(
         tx,
         db.policy(),

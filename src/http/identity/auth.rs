@@ -14,6 +14,7 @@ use crate::domain::identity::{
 };
 use crate::error::{Problem, Result};
 use crate::http::extract::Json;
+use crate::notify::language::Language;
 use crate::state::AppState;
 
 /// Routes that take a first factor or mail a code: rate limited per client address.
@@ -53,6 +54,10 @@ pub struct RegisterRequest {
     /// How the clinic addresses you, e.g. `Ana Silva`.
     #[schema(schema_with = crate::domain::validate::schema::own_name)]
     pub display_name: String,
+    /// The language of your mail and notifications: `en` (the default), `pt` or `es`.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub language: Option<Language>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -128,6 +133,7 @@ async fn register(
         email: &r.email,
         password: &r.password,
         display_name: &r.display_name,
+        language: r.language,
     };
     Ok((StatusCode::ACCEPTED, Json(s.identity.register(form).await?)))
 }

@@ -15,6 +15,7 @@ use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::care::reminders;
 use crate::error::{Error, Result};
+use crate::notify::messages::{self, Kind};
 use crate::notify::outbox;
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
@@ -281,14 +282,12 @@ pub(crate) async fn replace(
             VALUES ($1, $2, $3, $4, $5, $5)";
         crate::exec_tx!(tx, TASK, Uuid::now_v7(), id, position as i64, due_at, now)?;
         if let Some(at) = due_at {
-            let message = outbox::Message {
-                subject: "A task from your care plan is due".into(),
-                body: format!(
-                    "Hello {}, a task is due today: {}.",
-                    patient.display_name, task.task
-                ),
-                ics: None,
+            let due = messages::Task {
+                patient: &patient.display_name,
+                task: &task.task,
             };
+            let message: outbox::Message =
+                Kind::ChecklistDue(&due).render(patient.language)?.into();
             outbox::enqueue(
                 tx,
                 db.policy(),
