@@ -73,42 +73,7 @@ impl utoipa::PartialSchema for TimeZone {
 
 impl utoipa::ToSchema for TimeZone {}
 
-impl<DB: sqlx::Database> sqlx::Type<DB> for TimeZone
-where
-    str: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as sqlx::Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as sqlx::Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for TimeZone
-where
-    &'static str: sqlx::Encode<'q, DB>,
-{
-    fn encode_by_ref(
-        &self,
-        buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&'static str as sqlx::Encode<'q, DB>>::encode(self.name(), buf)
-    }
-}
-
-impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for TimeZone
-where
-    &'r str: sqlx::Decode<'r, DB>,
-{
-    fn decode(
-        value: <DB as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Self, sqlx::error::BoxDynError> {
-        let name = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
-        name.parse::<TimeZone>().map_err(Into::into)
-    }
-}
+crate::text_column!(TimeZone, name);
 
 #[cfg(test)]
 mod tests {

@@ -777,11 +777,7 @@ impl Agent {
                     ProposedAction::Reschedule { .. } => "reschedule",
                     ProposedAction::Cancel { .. } => "cancel",
                 };
-                let what = committed_words(&body, lang).unwrap_or_else(|| {
-                    p.summary
-                        .split_once(' ')
-                        .map_or(p.summary.clone(), |(_, rest)| rest.to_owned())
-                });
+                let what = committed_words(&appointment, lang);
                 (replies::done(lang, kind, &what), Some(body))
             }
             Err(Error::Client { detail, .. }) => (replies::could_not(lang, &detail), None),
@@ -814,21 +810,15 @@ pub(crate) fn pick_actions(slots: &[SlotChoice]) -> Vec<Action> {
         .collect()
 }
 
-/// "Tuesday 8 December at 14:00, Dr. Ana Costa, Lisbon Central Clinic" from a committed
-/// appointment's answer.
-fn committed_words(body: &Value, lang: Lang) -> Option<String> {
-    let starts: DateTime<Utc> = body["starts_at"].as_str()?.parse().ok()?;
-    let tz = body["time_zone"].as_str()?.parse::<TimeZone>().ok()?.tz();
-    let when = replies::when(lang, starts.with_timezone(&tz));
-    let doctor = body["doctor_name"].as_str().unwrap_or_default();
-    let clinic = body["clinic_name"].as_str().unwrap_or_default();
-    Some(
-        [when.as_str(), doctor, clinic]
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(", "),
-    )
+/// "Tuesday 8 December at 14:00, Dr. Ana Costa, Lisbon Central Clinic" for a committed
+/// appointment.
+fn committed_words(a: &appointments::Appointment, lang: Lang) -> String {
+    let when = replies::when(lang, a.starts_at.with_timezone(&a.time_zone.tz()));
+    [when.as_str(), &a.doctor_name, &a.clinic_name]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Adds the "Log in" button, once.
