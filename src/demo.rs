@@ -466,8 +466,87 @@ async fn submit_note(
         email,
         Grant::in_clinic(Role::Doctor, clinic_id),
     );
+    clinical_history(state, &patient, &doctor, patient_id).await?;
     let extraction = crate::domain::care::care_plans::extract_rules(DEMO_NOTE);
     crate::domain::care::notes::submit(&state.db, &doctor, patient_id, DEMO_NOTE, &extraction)
+        .await
+        .map_err(anyhow_of)?;
+    Ok(())
+}
+
+/// A realistic history for the demo patient: a profile, a check-up four months ago with a
+/// lipid panel (a high LDL) and an HbA1c, and a visit last month with two prescriptions.
+async fn clinical_history(
+    state: &AppState,
+    patient: &Actor,
+    doctor: &Actor,
+    patient_id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use crate::domain::clinical::{labs, profiles, records};
+    let db = &state.db;
+    let profile: profiles::ProfileBody = serde_json::from_value(json!({
+        "date_of_birth": "1985-04-12", "sex": "female", "blood_group": "A+",
+        "insurance_id": "DEMO-4471-22",
+        "emergency_contacts": [{"name": "Sam Demo", "relation": "partner", "phone": "+15550100200"}],
+        "clinical": {"allergies": ["penicillin"], "chronic_conditions": ["mild persistent asthma"],
+                     "medical_history": "Appendectomy in 2004. Non-smoker.",
+                     "current_medication": ["salbutamol inhaler as needed"]}
+    }))?;
+    profiles::update_mine(db, patient, &profile)
+        .await
+        .map_err(anyhow_of)?;
+    let now = Utc::now();
+    let check_up: records::RecordBody = serde_json::from_value(json!({
+        "visited_at": now - chrono::Duration::days(120),
+        "chief_complaint": "Annual check-up",
+        "vitals": {"systolic_mmhg": 142, "diastolic_mmhg": 91, "heart_rate_bpm": 74, "temperature_c": 36.6,
+                   "spo2_percent": 98, "weight_kg": 71.5, "height_cm": 166},
+        "findings": "Blood pressure above target on two readings. Chest clear.",
+        "diagnoses": [{"text": "Essential hypertension", "code": "I10"}],
+        "plan": "Lifestyle advice; lipid panel and HbA1c; recheck blood pressure in three months."
+    }))?;
+    let first = records::create(db, doctor, patient_id, &check_up)
+        .await
+        .map_err(anyhow_of)?;
+    records::sign(db, doctor, first.id)
+        .await
+        .map_err(anyhow_of)?;
+    let order: labs::OrderBody =
+        serde_json::from_value(json!({"tests": [{"code": "57698-3"}, {"code": "4548-4"}]}))?;
+    for o in labs::order(db, doctor, first.id, &order)
+        .await
+        .map_err(anyhow_of)?
+    {
+        let values = if o.test_code == "57698-3" {
+            json!([{"code": "2093-3", "value": 236}, {"code": "13457-7", "value": 162},
+                   {"code": "2085-9", "value": 48}, {"code": "2571-8", "value": 131}])
+        } else {
+            json!([{"code": "4548-4", "value": 5.4}])
+        };
+        let results: labs::ResultsBody = serde_json::from_value(json!({"values": values}))?;
+        labs::enter_results(db, doctor, o.id, &results)
+            .await
+            .map_err(anyhow_of)?;
+        labs::review(db, doctor, o.id).await.map_err(anyhow_of)?;
+    }
+    let rash: records::RecordBody = serde_json::from_value(json!({
+        "visited_at": now - chrono::Duration::days(30),
+        "chief_complaint": "Itchy rash on both forearms for a week",
+        "vitals": {"systolic_mmhg": 134, "diastolic_mmhg": 84, "temperature_c": 36.7},
+        "findings": "Erythematous, scaly patches on both forearms after a new detergent.",
+        "diagnoses": [{"text": "Allergic contact dermatitis", "code": "L23.9"}],
+        "plan": "Avoid the detergent; topical steroid and an antihistamine.",
+        "prescriptions": [
+            {"medicine": "hydrocortisone 1% cream", "dose": "thin layer", "route": "topical",
+             "times_per_day": 2, "duration_days": 7, "quantity": 1},
+            {"medicine": "cetirizine", "dose": "10 mg", "route": "oral", "times_per_day": 1,
+             "duration_days": 5, "quantity": 5}
+        ]
+    }))?;
+    let second = records::create(db, doctor, patient_id, &rash)
+        .await
+        .map_err(anyhow_of)?;
+    records::sign(db, doctor, second.id)
         .await
         .map_err(anyhow_of)?;
     Ok(())

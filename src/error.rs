@@ -58,6 +58,12 @@ pub enum Code {
     ServiceUnavailable,
     /// A model's answer could not be read as what was asked (after repairs).
     ExtractionFailed,
+    /// A patient QR code that is forged, expired, revoked or made for another clinic.
+    InvalidQrToken,
+    /// A signed record is never edited (amend it with an addendum) nor signed again.
+    RecordSigned,
+    /// A lab order is not in the state this step needs (e.g. reviewing before results).
+    InvalidTransition,
 }
 
 impl Code {
@@ -65,7 +71,10 @@ impl Code {
         use Code::*;
         match self {
             MalformedJson | InvalidPath | InvalidQuery => StatusCode::BAD_REQUEST,
-            InvalidBody | ValidationFailed | ConsentRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidBody | ValidationFailed | ConsentRequired | InvalidQrToken => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RecordSigned | InvalidTransition => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidToken | TokenExpired | InvalidCredentials
@@ -139,6 +148,9 @@ impl Code {
             Internal => "internal",
             ServiceUnavailable => "service_unavailable",
             ExtractionFailed => "extraction_failed",
+            InvalidQrToken => "invalid_qr_token",
+            RecordSigned => "record_signed",
+            InvalidTransition => "invalid_transition",
         }
     }
 
@@ -180,6 +192,10 @@ impl Code {
         Code::RateLimited,
         Code::Internal,
         Code::ServiceUnavailable,
+        Code::ExtractionFailed,
+        Code::InvalidQrToken,
+        Code::RecordSigned,
+        Code::InvalidTransition,
     ];
 }
 

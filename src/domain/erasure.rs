@@ -2,8 +2,9 @@
 //! system admin) delete the account. Erasure removes or pseudonymises every copy of their
 //! contact data and of what they wrote outside the clinical record, cancels their future
 //! visits (the slots go back to the waitlist), stops their reminders, and leaves the
-//! clinical record (notes, plans) sealed for the retention period, after which a job
-//! purges it.
+//! clinical record (notes, plans, profile, visit records, prescriptions, labs) sealed for
+//! the retention period, after which a job purges it; the same job purges what doctors
+//! removed from records once the retention period has passed.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,6 +19,9 @@ use crate::domain::care::access::{self, Share};
 use crate::domain::care::care_plans::{self, ActionableSteps};
 use crate::domain::care::notes::{self, Note};
 use crate::domain::care::reminders::{self, Reminder};
+use crate::domain::clinical::labs::{self, LabOrder};
+use crate::domain::clinical::profiles::{self, Profile};
+use crate::domain::clinical::records::{self, Record};
 use crate::domain::identity;
 use crate::domain::identity::invitations::{self, Invitation};
 use crate::domain::identity::people::{self, UserView};
@@ -37,6 +41,11 @@ pub struct Export {
     pub waitlist: Vec<WaitingFor>,
     pub record_shares: Vec<Share>,
     pub invitations: Vec<Invitation>,
+    pub profile: Profile,
+    /// Signed visit records.
+    pub records: Vec<Record>,
+    /// Lab orders, with results once reviewed.
+    pub labs: Vec<LabOrder>,
 }
 
 /// A waitlist entry of theirs.
@@ -88,6 +97,9 @@ pub async fn export(db: &Db, actor: &Actor) -> Result<Export> {
         waitlist,
         record_shares: access::shares(db, actor).await?,
         invitations: invitations::mine(db, actor).await?,
+        profile: profiles::mine(db, actor).await?,
+        records: records::list(db, actor, p.user_id).await?,
+        labs: labs::list(db, actor, p.user_id).await?,
     };
     let mut tx = db.begin().await?;
     audit::record(
@@ -161,7 +173,9 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
         .fetch_one(&mut *conn)
         .await)?;
     // Each copy of their contact data and of what they wrote outside the clinical record.
-    const BY_USER: [&str; 10] = [
+    const BY_USER: [&str; 12] = [
+        "DELETE FROM clinic_patients WHERE patient_id = $1",
+        "UPDATE patient_profiles SET national_id = NULL, insurance_id = NULL, emergency_contacts = '[]' WHERE patient_id = $1",
         "DELETE FROM waitlist_offers WHERE patient_id = $1",
         "DELETE FROM waitlist WHERE patient_id = $1",
         "DELETE FROM idempotency_keys WHERE user_id = $1",
@@ -213,13 +227,21 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
 pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     let before = now - db.policy().record_retention;
     const DUE: &str = "SELECT id FROM users WHERE erased_at IS NOT NULL AND erased_at < $1 \
-        AND EXISTS (SELECT 1 FROM notes n WHERE n.patient_id = users.id) LIMIT 100";
+        AND (EXISTS (SELECT 1 FROM notes n WHERE n.patient_id = users.id) \
+        OR EXISTS (SELECT 1 FROM visit_records r WHERE r.patient_id = users.id) \
+        OR EXISTS (SELECT 1 FROM patient_profiles p WHERE p.patient_id = users.id)) LIMIT 100";
     let due: Vec<Uuid> = on_db!(db, |pool| sqlx::query_scalar(DUE)
         .bind(before)
         .fetch_all(pool)
         .await)?;
     let mut batch = Batch::default();
-    const PURGE: [&str; 6] = [
+    const PURGE: [&str; 12] = [
+        "DELETE FROM lab_results WHERE patient_id = $1",
+        "DELETE FROM lab_orders WHERE patient_id = $1",
+        "DELETE FROM prescriptions WHERE patient_id = $1",
+        "DELETE FROM record_addenda WHERE record_id IN (SELECT id FROM visit_records WHERE patient_id = $1)",
+        "DELETE FROM visit_records WHERE patient_id = $1",
+        "DELETE FROM patient_profiles WHERE patient_id = $1",
         "DELETE FROM reminders WHERE patient_id = $1",
         "DELETE FROM checklist_items WHERE plan_id IN (SELECT id FROM care_plans WHERE patient_id = $1)",
         "DELETE FROM plan_items WHERE plan_id IN (SELECT id FROM care_plans WHERE patient_id = $1)",
@@ -252,5 +274,31 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch>
             batch.done += 1;
         }
     }
+    batch.done += purge_removed(db, before).await?;
     Ok(batch)
+}
+
+/// Purges what users removed from clinical records (records with their prescriptions,
+/// addenda, lab orders and results; single orders and values) longer ago than the
+/// retention period. Returns how many records and orders went.
+async fn purge_removed(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    const PURGE: [&str; 5] = [
+        "DELETE FROM lab_results WHERE deleted_at < $1 OR order_id IN (SELECT o.id FROM lab_orders o \
+         LEFT JOIN visit_records r ON r.id = o.record_id WHERE o.deleted_at < $1 OR r.deleted_at < $1)",
+        "DELETE FROM prescriptions WHERE deleted_at < $1 OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1)",
+        "DELETE FROM record_addenda WHERE record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1)",
+        "DELETE FROM lab_orders WHERE deleted_at < $1 OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1)",
+        "DELETE FROM visit_records WHERE deleted_at < $1",
+    ];
+    let mut tx = db.begin().await?;
+    let mut purged = 0;
+    for (i, sql) in PURGE.into_iter().enumerate() {
+        let n = crate::exec_tx!(&mut tx, sql, before)?;
+        // Counted: the orders and the records.
+        if i >= 3 {
+            purged += n;
+        }
+    }
+    tx.commit().await?;
+    Ok(purged)
 }

@@ -4,13 +4,15 @@
 //! Areas build on the ones listed before them and never on those after: `identity` (who
 //! someone is: sign-in, people, invitations), `clinics` (clinics, doctors, staff,
 //! specialties, prices, branding, reports), `scheduling` (schedules, slots, appointments,
-//! waitlist), `care` (notes, care plans, reminders, access to clinical data), and
-//! `erasure`, which reaches into all of them. `actor`, `audit`, `validate`,
+//! waitlist), `care` (notes, care plans, reminders, access to clinical data), `clinical`
+//! (profiles, visit records, prescriptions, labs), and `erasure`, which reaches into all
+//! of them. `actor`, `audit`, `validate`,
 //! `idempotency`, `orchestration` and `outbox` sit below every area.
 
 pub mod actor;
 pub mod audit;
 pub mod care;
+pub mod clinical;
 pub mod clinics;
 pub mod erasure;
 pub mod idempotency;
@@ -25,6 +27,10 @@ pub mod validate;
 #[cfg(test)]
 mod tests {
     use super::care::{care_plans::PlanStatus, reminders::ReminderStatus};
+    use super::clinical::labs::{Flag, OrderStatus};
+    use super::clinical::prescriptions::Route;
+    use super::clinical::profiles::{BloodGroup, Sex};
+    use super::clinical::records::{RecordKind, RecordStatus};
     use super::clinics::{ClinicStatus, RequestStatus};
     use super::outbox::OutboxStatus;
     use super::scheduling::appointments::AppointmentStatus;
@@ -35,83 +41,62 @@ mod tests {
     /// schemas: a status added on one side only fails here.
     #[test]
     fn status_enums_and_the_schemas_checks_list_the_same_words() {
-        let words = |all: &[&str]| {
-            let quoted: Vec<String> = all.iter().map(|w| format!("'{w}'")).collect();
-            format!("CHECK (status IN ({}))", quoted.join(", "))
-        };
+        fn words<T: Copy>(column: &str, all: &[T], word: fn(T) -> &'static str) -> String {
+            let quoted: Vec<String> = all.iter().map(|w| format!("'{}'", word(*w))).collect();
+            format!("CHECK ({column} IN ({}))", quoted.join(", "))
+        }
         let enums: Vec<(&str, String)> = vec![
             (
                 "clinics",
-                words(
-                    &ClinicStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", ClinicStatus::ALL, ClinicStatus::as_str),
             ),
             (
                 "clinic_requests",
-                words(
-                    &RequestStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", RequestStatus::ALL, RequestStatus::as_str),
             ),
             (
                 "slots",
-                words(
-                    &SlotStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", SlotStatus::ALL, SlotStatus::as_str),
             ),
             (
                 "appointments",
-                words(
-                    &AppointmentStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", AppointmentStatus::ALL, AppointmentStatus::as_str),
             ),
             (
                 "waitlist_offers",
-                words(
-                    &OfferStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", OfferStatus::ALL, OfferStatus::as_str),
             ),
             (
                 "care_plans",
-                words(
-                    &PlanStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", PlanStatus::ALL, PlanStatus::as_str),
             ),
             (
                 "reminders",
-                words(
-                    &ReminderStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", ReminderStatus::ALL, ReminderStatus::as_str),
             ),
             (
                 "outbox",
-                words(
-                    &OutboxStatus::ALL
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                words("status", OutboxStatus::ALL, OutboxStatus::as_str),
             ),
+            ("patient_profiles", words("sex", Sex::ALL, Sex::as_str)),
+            (
+                "patient_profiles",
+                words("blood_group", BloodGroup::ALL, BloodGroup::as_str),
+            ),
+            (
+                "visit_records",
+                words("kind", RecordKind::ALL, RecordKind::as_str),
+            ),
+            (
+                "visit_records",
+                words("status", RecordStatus::ALL, RecordStatus::as_str),
+            ),
+            ("prescriptions", words("route", Route::ALL, Route::as_str)),
+            (
+                "lab_orders",
+                words("status", OrderStatus::ALL, OrderStatus::as_str),
+            ),
+            ("lab_results", words("flag", Flag::ALL, Flag::as_str)),
         ];
         for backend in ["sqlite", "postgres"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -539,6 +539,54 @@ pub mod schema {
             .build()
     }
 
+    /// A short clinical item: an allergy, a condition, a medicine, a test name.
+    pub fn clinical_item() -> Object {
+        line(1, 200)
+    }
+
+    /// A list of up to 50 short clinical items.
+    pub fn clinical_items() -> utoipa::openapi::schema::Array {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(clinical_item())
+            .max_items(Some(50))
+            .build()
+    }
+
+    /// Clinical free text: findings, a plan, a history (may be empty).
+    pub fn clinical_text() -> Object {
+        text(0, 10_000)
+    }
+
+    /// Why a signed record is amended or removed (3 to 1,000 characters).
+    pub fn amendment_reason() -> Object {
+        text(3, 1000)
+    }
+
+    /// An addendum to a signed record.
+    pub fn addendum() -> Object {
+        text(1, 10_000)
+    }
+
+    /// An identifier as written on a card: a national or insurance number, a relation.
+    pub fn short_line() -> Object {
+        line(1, 60)
+    }
+
+    /// A calendar date from 1900 to 2199.
+    pub fn date() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .pattern(Some("^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"))
+            .build()
+    }
+
+    /// An ICD-10 code as written, e.g. `J45.9` or `j459`.
+    pub fn icd10() -> Object {
+        pattern("^[A-Za-z][0-9]{2}(\\.?[0-9A-Za-z]{1,2})?$")
+    }
+
     /// `true`: the only answer that starts a conversation.
     pub fn consent() -> Object {
         ObjectBuilder::new()

@@ -1,5 +1,6 @@
 //! Everything under `/api/v1/admin`: applications to join and clinic status, users and
-//! roles, the audit trail, the notification outbox and the model-call figures. The domain
+//! roles, the audit trail, the notification outbox, the model-call figures and the
+//! clinical records doctors removed. The domain
 //! checks who may do each (system admins; clinic admins for their own clinic's users and
 //! audit).
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::domain::actor::{Actor, Grant, Role};
 use crate::domain::audit::{self, AuditFilter, AuditRecord, ChainReport};
+use crate::domain::clinical::records::{self, Removed};
 use crate::domain::clinics::{self, ClinicRequest};
 use crate::domain::identity::people::{self, UserView};
 use crate::domain::orchestration::{self, Stats, StatsQuery};
@@ -38,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_outbox))
         .routes(routes!(retry_notification))
         .routes(routes!(orchestration_stats))
+        .routes(routes!(removed_records))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -306,4 +309,14 @@ async fn orchestration_stats(
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<Stats>> {
     Ok(Json(orchestration::stats(&s.db, &actor, &q).await?))
+}
+
+/// Visit records doctors removed, newest first (system admins): who, when and why, not
+/// their clinical content. The retention job purges them.
+#[utoipa::path(get, path = "/admin/records/removed", tag = "admin", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<Removed>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn removed_records(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Removed>>> {
+    Ok(Json(records::removed(&s.db, &actor).await?))
 }

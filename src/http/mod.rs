@@ -1,4 +1,5 @@
-//! HTTP: the API's routes by area (as in `domain`: identity, clinics, scheduling, care;
+//! HTTP: the API's routes by area (as in `domain`: identity, clinics, scheduling, care,
+//! clinical;
 //! then the chat, and `admin` for everything under `/api/v1/admin`), middleware and the
 //! OpenAPI document. Handlers parse, call the domain with the caller's
 //! [`Actor`](crate::domain::actor::Actor), and map the result.
@@ -7,6 +8,7 @@ pub mod admin;
 pub mod care;
 pub mod chat;
 pub mod client_ip;
+pub mod clinical;
 pub mod clinics;
 pub mod common_answers;
 pub mod extract;
@@ -68,6 +70,7 @@ pub fn api(
         .merge(clinics::team::routes())
         .merge(scheduling::routes())
         .merge(care::routes())
+        .merge(clinical::routes())
         .merge(chat::routes())
         .merge(admin::routes());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

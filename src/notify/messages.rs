@@ -52,6 +52,9 @@ const TEMPLATES: &[(&str, [&str; 3])] = templates![
     "doctor_invitation",
     "clinic_approved",
     "clinic_rejected",
+    "follow_up_suggested",
+    "lab_results_ready",
+    "lab_abnormal",
 ];
 
 /// Built once; a template that does not parse is reported by every render (and fails
@@ -224,6 +227,18 @@ pub struct Rejection<'a> {
     pub reason: &'a str,
 }
 
+/// Lab results: ready for the patient, or abnormal for the ordering doctor.
+#[derive(Clone, Debug, Serialize)]
+pub struct LabNews<'a> {
+    /// Whom the message is to.
+    pub name: &'a str,
+    pub patient: &'a str,
+    /// The test or panel, e.g. `Lipid panel`.
+    pub test: &'a str,
+    /// The values outside their range, e.g. `LDL cholesterol, Triglycerides`.
+    pub abnormal: String,
+}
+
 /// One kind of message, with what it says.
 #[derive(Clone, Debug)]
 pub enum Kind<'a> {
@@ -246,6 +261,12 @@ pub enum Kind<'a> {
     /// The applicant's clinic is approved and they are invited as its admin.
     ClinicApproved(&'a Invitation<'a>),
     ClinicRejected(&'a Rejection<'a>),
+    /// A signed visit record asks for a follow-up: the doctor's first free time then.
+    FollowUpSuggested(&'a Visit<'a>),
+    /// The doctor reviewed the patient's results.
+    LabResultsReady(&'a LabNews<'a>),
+    /// Results outside their range, for the ordering doctor.
+    LabAbnormal(&'a LabNews<'a>),
 }
 
 /// A message ready to send.
@@ -285,6 +306,9 @@ impl Kind<'_> {
             Self::DoctorInvitation(_) => "doctor_invitation",
             Self::ClinicApproved(_) => "clinic_approved",
             Self::ClinicRejected(_) => "clinic_rejected",
+            Self::FollowUpSuggested(_) => "follow_up_suggested",
+            Self::LabResultsReady(_) => "lab_results_ready",
+            Self::LabAbnormal(_) => "lab_abnormal",
         }
     }
 
@@ -293,7 +317,9 @@ impl Kind<'_> {
             Self::AppointmentBooked(v)
             | Self::AppointmentMoved(v)
             | Self::AppointmentReminder(v)
-            | Self::AppointmentCancelled(v) => Context::from_serialize(v),
+            | Self::AppointmentCancelled(v)
+            | Self::FollowUpSuggested(v) => Context::from_serialize(v),
+            Self::LabResultsReady(n) | Self::LabAbnormal(n) => Context::from_serialize(n),
             Self::WaitlistOffer(o) => Context::from_serialize(o),
             Self::PlanReminder(t) | Self::ChecklistDue(t) => Context::from_serialize(t),
             Self::VerifyEmail(c) | Self::SignInCode(c) | Self::PasswordReset(c) => {
@@ -371,6 +397,7 @@ mod tests {
         code: &'a Code<'a>,
         (joined, pending): (&'a Invitation<'a>, &'a Invitation<'a>),
         rejection: &'a Rejection<'a>,
+        lab: &'a LabNews<'a>,
     ) -> Vec<Kind<'a>> {
         vec![
             Kind::AppointmentBooked(visit),
@@ -391,6 +418,9 @@ mod tests {
             Kind::DoctorInvitation(pending),
             Kind::ClinicApproved(joined),
             Kind::ClinicRejected(rejection),
+            Kind::FollowUpSuggested(visit),
+            Kind::LabResultsReady(lab),
+            Kind::LabAbnormal(lab),
         ]
     }
 
@@ -431,6 +461,12 @@ mod tests {
             clinic: "Harbour Clinic",
             reason: "no licence number",
         };
+        let lab = LabNews {
+            name: "Dr Rui Costa",
+            patient: "Ana Silva",
+            test: "Lipid panel",
+            abnormal: "LDL cholesterol".into(),
+        };
         check(&every_kind(
             &visit,
             &offer,
@@ -438,6 +474,7 @@ mod tests {
             &code,
             (&joined, &pending),
             &rejection,
+            &lab,
         ));
     }
 

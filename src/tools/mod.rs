@@ -8,6 +8,7 @@ pub mod booking;
 pub mod browse;
 pub mod care;
 pub mod dates;
+pub mod records;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -276,6 +277,9 @@ impl Registry {
                 register::<booking::MyAppointments>(),
                 register::<booking::JoinWaitlist>(),
                 register::<care::ExtractCarePlan>(),
+                register::<records::MyLabResults>(),
+                register::<records::MyPrescriptions>(),
+                register::<records::PatientSummary>(),
             ],
         }
     }

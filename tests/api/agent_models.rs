@@ -230,16 +230,18 @@ async fn an_ollama_model_books_through_the_tools(backend: Backend) {
     let requests = server.requests();
     assert_eq!(requests.len(), 5);
     assert_eq!(requests[0]["model"], "scripted-model");
-    // A signed-in patient is offered the tools a patient can use (not the doctors' one,
-    // nor the commit, which is the rules' alone).
+    // A signed-in patient is offered the tools a patient can use, their own lab results and
+    // prescriptions included (not the doctors' ones, nor the commit, which is the rules'
+    // alone).
     let names: Vec<&str> = requests[0]["tools"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     assert!(names.contains(&"propose_booking") && !names.contains(&"confirm_booking"));
+    assert!(names.contains(&"my_lab_results") && !names.contains(&"patient_summary"));
     assert_eq!(
         app.scalar_i64_str(
             "SELECT COUNT(*) FROM orchestration_calls WHERE provider = $1",

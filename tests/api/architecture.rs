@@ -23,6 +23,7 @@ const DOMAIN: &[&str] = &[
     "clinics",
     "scheduling",
     "care",
+    "clinical",
     "erasure",
 ];
 

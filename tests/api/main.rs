@@ -14,6 +14,7 @@ mod browser;
 mod care;
 mod chat;
 mod cli;
+mod clinical;
 mod fuzz;
 mod jobs;
 mod messages;

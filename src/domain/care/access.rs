@@ -60,12 +60,13 @@ pub(crate) struct Treating {
 }
 
 /// A doctor profile has a care relationship with the patient: a booking with it that was
-/// not cancelled, or the patient chose it.
+/// not cancelled, the patient chose it, or it wrote a visit record about them (a walk-in).
 macro_rules! cares_for {
     () => {
         "d.user_id = $1 AND d.deleted_at IS NULL AND ( \
          EXISTS (SELECT 1 FROM appointments a WHERE a.doctor_id = d.id AND a.patient_id = $2 AND a.status <> 'cancelled') \
-         OR EXISTS (SELECT 1 FROM patient_doctors pd WHERE pd.doctor_id = d.id AND pd.patient_id = $2))"
+         OR EXISTS (SELECT 1 FROM patient_doctors pd WHERE pd.doctor_id = d.id AND pd.patient_id = $2) \
+         OR EXISTS (SELECT 1 FROM visit_records r WHERE r.doctor_id = d.id AND r.patient_id = $2 AND r.deleted_at IS NULL))"
     };
 }
 
@@ -153,7 +154,12 @@ pub(crate) async fn writer(
 }
 
 /// Records a refused access and returns the refusal.
-async fn refuse(db: &Db, actor: &Actor, action: &'static str, patient_id: Uuid) -> Error {
+pub(crate) async fn refuse(
+    db: &Db,
+    actor: &Actor,
+    action: &'static str,
+    patient_id: Uuid,
+) -> Error {
     let recorded = async {
         let mut tx = db.begin().await?;
         audit::record(

@@ -65,7 +65,7 @@ pub async fn submit(
     text: &str,
     extraction: &Extraction,
 ) -> Result<Submitted> {
-    let p = actor.principal()?;
+    actor.principal()?;
     let doctor = access::writer(db, actor, patient_id, "note.write").await?;
     let text = check_text(text)?;
     extraction.validate().map_err(|e| {
@@ -75,40 +75,10 @@ pub async fn submit(
         )
     })?;
     let now = Utc::now();
-    let id = Uuid::now_v7();
-    let policy = db.policy();
-    let sealed = policy.sealer.seal(text.as_bytes(), id.as_bytes());
-    let key_id = i64::from(policy.sealer.current_key_id());
     let mut tx = db.begin().await?;
     let patient = outbox::contact(&mut tx, patient_id).await?;
-    let tz = patient.time_zone.unwrap_or(doctor.time_zone).tz();
-    const SQL: &str = "INSERT INTO notes (id, patient_id, doctor_id, clinic_id, author_id, sealed, key_id, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-    crate::exec_tx!(
-        &mut tx,
-        SQL,
-        id,
-        patient_id,
-        doctor.id,
-        doctor.clinic_id,
-        p.user_id,
-        sealed,
-        key_id,
-        now
-    )?;
-    audit::record(
-        &mut tx,
-        actor,
-        Entry {
-            action: "note.created",
-            subject: format!("note:{id}"),
-            clinic_id: Some(doctor.clinic_id),
-            details: json!({"patient": patient_id, "chars": text.chars().count()}),
-        },
-    )
-    .await?;
-    let plan_id = care_plans::replace(
-        &mut tx, db, actor, id, &patient, doctor.id, tz, extraction, now,
+    let (id, plan_id) = write(
+        &mut tx, db, actor, &doctor, &patient, &text, extraction, now,
     )
     .await?;
     tx.commit().await?;
@@ -123,6 +93,57 @@ pub async fn submit(
         },
         plan: care_plans::get(db, plan_id).await?,
     })
+}
+
+/// Stores a note by `doctor` and the plan extracted from it in the caller's transaction
+/// (a note's own, or a signed visit record's), superseding that doctor's previous plan for
+/// the patient. Returns the note's and the plan's ids.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write(
+    tx: &mut crate::db::Tx,
+    db: &Db,
+    actor: &Actor,
+    doctor: &access::Treating,
+    patient: &outbox::Contact,
+    text: &str,
+    extraction: &Extraction,
+    now: chrono::DateTime<Utc>,
+) -> Result<(Uuid, Uuid)> {
+    let p = actor.principal()?;
+    let patient_id = patient.user_id;
+    let id = Uuid::now_v7();
+    let policy = db.policy();
+    let sealed = policy.sealer.seal(text.as_bytes(), id.as_bytes());
+    let key_id = i64::from(policy.sealer.current_key_id());
+    let tz = patient.time_zone.unwrap_or(doctor.time_zone).tz();
+    const SQL: &str = "INSERT INTO notes (id, patient_id, doctor_id, clinic_id, author_id, sealed, key_id, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+    crate::exec_tx!(
+        tx,
+        SQL,
+        id,
+        patient_id,
+        doctor.id,
+        doctor.clinic_id,
+        p.user_id,
+        sealed,
+        key_id,
+        now
+    )?;
+    audit::record(
+        tx,
+        actor,
+        Entry {
+            action: "note.created",
+            subject: format!("note:{id}"),
+            clinic_id: Some(doctor.clinic_id),
+            details: json!({"patient": patient_id, "chars": text.chars().count()}),
+        },
+    )
+    .await?;
+    let plan_id =
+        care_plans::replace(tx, db, actor, id, patient, doctor.id, tz, extraction, now).await?;
+    Ok((id, plan_id))
 }
 
 #[derive(sqlx::FromRow)]

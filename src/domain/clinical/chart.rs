@@ -1,0 +1,57 @@
+//! A patient's chart, as a doctor opens it: the profile, the visits (records with their
+//! prescriptions and addenda) and the lab orders with their results, in one answer and one
+//! audit entry.
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::actor::Actor;
+use crate::domain::clinical::labs::{self, LabOrder};
+use crate::domain::clinical::profiles::{self, Profile};
+use crate::domain::clinical::records::{self, Record};
+use crate::domain::clinical::{audit_read, prescriptions::Prescription};
+use crate::error::Result;
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Chart {
+    pub profile: Profile,
+    /// Newest visit first.
+    pub records: Vec<Record>,
+    /// Newest first.
+    pub labs: Vec<LabOrder>,
+    /// Orders with a value outside its reference range.
+    pub abnormal_labs: usize,
+    /// The prescriptions of the signed records, newest first.
+    pub prescriptions: Vec<Prescription>,
+}
+
+/// The chart of a patient for the patient or a doctor who may read their record.
+pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
+    let records = records::list_unaudited(db, actor, patient_id).await?;
+    let profile = profiles::clinical_unaudited(db, actor, patient_id).await?;
+    let labs = labs::list_unaudited(db, actor, patient_id).await?;
+    let prescriptions = records
+        .iter()
+        .filter(|r| r.signed_at.is_some())
+        .flat_map(|r| r.prescriptions.iter().cloned())
+        .collect();
+    let abnormal_labs = labs.iter().filter(|o| o.abnormal).count();
+    audit_read(
+        db,
+        actor,
+        "chart.read",
+        patient_id,
+        json!({"records": records.len(), "labs": labs.len()}),
+    )
+    .await?;
+    Ok(Chart {
+        profile,
+        records,
+        labs,
+        abnormal_labs,
+        prescriptions,
+    })
+}

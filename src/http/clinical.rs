@@ -1,0 +1,511 @@
+//! Clinical records: profiles and QR identity, patient search, visit records, prescriptions,
+//! lab orders and results, the chart, and the catalogues (ICD-10, lab tests).
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::domain::actor::Actor;
+use crate::domain::clinical::chart::{self, Chart};
+use crate::domain::clinical::icd10::{self, Icd10};
+use crate::domain::clinical::labs::{self, LabOrder, LabTest, OrderBody, ResultsBody};
+use crate::domain::clinical::prescriptions::{self, Prescription};
+use crate::domain::clinical::profiles::{self, PatientPage, PatientQuery, Profile, ProfileBody};
+use crate::domain::clinical::records::{self, Record, RecordBody, Signed};
+use crate::error::{Code, Error, Problem, Result};
+use crate::http::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(my_profile, put_my_profile))
+        .routes(routes!(my_qr, revoke_qr))
+        .routes(routes!(identify))
+        .routes(routes!(search_patients))
+        .routes(routes!(patient_profile))
+        .routes(routes!(patient_chart))
+        .routes(routes!(create_record, list_records))
+        .routes(routes!(get_record, update_record, remove_record))
+        .routes(routes!(sign_record))
+        .routes(routes!(amend_record))
+        .routes(routes!(order_labs))
+        .routes(routes!(list_labs))
+        .routes(routes!(get_lab_order))
+        .routes(routes!(lab_collected))
+        .routes(routes!(lab_results))
+        .routes(routes!(lab_review))
+        .routes(routes!(list_prescriptions))
+        .routes(routes!(lab_tests))
+        .routes(routes!(icd10_search))
+}
+
+// ---- Profile and QR -------------------------------------------------------------------
+
+/// The signed-in patient's profile.
+#[utoipa::path(get, path = "/me/profile", tag = "records", security(("bearer" = [])), responses(
+    (status = 200, body = Profile),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_profile(State(s): State<AppState>, actor: Actor) -> Result<Json<Profile>> {
+    Ok(Json(profiles::mine(&s.db, &actor).await?))
+}
+
+/// The patient replaces their profile (what is absent is cleared; audited).
+#[utoipa::path(put, path = "/me/profile", tag = "records", security(("bearer" = [])), request_body = ProfileBody, responses(
+    (status = 200, body = Profile),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn put_my_profile(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(b): Json<ProfileBody>,
+) -> Result<Json<Profile>> {
+    Ok(Json(profiles::update_mine(&s.db, &actor, &b).await?))
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QrFormat {
+    #[default]
+    Svg,
+    Png,
+    /// The token itself, as JSON (for an app that draws its own code).
+    Json,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct QrQuery {
+    /// `svg` (default), `png` or `json`.
+    pub format: Option<QrFormat>,
+    /// Make a code that opens the patient at this clinic only.
+    pub clinic_id: Option<Uuid>,
+}
+
+/// A QR code for the front desk: a sealed token good for 15 minutes (not the user id).
+#[utoipa::path(get, path = "/me/qr", tag = "records", security(("bearer" = [])), params(QrQuery), responses(
+    (status = 200, description = "An SVG or PNG image of the code, or its token as JSON", content_type = "image/svg+xml"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn my_qr(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<QrQuery>,
+) -> Result<Response> {
+    let token = profiles::qr_token(&s.db, &actor, q.clinic_id).await?;
+    let (mime, body) = match q.format.unwrap_or_default() {
+        QrFormat::Json => return Ok(Json(token).into_response()),
+        QrFormat::Svg => ("image/svg+xml", qr_svg(&token.token)?.into_bytes()),
+        QrFormat::Png => ("image/png", qr_png(&token.token)?),
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(mime)),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Revokes every QR code the patient has shown.
+#[utoipa::path(delete, path = "/me/qr", tag = "records", security(("bearer" = [])), responses(
+    (status = 204, description = "Every earlier code is refused from now on"),
+    (status = 401, body = Problem, content_type = "application/problem+json"),
+))]
+async fn revoke_qr(State(s): State<AppState>, actor: Actor) -> Result<StatusCode> {
+    profiles::revoke_qr(&s.db, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The code as SVG.
+pub fn qr_svg(token: &str) -> Result<String> {
+    let code = qrcode::QrCode::new(token.as_bytes()).map_err(Error::internal)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .build())
+}
+
+/// The code as an 8-bit grey PNG, 8 pixels a module, with the standard quiet zone.
+pub fn qr_png(token: &str) -> Result<Vec<u8>> {
+    const SCALE: usize = 8;
+    const QUIET: usize = 4;
+    let code = qrcode::QrCode::new(token.as_bytes()).map_err(Error::internal)?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = (modules + 2 * QUIET) * SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (mx, my) = (i % modules + QUIET, i / modules + QUIET);
+            for y in my * SCALE..(my + 1) * SCALE {
+                pixels[y * side + mx * SCALE..y * side + (mx + 1) * SCALE].fill(0);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let side = u32::try_from(side).map_err(Error::internal)?;
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(&pixels))
+        .map_err(Error::internal)?;
+    Ok(out)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyBody {
+    /// The clinic at whose desk the code is scanned.
+    pub clinic_id: Uuid,
+    /// The token the QR code holds.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub token: String,
+}
+
+/// A clinic's staff open the patient whose QR code they scanned (or pasted): the patient
+/// is registered at the clinic and their administrative profile returned.
+#[utoipa::path(post, path = "/patients/identify", tag = "records", security(("bearer" = [])), request_body = IdentifyBody, responses(
+    (status = 200, body = Profile),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Forged, expired, revoked or another clinic's code", body = Problem, content_type = "application/problem+json"),
+))]
+async fn identify(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(b): Json<IdentifyBody>,
+) -> Result<Json<Profile>> {
+    Ok(Json(
+        profiles::identify(&s.db, &actor, b.clinic_id, &b.token).await?,
+    ))
+}
+
+/// The clinic's staff search the patients the clinic knows, by name or email, phone or
+/// date of birth.
+#[utoipa::path(get, path = "/clinics/{id}/patients", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), PatientQuery), responses(
+    (status = 200, body = PatientPage),
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn search_patients(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<PatientQuery>,
+) -> Result<Json<PatientPage>> {
+    Ok(Json(profiles::search(&s.db, &actor, id, &q).await?))
+}
+
+/// A patient's profile: the clinical part for their doctors, the administrative part for
+/// the staff of a clinic that knows them.
+#[utoipa::path(get, path = "/patients/{id}/profile", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Profile),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn patient_profile(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Profile>> {
+    Ok(Json(profiles::get(&s.db, &actor, id).await?))
+}
+
+/// The patient's chart: profile, visits with prescriptions, labs (one audited read).
+#[utoipa::path(get, path = "/patients/{id}/chart", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Chart),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn patient_chart(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Chart>> {
+    Ok(Json(chart::open(&s.db, &actor, id).await?))
+}
+
+// ---- Visit records ----------------------------------------------------------------------
+
+/// A doctor opens a draft record: for their appointment with the patient, or a walk-in at
+/// a clinic that knows the patient.
+#[utoipa::path(post, path = "/patients/{id}/records", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = RecordBody, responses(
+    (status = 201, body = Record),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn create_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RecordBody>,
+) -> Result<(StatusCode, Json<Record>)> {
+    let record = records::create(&s.db, &actor, id, &b).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// A patient's visit records, newest first (the patient: signed ones; audited).
+#[utoipa::path(get, path = "/patients/{id}/records", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<Record>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn list_records(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Record>>> {
+    Ok(Json(records::list(&s.db, &actor, id).await?))
+}
+
+#[utoipa::path(get, path = "/records/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Record),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Record>> {
+    Ok(Json(records::get(&s.db, &actor, id).await?))
+}
+
+/// The record's doctor replaces their draft (a signed record: `record_signed`).
+#[utoipa::path(put, path = "/records/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = RecordBody, responses(
+    (status = 200, body = Record),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn update_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RecordBody>,
+) -> Result<Json<Record>> {
+    Ok(Json(records::update(&s.db, &actor, id, &b).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Why (3 to 1,000 characters).
+    #[schema(schema_with = crate::domain::validate::schema::amendment_reason)]
+    pub reason: String,
+}
+
+/// The record's doctor removes it: hidden from every read, kept for audit, purged by the
+/// retention job.
+#[utoipa::path(delete, path = "/records/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ReasonBody, responses(
+    (status = 204, description = "Removed"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn remove_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ReasonBody>,
+) -> Result<StatusCode> {
+    records::remove(&s.db, &actor, id, &b.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The record's doctor signs it: prescriptions become reminders, a follow-up is suggested.
+#[utoipa::path(post, path = "/records/{id}/sign", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Signed),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Already signed", body = Problem, content_type = "application/problem+json"),
+))]
+async fn sign_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Signed>> {
+    Ok(Json(records::sign(&s.db, &actor, id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddendumBody {
+    /// Why the record is amended.
+    #[schema(schema_with = crate::domain::validate::schema::amendment_reason)]
+    pub reason: String,
+    #[schema(schema_with = crate::domain::validate::schema::addendum)]
+    pub text: String,
+}
+
+/// A doctor treating the patient at the record's clinic amends a signed record.
+#[utoipa::path(post, path = "/records/{id}/addenda", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = AddendumBody, responses(
+    (status = 201, body = Record),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A draft is edited, not amended", body = Problem, content_type = "application/problem+json"),
+))]
+async fn amend_record(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<AddendumBody>,
+) -> Result<(StatusCode, Json<Record>)> {
+    let record = records::amend(&s.db, &actor, id, &b.reason, &b.text).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// A patient's signed prescriptions, newest first (audited).
+#[utoipa::path(get, path = "/patients/{id}/prescriptions", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<Prescription>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn list_prescriptions(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Prescription>>> {
+    Ok(Json(prescriptions::list(&s.db, &actor, id).await?))
+}
+
+// ---- Labs -----------------------------------------------------------------------------------
+
+/// A doctor orders tests on a record (catalogue codes or custom tests by name).
+#[utoipa::path(post, path = "/records/{id}/lab-orders", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = OrderBody, responses(
+    (status = 201, body = Vec<LabOrder>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn order_labs(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<OrderBody>,
+) -> Result<(StatusCode, Json<Vec<LabOrder>>)> {
+    let orders = labs::order(&s.db, &actor, id, &b).await?;
+    Ok((StatusCode::CREATED, Json(orders)))
+}
+
+/// A patient's lab orders with results, newest first (the patient: results once reviewed).
+#[utoipa::path(get, path = "/patients/{id}/labs", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<LabOrder>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn list_labs(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<LabOrder>>> {
+    Ok(Json(labs::list(&s.db, &actor, id).await?))
+}
+
+#[utoipa::path(get, path = "/lab-orders/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = LabOrder),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_lab_order(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<LabOrder>> {
+    Ok(Json(labs::get(&s.db, &actor, id).await?))
+}
+
+/// The sample was taken.
+#[utoipa::path(post, path = "/lab-orders/{id}/collected", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = LabOrder),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn lab_collected(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<LabOrder>> {
+    Ok(Json(labs::collected(&s.db, &actor, id).await?))
+}
+
+/// Results entered; abnormal values are flagged to the ordering doctor.
+#[utoipa::path(post, path = "/lab-orders/{id}/results", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ResultsBody, responses(
+    (status = 200, body = LabOrder),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn lab_results(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ResultsBody>,
+) -> Result<Json<LabOrder>> {
+    Ok(Json(labs::enter_results(&s.db, &actor, id, &b).await?))
+}
+
+/// The doctor reviewed the results; the patient is told and may read them.
+#[utoipa::path(post, path = "/lab-orders/{id}/review", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = LabOrder),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn lab_review(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<LabOrder>> {
+    Ok(Json(labs::review(&s.db, &actor, id).await?))
+}
+
+// ---- Catalogues ------------------------------------------------------------------------------
+
+/// The lab tests and panels a doctor can order, with units and reference ranges.
+#[utoipa::path(get, path = "/lab-tests", tag = "records", responses(
+    (status = 200, body = Vec<LabTest>),
+))]
+async fn lab_tests() -> Result<Json<&'static [LabTest]>> {
+    Ok(Json(labs::catalogue()?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct Icd10Query {
+    /// A code prefix (`J45`) or words of the title (`asthma`).
+    #[param(min_length = 1, max_length = 100)]
+    pub q: String,
+}
+
+/// ICD-10 (WHO 2019) codes by code prefix or title words, at most 20.
+#[utoipa::path(get, path = "/icd10", tag = "records", params(Icd10Query), responses(
+    (status = 200, body = Vec<Icd10>),
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+))]
+async fn icd10_search(Query(q): Query<Icd10Query>) -> Result<Json<Vec<Icd10>>> {
+    if q.q.chars().count() > 100 {
+        return Err(Error::new(Code::InvalidQuery, "q: at most 100 characters"));
+    }
+    Ok(Json(icd10::search(&q.q, 20).into_iter().cloned().collect()))
+}
