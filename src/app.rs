@@ -104,7 +104,7 @@ impl Application {
     /// Serves until ctrl-c or SIGTERM, then finishes in-flight requests.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let db = self.state.db.clone();
-        let jobs = crate::jobs::spawn(db.clone());
+        let jobs = crate::jobs::spawn(db.clone(), self.state.files.clone());
         let dispatcher = crate::notify::dispatch::spawn(self.state.dispatcher()?);
         let limits = self.state.config.http;
         let app = router(self.state);

@@ -16,8 +16,14 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    /// Where uploaded files (clinic logos) are kept.
+    /// Where uploaded files (clinic logos, clinical files) are kept: this folder, unless
+    /// `file_store` names a bucket.
     pub upload_dir: PathBuf,
+    /// S3-compatible object storage for files (`FILE_STORE=s3://bucket/prefix`), for
+    /// replicas that share their files.
+    pub file_store: Option<S3Config>,
+    /// The largest clinical file accepted (`MAX_FILE_MB`, default 10).
+    pub max_file_bytes: usize,
     pub database: DatabaseUrl,
     pub db_max_connections: u32,
     pub jwt_secret: SecretString,
@@ -48,6 +54,24 @@ pub struct Config {
     /// Where users reach the service (`PUBLIC_URL`); `https://…` makes cookies `Secure`.
     pub public_url: Option<String>,
     pub http: HttpLimits,
+}
+
+/// Where S3 is and how to sign in to it (`FILE_STORE`, `S3_*`).
+#[derive(Clone, Debug, Default)]
+pub struct S3Config {
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    pub url: String,
+    /// An S3-compatible server (MinIO, Ceph, moto), e.g. `http://127.0.0.1:9000`
+    /// (`S3_ENDPOINT`); absent: AWS.
+    pub endpoint: Option<String>,
+    /// `S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `S3_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// `S3_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretString>,
+    /// Allow a plain-HTTP endpoint (`S3_ALLOW_HTTP=true`, for a server on the same host).
+    pub allow_http: bool,
 }
 
 /// Limits on client connections (`HTTP_*`).
@@ -309,6 +333,19 @@ impl Config {
             upload_dir: get("CLINIC_UPLOAD_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("uploads")),
+            file_store: match get("FILE_STORE") {
+                None => None,
+                Some(url) if url.starts_with("s3://") && url.len() > 5 => Some(S3Config {
+                    url,
+                    endpoint: get("S3_ENDPOINT"),
+                    region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id: get("S3_ACCESS_KEY_ID"),
+                    secret_access_key: get("S3_SECRET_ACCESS_KEY").map(SecretString::from),
+                    allow_http: parse(&get, "S3_ALLOW_HTTP", "false")?,
+                }),
+                Some(other) => bail!("FILE_STORE must be s3://bucket[/prefix], not {other:?}"),
+            },
+            max_file_bytes: parse::<usize>(&get, "MAX_FILE_MB", "10")?.saturating_mul(1024 * 1024),
             data_dir,
             database,
             db_max_connections: parse(&get, "DB_MAX_CONNECTIONS", "10")?,

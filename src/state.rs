@@ -17,7 +17,7 @@ use crate::db::Db;
 use crate::domain::identity::{Identity, JwtKeys, Settings};
 use crate::llm::orchestrate::{Orchestrator, RetryPolicy};
 use crate::notify::mail::Mailer;
-use crate::storage::{FileStore, LocalFiles};
+use crate::storage::{FileStore, LocalFiles, ObjectFiles};
 
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
@@ -67,7 +67,10 @@ impl AppState {
             digest_key.as_bytes(),
             Settings::from_config(&config),
         );
-        let files: Arc<dyn FileStore> = Arc::new(LocalFiles::new(&config.upload_dir));
+        let files: Arc<dyn FileStore> = match &config.file_store {
+            Some(s3) => Arc::new(ObjectFiles::s3(s3).context("FILE_STORE")?),
+            None => Arc::new(LocalFiles::new(&config.upload_dir)),
+        };
         let agent = Arc::new(build_agent(&config, db.clone())?);
         let listings = Arc::new(ListingCache::new(config.http.listing_cache));
         Ok(Self {

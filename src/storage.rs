@@ -1,10 +1,15 @@
-//! Files the service keeps (clinic logos) behind a small trait, so a deployment with
-//! several replicas can put them on shared storage; the default is a local folder.
+//! Files the service keeps (clinic logos, clinical attachments) behind a small trait, so a
+//! deployment with several replicas can put them on shared storage: a local folder by
+//! default, or S3-compatible object storage (`FILE_STORE=s3://bucket/prefix`, through the
+//! `object_store` crate).
 
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
 
 pub type FileFuture<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
 
@@ -76,6 +81,95 @@ impl FileStore for LocalFiles {
             match tokio::fs::remove_file(self.path(key)?).await {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
+            }
+        })
+    }
+}
+
+/// Files in an S3-compatible bucket, under a prefix.
+pub struct ObjectFiles {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl ObjectFiles {
+    pub fn s3(settings: &crate::config::S3Config) -> io::Result<Self> {
+        use secrecy::ExposeSecret;
+        let rest = settings.url.strip_prefix("s3://").ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "FILE_STORE must start with s3://",
+            )
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(&settings.region)
+            .with_allow_http(settings.allow_http);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose_secret());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+
+    fn path(&self, key: &str) -> io::Result<object_store::path::Path> {
+        // The same keys as on disk: nothing that could name another object.
+        LocalFiles::new("/").path(key)?;
+        let full = if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        };
+        object_store::path::Path::parse(full)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    }
+}
+
+fn io_error(e: object_store::Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl FileStore for ObjectFiles {
+    fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> FileFuture<'a, ()> {
+        Box::pin(async move {
+            let path = self.path(key)?;
+            self.store
+                .put(&path, bytes.to_vec().into())
+                .await
+                .map(|_| ())
+                .map_err(io_error)
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> FileFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let path = self.path(key)?;
+            match self.store.get(&path).await {
+                Ok(found) => Ok(Some(found.bytes().await.map_err(io_error)?.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(io_error(e)),
+            }
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> FileFuture<'a, ()> {
+        Box::pin(async move {
+            let path = self.path(key)?;
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(io_error(e)),
             }
         })
     }

@@ -141,3 +141,25 @@ CREATE TABLE lab_results (
 );
 CREATE INDEX lab_results_order_idx ON lab_results (order_id);
 CREATE INDEX lab_results_patient_idx ON lab_results (patient_id);
+
+-- A file on a record or on one of its lab orders (a scan, a PDF report). Its bytes lie
+-- sealed in the file store under `storage_key`; what it is was read from its content.
+CREATE TABLE clinical_files (
+    id              UUID PRIMARY KEY,
+    record_id       UUID NOT NULL REFERENCES visit_records (id),
+    lab_order_id    UUID REFERENCES lab_orders (id),
+    patient_id      UUID NOT NULL REFERENCES users (id),
+    clinic_id       UUID NOT NULL REFERENCES clinics (id),
+    name            TEXT NOT NULL,
+    media_type      TEXT NOT NULL CHECK (media_type IN ('application/pdf', 'image/jpeg', 'image/png')),
+    size            BIGINT NOT NULL,
+    sha256          TEXT NOT NULL,
+    storage_key     TEXT NOT NULL,
+    uploaded_by     UUID NOT NULL REFERENCES users (id),
+    created_at      TIMESTAMPTZ NOT NULL,
+    deleted_at      TIMESTAMPTZ,
+    deleted_by      UUID REFERENCES users (id),
+    deleted_reason  TEXT
+);
+CREATE INDEX clinical_files_patient_idx ON clinical_files (patient_id, created_at);
+CREATE INDEX clinical_files_record_idx ON clinical_files (record_id);

@@ -141,3 +141,25 @@ CREATE TABLE lab_results (
 );
 CREATE INDEX lab_results_order_idx ON lab_results (order_id);
 CREATE INDEX lab_results_patient_idx ON lab_results (patient_id);
+
+-- A file on a record or on one of its lab orders (a scan, a PDF report). Its bytes lie
+-- sealed in the file store under `storage_key`; what it is was read from its content.
+CREATE TABLE clinical_files (
+    id              BLOB PRIMARY KEY NOT NULL,
+    record_id       BLOB NOT NULL REFERENCES visit_records (id),
+    lab_order_id    BLOB REFERENCES lab_orders (id),
+    patient_id      BLOB NOT NULL REFERENCES users (id),
+    clinic_id       BLOB NOT NULL REFERENCES clinics (id),
+    name            TEXT NOT NULL,
+    media_type      TEXT NOT NULL CHECK (media_type IN ('application/pdf', 'image/jpeg', 'image/png')),
+    size            INTEGER NOT NULL,
+    sha256          TEXT NOT NULL,
+    storage_key     TEXT NOT NULL,
+    uploaded_by     BLOB NOT NULL REFERENCES users (id),
+    created_at      TEXT NOT NULL,
+    deleted_at      TEXT,
+    deleted_by      BLOB REFERENCES users (id),
+    deleted_reason  TEXT
+);
+CREATE INDEX clinical_files_patient_idx ON clinical_files (patient_id, created_at);
+CREATE INDEX clinical_files_record_idx ON clinical_files (record_id);

@@ -19,6 +19,7 @@ use crate::domain::care::access::{self, Share};
 use crate::domain::care::care_plans::{self, ActionableSteps};
 use crate::domain::care::notes::{self, Note};
 use crate::domain::care::reminders::{self, Reminder};
+use crate::domain::clinical;
 use crate::domain::clinical::labs::{self, LabOrder};
 use crate::domain::clinical::profiles::{self, Profile};
 use crate::domain::clinical::records::{self, Record};
@@ -27,6 +28,7 @@ use crate::domain::identity::invitations::{self, Invitation};
 use crate::domain::identity::people::{self, UserView};
 use crate::domain::scheduling::appointments::{self, Appointment};
 use crate::error::{Code, Error, Result};
+use crate::storage::FileStore;
 use crate::{on_db, on_tx};
 
 /// Everything the service keeps about the signed-in person.
@@ -224,7 +226,11 @@ async fn erase(db: &Db, actor: &Actor, user_id: Uuid) -> Result<Erased> {
 
 /// Purges the sealed clinical record of accounts erased longer ago than the retention
 /// period: their reminders, plans and notes. Returns how many accounts were purged.
-pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
+pub async fn purge_expired_records(
+    db: &Db,
+    files: &dyn FileStore,
+    now: DateTime<Utc>,
+) -> Result<Batch> {
     let before = now - db.policy().record_retention;
     const DUE: &str = "SELECT id FROM users WHERE erased_at IS NOT NULL AND erased_at < $1 \
         AND (EXISTS (SELECT 1 FROM notes n WHERE n.patient_id = users.id) \
@@ -235,7 +241,8 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch>
         .fetch_all(pool)
         .await)?;
     let mut batch = Batch::default();
-    const PURGE: [&str; 12] = [
+    const PURGE: [&str; 13] = [
+        "DELETE FROM clinical_files WHERE patient_id = $1",
         "DELETE FROM lab_results WHERE patient_id = $1",
         "DELETE FROM lab_orders WHERE patient_id = $1",
         "DELETE FROM prescriptions WHERE patient_id = $1",
@@ -252,6 +259,7 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch>
     for user_id in &due {
         let row = *user_id;
         let one = async {
+            clinical::files::purge_bytes(db, files, before, Some(row)).await?;
             let mut tx = db.begin().await?;
             for sql in PURGE {
                 crate::exec_tx!(&mut tx, sql, user_id)?;
@@ -274,15 +282,19 @@ pub async fn purge_expired_records(db: &Db, now: DateTime<Utc>) -> Result<Batch>
             batch.done += 1;
         }
     }
-    batch.done += purge_removed(db, before).await?;
+    batch.done += purge_removed(db, files, before).await?;
     Ok(batch)
 }
 
 /// Purges what users removed from clinical records (records with their prescriptions,
 /// addenda, lab orders and results; single orders and values) longer ago than the
 /// retention period. Returns how many records and orders went.
-async fn purge_removed(db: &Db, before: DateTime<Utc>) -> Result<u64> {
-    const PURGE: [&str; 5] = [
+async fn purge_removed(db: &Db, files: &dyn FileStore, before: DateTime<Utc>) -> Result<u64> {
+    clinical::files::purge_bytes(db, files, before, None).await?;
+    const PURGE: [&str; 6] = [
+        "DELETE FROM clinical_files WHERE deleted_at < $1 \
+         OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1) \
+         OR lab_order_id IN (SELECT id FROM lab_orders WHERE deleted_at < $1)",
         "DELETE FROM lab_results WHERE deleted_at < $1 OR order_id IN (SELECT o.id FROM lab_orders o \
          LEFT JOIN visit_records r ON r.id = o.record_id WHERE o.deleted_at < $1 OR r.deleted_at < $1)",
         "DELETE FROM prescriptions WHERE deleted_at < $1 OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1)",
@@ -295,7 +307,7 @@ async fn purge_removed(db: &Db, before: DateTime<Utc>) -> Result<u64> {
     for (i, sql) in PURGE.into_iter().enumerate() {
         let n = crate::exec_tx!(&mut tx, sql, before)?;
         // Counted: the orders and the records.
-        if i >= 3 {
+        if i >= 4 {
             purged += n;
         }
     }

@@ -1,9 +1,12 @@
 //! Clinical records: profiles and QR identity, patient search, visit records, prescriptions,
-//! lab orders and results, the chart, and the catalogues (ICD-10, lab tests).
+//! lab orders and results, files, the chart, and the catalogues (ICD-10, lab tests).
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -13,6 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::actor::Actor;
 use crate::domain::clinical::chart::{self, Chart};
+use crate::domain::clinical::files::{self, FileMeta};
 use crate::domain::clinical::icd10::{self, Icd10};
 use crate::domain::clinical::labs::{self, LabOrder, LabTest, OrderBody, ResultsBody};
 use crate::domain::clinical::prescriptions::{self, Prescription};
@@ -41,6 +45,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lab_results))
         .routes(routes!(lab_review))
         .routes(routes!(list_prescriptions))
+        .routes(routes!(upload_record_file))
+        .routes(routes!(upload_lab_file))
+        .routes(routes!(download_file, remove_file))
         .routes(routes!(lab_tests))
         .routes(routes!(icd10_search))
 }
@@ -477,6 +484,171 @@ async fn lab_review(
     Path(id): Path<Uuid>,
 ) -> Result<Json<LabOrder>> {
     Ok(Json(labs::review(&s.db, &actor, id).await?))
+}
+
+// ---- Files -----------------------------------------------------------------------------------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    /// The file's name, e.g. `spirometry.pdf`.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\s\x00-\x1F\x7F/\\]([^\x00-\x1F\x7F/\\]*[^\s\x00-\x1F\x7F/\\])?$"
+    )]
+    pub name: String,
+}
+
+async fn upload(
+    s: &AppState,
+    actor: &Actor,
+    to: files::Attach,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<FileMeta>)> {
+    let max = s.config.max_file_bytes;
+    let bytes = axum::body::to_bytes(body, max + 1)
+        .await
+        .map_err(|_| files::too_large(max))?;
+    let declared = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let meta = files::upload(
+        &s.db,
+        s.files.as_ref(),
+        actor,
+        to,
+        name,
+        declared,
+        &bytes,
+        max,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(meta)))
+}
+
+/// A doctor attaches a file to a record: the raw bytes of a PDF, JPEG or PNG (recognised by
+/// content; at most `MAX_FILE_MB`).
+#[utoipa::path(post, path = "/records/{id}/files", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), FileQuery),
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the file's bytes; image/jpeg and image/png too"),
+    responses(
+    (status = 201, body = FileMeta),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 413, body = Problem, content_type = "application/problem+json"),
+    (status = 415, body = Problem, content_type = "application/problem+json"),
+))]
+async fn upload_record_file(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<FileMeta>)> {
+    upload(
+        &s,
+        &actor,
+        files::Attach::Record(id),
+        &q.name,
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// A doctor attaches a report or scan to a lab order.
+#[utoipa::path(post, path = "/lab-orders/{id}/files", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), FileQuery),
+    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the file's bytes; image/jpeg and image/png too"),
+    responses(
+    (status = 201, body = FileMeta),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 413, body = Problem, content_type = "application/problem+json"),
+    (status = 415, body = Problem, content_type = "application/problem+json"),
+))]
+async fn upload_lab_file(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<FileMeta>)> {
+    upload(
+        &s,
+        &actor,
+        files::Attach::LabOrder(id),
+        &q.name,
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// A file's bytes, always as a download (the patient: once its record is signed and, for a
+/// lab file, the results reviewed; audited).
+#[utoipa::path(get, path = "/files/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, description = "The file, as an attachment", content_type = "application/octet-stream"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn download_file(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    let (meta, bytes) = files::download(&s.db, s.files.as_ref(), &actor, id).await?;
+    // Only plain characters in the quoted name; the full name goes in filename*.
+    let plain: String = meta
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = form_urlencoded::byte_serialize(meta.name.as_bytes()).collect();
+    let disposition = format!(
+        "attachment; filename=\"{plain}\"; filename*=UTF-8''{}",
+        encoded.replace('+', "%20")
+    );
+    let disposition = HeaderValue::from_str(&disposition)
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let media = HeaderValue::from_str(&meta.media_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [
+            (CONTENT_TYPE, media),
+            (CONTENT_DISPOSITION, disposition),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A doctor removes a file: hidden from every read, kept for audit, purged by the retention
+/// job.
+#[utoipa::path(delete, path = "/files/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ReasonBody, responses(
+    (status = 204, description = "Removed"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn remove_file(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ReasonBody>,
+) -> Result<StatusCode> {
+    files::remove(&s.db, &actor, id, &b.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- Catalogues ------------------------------------------------------------------------------

@@ -108,8 +108,11 @@ impl Job for ForgetLoginFailures {
     }
 }
 
-/// Erased accounts' records past the retention period are purged.
-pub struct PurgeExpiredRecords;
+/// Erased accounts' records past the retention period are purged, and what doctors
+/// removed from records that long ago, stored file bytes included.
+pub struct PurgeExpiredRecords {
+    pub files: std::sync::Arc<dyn crate::storage::FileStore>,
+}
 
 impl Job for PurgeExpiredRecords {
     fn name(&self) -> &'static str {
@@ -119,6 +122,10 @@ impl Job for PurgeExpiredRecords {
         DAILY_FOUR_TIMES
     }
     fn run<'a>(&'a self, db: &'a Db, now: DateTime<Utc>) -> JobFuture<'a> {
-        Box::pin(crate::domain::erasure::purge_expired_records(db, now))
+        Box::pin(crate::domain::erasure::purge_expired_records(
+            db,
+            self.files.as_ref(),
+            now,
+        ))
     }
 }

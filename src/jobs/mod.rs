@@ -38,7 +38,7 @@ pub trait Job: Send + Sync {
 
 /// Every job, in the order they run when due together (offers pass on before holds
 /// lapse, so a released slot can go to the next patient in line).
-pub fn all() -> Vec<Box<dyn Job>> {
+pub fn all(files: std::sync::Arc<dyn crate::storage::FileStore>) -> Vec<Box<dyn Job>> {
     vec![
         Box::new(ExpireOffers),
         Box::new(ReleaseHolds),
@@ -46,7 +46,7 @@ pub fn all() -> Vec<Box<dyn Job>> {
         Box::new(AppointmentReminders),
         Box::new(ExtendSlots),
         Box::new(ForgetLoginFailures),
-        Box::new(PurgeExpiredRecords),
+        Box::new(PurgeExpiredRecords { files }),
     ]
 }
 
@@ -68,9 +68,9 @@ pub async fn run(job: &dyn Job, db: &Db, now: DateTime<Utc>) -> Result<Batch> {
 
 /// Starts the jobs: each runs at once, then every `every()`; they stop when the returned
 /// handle is aborted.
-pub fn spawn(db: Db) -> JoinHandle<()> {
+pub fn spawn(db: Db, files: std::sync::Arc<dyn crate::storage::FileStore>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let jobs = all();
+        let jobs = all(files);
         let mut due: Vec<Instant> = jobs.iter().map(|_| Instant::now()).collect();
         loop {
             let now = Instant::now();

@@ -18,6 +18,7 @@ on_both_backends!(
     lab_orders_move_through_their_steps_flag_abnormal_values_and_tell_the_patient_once_reviewed,
     a_patient_keeps_a_profile_and_the_front_desk_finds_them_by_qr_code_or_search,
     a_walk_in_is_recorded_and_a_removed_record_leaves_every_normal_read,
+    files_are_what_their_bytes_say_sealed_at_rest_and_served_only_as_downloads,
 );
 
 impl TestApp {
@@ -654,4 +655,321 @@ async fn a_walk_in_is_recorded_and_a_removed_record_leaves_every_normal_read(app
     app.get_as(&care.doctor, "/api/v1/admin/records/removed")
         .await
         .assert_problem(403, "forbidden");
+}
+
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+impl TestApp {
+    /// Sends raw bytes as a file (`content_type` as declared).
+    async fn send_file(
+        &self,
+        token: &str,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> crate::helpers::Answer {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        crate::helpers::answer(response).await
+    }
+
+    async fn fetch_file(&self, token: &str, id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/v1/files/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("download")
+    }
+}
+
+/// Uploads a PDF to a new record and a PNG to a lab order on it; checks what the patient,
+/// the doctor and another clinic's doctor can fetch. Returns the record id and the files'.
+async fn files_round_trip(app: &TestApp) -> (String, String, String) {
+    let care = app.care_setup().await;
+    let record = app.new_record(&care, a_visit(&care)).await.assert_ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uploaded = app
+        .send_file(
+            &care.doctor,
+            &format!("/api/v1/records/{record}/files?name=spirometry%20report.pdf"),
+            "application/pdf",
+            PDF.to_vec(),
+        )
+        .await;
+    let uploaded = uploaded.assert_ok(201).clone();
+    assert_eq!(uploaded["media_type"], "application/pdf");
+    assert_eq!(uploaded["size"], PDF.len());
+    assert_eq!(uploaded["name"], "spirometry report.pdf");
+    let pdf = uploaded["id"].as_str().unwrap().to_owned();
+
+    // Mislabelled, unknown or too large: refused, nothing kept.
+    app.send_file(
+        &care.doctor,
+        &format!("/api/v1/records/{record}/files?name=scan.pdf"),
+        "application/pdf",
+        PNG.to_vec(),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+    app.send_file(
+        &care.doctor,
+        &format!("/api/v1/records/{record}/files?name=page.html"),
+        "text/html",
+        b"<html><script>alert(1)</script></html>".to_vec(),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+    let mut big = PDF.to_vec();
+    big.resize(10 * 1024 * 1024 + 1, b' ');
+    let refused = app
+        .send_file(
+            &care.doctor,
+            &format!("/api/v1/records/{record}/files?name=big.pdf"),
+            "application/pdf",
+            big,
+        )
+        .await;
+    assert_eq!(refused.status.as_u16(), 413, "{:#}", refused.body);
+    const KEPT: &str = "SELECT COUNT(*) FROM clinical_files WHERE patient_id = $1";
+    assert_eq!(app.count(KEPT, care.patient_id).await, 1);
+
+    // A lab report on an order, for the patient only once the results are reviewed.
+    let order = app
+        .post_as(
+            &care.doctor,
+            &format!("/api/v1/records/{record}/lab-orders"),
+            json!({"tests": [{"code": "4548-4"}]}),
+        )
+        .await;
+    let order = order.assert_ok(201)[0]["id"].as_str().unwrap().to_owned();
+    let scan = app
+        .send_file(
+            &care.doctor,
+            &format!("/api/v1/lab-orders/{order}/files?name=a1c.png"),
+            "image/png",
+            PNG.to_vec(),
+        )
+        .await;
+    let scan = scan.assert_ok(201)["id"].as_str().unwrap().to_owned();
+
+    // The patient reads neither before the record is signed and the results reviewed.
+    assert_eq!(app.fetch_file(&care.patient, &pdf).await.status(), 404);
+    app.post_as(
+        &care.doctor,
+        &format!("/api/v1/records/{record}/sign"),
+        json!({}),
+    )
+    .await
+    .assert_ok(200);
+    let got = app.fetch_file(&care.patient, &pdf).await;
+    assert_eq!(got.status(), 200);
+    let headers = got.headers().clone();
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"spirometry report.pdf\""),
+        "{disposition}"
+    );
+    assert_eq!(&got.bytes().await.unwrap()[..], PDF);
+    assert_eq!(app.fetch_file(&care.patient, &scan).await.status(), 404);
+    app.post_as(
+        &care.doctor,
+        &format!("/api/v1/lab-orders/{order}/results"),
+        json!({"values": [{"code": "4548-4", "value": 6.1}]}),
+    )
+    .await
+    .assert_ok(200);
+    app.post_as(
+        &care.doctor,
+        &format!("/api/v1/lab-orders/{order}/review"),
+        json!({}),
+    )
+    .await
+    .assert_ok(200);
+    let got = app.fetch_file(&care.patient, &scan).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(&got.bytes().await.unwrap()[..], PNG);
+    let labs = app
+        .get_as(
+            &care.patient,
+            &format!("/api/v1/patients/{}/labs", care.patient_id),
+        )
+        .await;
+    assert_eq!(labs.assert_ok(200)[0]["files"][0]["id"], scan.as_str());
+
+    // Another clinic's doctor reads nothing; every read was audited.
+    let (_, other) = other_clinic_doctor(app).await;
+    assert_eq!(app.fetch_file(&other, &pdf).await.status(), 403);
+    const READS: &str = "SELECT COUNT(*) FROM audit WHERE action = 'file.read' AND actor_id = $1";
+    assert_eq!(app.count(READS, care.patient_id).await, 2);
+    (record, pdf, scan)
+}
+
+async fn files_are_what_their_bytes_say_sealed_at_rest_and_served_only_as_downloads(app: TestApp) {
+    let (_, pdf, _) = files_round_trip(&app).await;
+    // On disk the bytes are sealed.
+    let mut stored = Vec::new();
+    for entry in walk(&app.data_dir().join("uploads")) {
+        stored.push(std::fs::read(entry).unwrap());
+    }
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored
+            .iter()
+            .all(|b| !String::from_utf8_lossy(b).contains("%PDF") && !b.starts_with(b"\x89PNG"))
+    );
+    // Removed: gone from reads, kept for audit.
+    let doctor = app.access_token("dr.costa@example.org").await;
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/files/{pdf}"),
+        Some(&doctor),
+        Some(json!({"reason": "Wrong patient's report"})),
+    )
+    .await
+    .assert_ok(204);
+    assert_eq!(app.fetch_file(&doctor, &pdf).await.status(), 404);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The same flows with the files in an S3 bucket: a real S3-compatible server (moto, from
+/// PyPI; `tests/run` installs it) started by the test. Removed files are purged from the
+/// bucket by the retention job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto (Python): `tests/run` installs it and runs this"]
+async fn files_live_in_an_s3_bucket_when_configured() {
+    clinic::install_crypto_provider();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bin = std::env::var("MOTO_SERVER")
+        .unwrap_or_else(|_| format!("{root}/target/fuzz-venv/bin/moto_server"));
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "{bin} is missing: `tests/run` installs moto"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(&endpoint).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "moto_server answers");
+    let bucket = http
+        .put(format!("{endpoint}/clinic-files"))
+        .send()
+        .await
+        .unwrap();
+    assert!(bucket.status().is_success(), "bucket created");
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        &[
+            ("FILE_STORE", "s3://clinic-files/replicas"),
+            ("S3_ENDPOINT", &endpoint),
+            ("S3_ALLOW_HTTP", "true"),
+            ("S3_ACCESS_KEY_ID", "testing"),
+            ("S3_SECRET_ACCESS_KEY", "testing"),
+        ],
+    )
+    .await;
+    let (_, pdf, _) = files_round_trip(&app).await;
+    assert!(
+        walk(&app.data_dir().join("uploads")).is_empty(),
+        "nothing on local disk"
+    );
+    let listing = http
+        .get(format!(
+            "{endpoint}/clinic-files?list-type=2&prefix=replicas/clinical/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
+    let key = listing
+        .split("<Key>")
+        .nth(1)
+        .and_then(|k| k.split("</Key>").next())
+        .unwrap()
+        .to_owned();
+    let object = http
+        .get(format!("{endpoint}/clinic-files/{key}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&object).contains("%PDF"), "sealed");
+
+    // Removed, then past the retention period: the job takes the bytes out of the bucket.
+    let doctor = app.access_token("dr.costa@example.org").await;
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/files/{pdf}"),
+        Some(&doctor),
+        Some(json!({"reason": "Scanned twice"})),
+    )
+    .await
+    .assert_ok(204);
+    let later = chrono::Utc::now() + chrono::Duration::days(365 * 30);
+    clinic::domain::erasure::purge_expired_records(&app.db, app.state.files.as_ref(), later)
+        .await
+        .unwrap();
+    let listing = http
+        .get(format!(
+            "{endpoint}/clinic-files?list-type=2&prefix=replicas/clinical/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(listing.matches("<Key>").count(), 1, "{listing}");
+    let _ = server.kill();
+    let _ = server.wait();
 }

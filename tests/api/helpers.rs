@@ -428,7 +428,7 @@ pub fn sse_events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn answer(res: reqwest::Response) -> Answer {
+pub async fn answer(res: reqwest::Response) -> Answer {
     let status = res.status();
     let headers = res.headers().clone();
     let content_type = headers

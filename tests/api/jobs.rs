@@ -73,7 +73,7 @@ async fn one_doctors_unreadable_schedule_does_not_stop_the_others_slots_being_ex
 }
 
 async fn a_job_with_nothing_to_do_reports_nothing_done(app: TestApp) {
-    for job in jobs::all() {
+    for job in jobs::all(app.state.files.clone()) {
         let batch = jobs::run(job.as_ref(), &app.db, Utc::now()).await.unwrap();
         assert_eq!(batch, Batch::default(), "{}", job.name());
     }

@@ -1166,14 +1166,19 @@ async fn a_patient_exports_then_erases_their_account_and_no_copy_is_left(app: Te
         .await
     };
     assert_eq!(notes().await, 1);
-    let purged = clinic::domain::erasure::purge_expired_records(&app.db, chrono::Utc::now())
-        .await
-        .unwrap();
+    let purged = clinic::domain::erasure::purge_expired_records(
+        &app.db,
+        app.state.files.as_ref(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(purged.done, 0, "still within the retention period");
     let later = chrono::Utc::now() + chrono::Duration::days(3651);
-    let purged = clinic::domain::erasure::purge_expired_records(&app.db, later)
-        .await
-        .unwrap();
+    let purged =
+        clinic::domain::erasure::purge_expired_records(&app.db, app.state.files.as_ref(), later)
+            .await
+            .unwrap();
     assert_eq!(purged, clinic::jobs::Batch { done: 1, failed: 0 });
     assert_eq!(notes().await, 0);
 

@@ -1,6 +1,6 @@
 //! A patient's chart, as a doctor opens it: the profile, the visits (records with their
-//! prescriptions and addenda) and the lab orders with their results, in one answer and one
-//! audit entry.
+//! prescriptions, addenda and files) and the lab orders with their results and files, in
+//! one answer and one audit entry.
 
 use serde::Serialize;
 use serde_json::json;
@@ -26,6 +26,8 @@ pub struct Chart {
     pub abnormal_labs: usize,
     /// The prescriptions of the signed records, newest first.
     pub prescriptions: Vec<Prescription>,
+    /// Files on the records and lab orders shown.
+    pub files: usize,
 }
 
 /// The chart of a patient for the patient or a doctor who may read their record.
@@ -39,6 +41,8 @@ pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
         .flat_map(|r| r.prescriptions.iter().cloned())
         .collect();
     let abnormal_labs = labs.iter().filter(|o| o.abnormal).count();
+    let files = records.iter().map(|r| r.files.len()).sum::<usize>()
+        + labs.iter().map(|o| o.files.len()).sum::<usize>();
     audit_read(
         db,
         actor,
@@ -53,5 +57,6 @@ pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
         labs,
         abnormal_labs,
         prescriptions,
+        files,
     })
 }

@@ -16,10 +16,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::actor::{Actor, Role};
+use crate::domain::actor::Actor;
 use crate::domain::audit::{self, Entry};
 use crate::domain::care::access;
-use crate::domain::clinical::{audit_read, records};
+use crate::domain::clinical::files::{self, FileMeta};
+use crate::domain::clinical::{audit_read, records, require_clinic_doctor};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::messages::{self, Kind};
@@ -195,6 +196,9 @@ pub struct LabOrder {
     pub abnormal: bool,
     #[sqlx(skip)]
     pub results: Vec<LabValue>,
+    /// Reports and scans (a patient sees them once the results are reviewed).
+    #[sqlx(skip)]
+    pub files: Vec<FileMeta>,
 }
 
 macro_rules! select_orders {
@@ -277,32 +281,6 @@ pub async fn order(
     let mut orders = of_patient_unchecked(db, record.patient_id, false).await?;
     orders.retain(|o| ids.contains(&o.id));
     Ok(orders)
-}
-
-/// The caller's doctor profile at `clinic_id`, when they treat the patient there.
-async fn require_clinic_doctor(
-    db: &Db,
-    actor: &Actor,
-    patient_id: Uuid,
-    clinic_id: Uuid,
-    action: &'static str,
-) -> Result<Uuid> {
-    let p = actor.principal()?;
-    if !p.has_role_in(Role::Doctor, clinic_id) {
-        return Err(access::refuse(db, actor, action, patient_id).await);
-    }
-    access::require_read(db, actor, patient_id, clinic_id, action).await?;
-    const SQL: &str =
-        "SELECT id FROM doctors WHERE user_id = $1 AND clinic_id = $2 AND deleted_at IS NULL";
-    let doctor: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(SQL)
-        .bind(p.user_id)
-        .bind(clinic_id)
-        .fetch_optional(pool)
-        .await)?;
-    match doctor {
-        Some(d) => Ok(d),
-        None => Err(access::refuse(db, actor, action, patient_id).await),
-    }
 }
 
 async fn load_order(db: &Db, id: Uuid) -> Result<LabOrder> {
@@ -594,11 +572,18 @@ async fn with_results(
     for v in values {
         by_order.entry(v.order_id).or_default().push(v);
     }
+    let mut files_by: HashMap<Uuid, Vec<FileMeta>> = HashMap::new();
+    for f in files::of_patient(db, patient_id).await? {
+        if let Some(order) = f.lab_order_id {
+            files_by.entry(order).or_default().push(f);
+        }
+    }
     for o in &mut orders {
         if own && o.status != OrderStatus::Reviewed {
             continue;
         }
         o.results = by_order.remove(&o.id).unwrap_or_default();
+        o.files = files_by.remove(&o.id).unwrap_or_default();
         o.abnormal = o.results.iter().any(|v| v.flag.abnormal());
     }
     Ok(orders)

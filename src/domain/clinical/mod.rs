@@ -4,6 +4,7 @@
 //! `care::access`; every read of clinical data is audited.
 
 pub mod chart;
+pub mod files;
 pub mod icd10;
 pub mod labs;
 pub mod prescriptions;
@@ -15,9 +16,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::actor::Actor;
+use crate::domain::actor::{Actor, Role};
 use crate::domain::audit::{self, Entry};
+use crate::domain::care::access;
 use crate::error::Result;
+use crate::on_db;
 
 /// Records one audited read of a patient's clinical data.
 pub(crate) async fn audit_read(
@@ -41,4 +44,30 @@ pub(crate) async fn audit_read(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The caller's doctor profile at `clinic_id`, when they treat the patient there.
+pub(crate) async fn require_clinic_doctor(
+    db: &Db,
+    actor: &Actor,
+    patient_id: Uuid,
+    clinic_id: Uuid,
+    action: &'static str,
+) -> Result<Uuid> {
+    let p = actor.principal()?;
+    if !p.has_role_in(Role::Doctor, clinic_id) {
+        return Err(access::refuse(db, actor, action, patient_id).await);
+    }
+    access::require_read(db, actor, patient_id, clinic_id, action).await?;
+    const SQL: &str =
+        "SELECT id FROM doctors WHERE user_id = $1 AND clinic_id = $2 AND deleted_at IS NULL";
+    let doctor: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(p.user_id)
+        .bind(clinic_id)
+        .fetch_optional(pool)
+        .await)?;
+    match doctor {
+        Some(d) => Ok(d),
+        None => Err(access::refuse(db, actor, action, patient_id).await),
+    }
 }

@@ -21,6 +21,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::care::access::{self, Treating};
 use crate::domain::care::care_plans::{Extraction, PlanItem};
 use crate::domain::care::notes;
+use crate::domain::clinical::files::{self, FileMeta};
 use crate::domain::clinical::prescriptions::{self, Prescription, PrescriptionBody};
 use crate::domain::clinical::vitals::{Measured, Vitals};
 use crate::domain::clinical::{audit_read, icd10};
@@ -152,6 +153,8 @@ pub struct Record {
     pub follow_up_days: Option<i64>,
     pub prescriptions: Vec<Prescription>,
     pub addenda: Vec<Addendum>,
+    /// Files on the record itself (a lab order's files are on the order).
+    pub files: Vec<FileMeta>,
     pub visited_at: DateTime<Utc>,
     pub signed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -478,6 +481,7 @@ impl RecordRow {
         db: &Db,
         prescriptions: Vec<Prescription>,
         addenda: Vec<Addendum>,
+        files: Vec<FileMeta>,
     ) -> Result<Record> {
         let content = self.content(db)?;
         Ok(Record {
@@ -498,6 +502,7 @@ impl RecordRow {
             follow_up_days: self.follow_up_days,
             prescriptions,
             addenda,
+            files,
             visited_at: self.visited_at,
             signed_at: self.signed_at,
             created_at: self.created_at,
@@ -556,6 +561,12 @@ async fn assemble(db: &Db, rows: Vec<RecordRow>) -> Result<Vec<Record>> {
             created_at: a.created_at,
         });
     }
+    let mut files_by: std::collections::HashMap<Uuid, Vec<FileMeta>> = Default::default();
+    for f in files::of_patient(db, patient_id).await? {
+        if f.lab_order_id.is_none() {
+            files_by.entry(f.record_id).or_default().push(f);
+        }
+    }
     rows.into_iter()
         .map(|r| {
             let id = r.id;
@@ -563,6 +574,7 @@ async fn assemble(db: &Db, rows: Vec<RecordRow>) -> Result<Vec<Record>> {
                 db,
                 by_record.remove(&id).unwrap_or_default(),
                 addenda_by.remove(&id).unwrap_or_default(),
+                files_by.remove(&id).unwrap_or_default(),
             )
         })
         .collect()
@@ -871,7 +883,7 @@ pub async fn amend(db: &Db, actor: &Actor, id: Uuid, reason: &str, text: &str) -
 }
 
 /// The record's doctor removes it (e.g. written for the wrong patient): it, its
-/// prescriptions and its lab orders and results are hidden from every normal read, kept for
+/// prescriptions, files, lab orders and results are hidden from every normal read, kept for
 /// audit with who, when and why, and purged by the retention job.
 pub async fn remove(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<()> {
     let row = load(db, id).await?;
@@ -882,7 +894,8 @@ pub async fn remove(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<()
     checks.finish()?;
     let now = Utc::now();
     let mut tx = db.begin().await?;
-    const HIDE: [&str; 4] = [
+    const HIDE: [&str; 5] = [
+        "UPDATE clinical_files SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 WHERE record_id = $1 AND deleted_at IS NULL",
         "UPDATE visit_records SET deleted_at = $2, deleted_by = $3, deleted_reason = $4, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
         "UPDATE prescriptions SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 WHERE record_id = $1 AND deleted_at IS NULL",
         "UPDATE lab_results SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 \
