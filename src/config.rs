@@ -154,6 +154,22 @@ pub struct LlmConfig {
     /// The first retry's delay; later ones double (with jitter), up to 8 s.
     pub backoff_min: Duration,
     pub mode: AgentMode,
+    /// A Whisper-compatible server for consultation audio (`TRANSCRIBE_URL`).
+    pub transcribe: Option<TranscribeConfig>,
+    /// The largest audio upload (`MAX_AUDIO_MB`, default 25).
+    pub max_audio_bytes: usize,
+}
+
+/// A server answering `POST {base_url}/audio/transcriptions` (OpenAI's wire format:
+/// whisper.cpp's server, faster-whisper servers, vLLM, OpenAI).
+#[derive(Clone, Debug)]
+pub struct TranscribeConfig {
+    /// E.g. `http://127.0.0.1:8178/v1` (`TRANSCRIBE_URL`).
+    pub base_url: String,
+    /// `TRANSCRIBE_MODEL` (default `whisper-1`).
+    pub model: String,
+    /// `TRANSCRIBE_API_KEY`.
+    pub api_key: Option<SecretString>,
 }
 
 #[derive(Clone, Debug)]
@@ -509,6 +525,12 @@ fn llm_config(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<LlmConfig
         max_retries: parse(get, "LLM_MAX_RETRIES", "3")?,
         backoff_min: Duration::from_millis(parse(get, "LLM_BACKOFF_MIN_MS", "250")?),
         mode,
+        transcribe: get("TRANSCRIBE_URL").map(|url| TranscribeConfig {
+            base_url: url.trim_end_matches('/').to_owned(),
+            model: get("TRANSCRIBE_MODEL").unwrap_or_else(|| "whisper-1".into()),
+            api_key: get("TRANSCRIBE_API_KEY").map(SecretString::from),
+        }),
+        max_audio_bytes: parse::<usize>(get, "MAX_AUDIO_MB", "25")?.saturating_mul(1024 * 1024),
     })
 }
 

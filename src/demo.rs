@@ -482,7 +482,7 @@ async fn clinical_history(
     doctor: &Actor,
     patient_id: uuid::Uuid,
 ) -> anyhow::Result<()> {
-    use crate::domain::clinical::{labs, profiles, records};
+    use crate::domain::clinical::{labs, profiles, records, transcripts};
     let db = &state.db;
     let profile: profiles::ProfileBody = serde_json::from_value(json!({
         "date_of_birth": "1985-04-12", "sex": "female", "blood_group": "A+",
@@ -546,11 +546,27 @@ async fn clinical_history(
     let second = records::create(db, doctor, patient_id, &rash)
         .await
         .map_err(anyhow_of)?;
+    transcripts::store(
+        db,
+        doctor,
+        second.id,
+        transcripts::Source::Pasted,
+        DEMO_TRANSCRIPT,
+        None,
+    )
+    .await
+    .map_err(anyhow_of)?;
     records::sign(db, doctor, second.id)
         .await
         .map_err(anyhow_of)?;
     Ok(())
 }
+
+const DEMO_TRANSCRIPT: &str = "Patient: I have had an itchy rash on both forearms for about a week.\n\
+Doctor: Did anything change before it started?\n\
+Patient: We switched to a new laundry detergent.\n\
+Doctor: On examination I can see red, scaly patches on both forearms, nothing elsewhere.\n\
+Doctor: Stop the new detergent. Apply hydrocortisone cream twice a day for a week and take cetirizine 10 mg once a day for five days.";
 
 const DEMO_NOTE: &str = "Mild contact dermatitis on both forearms. Apply hydrocortisone 1% cream twice daily for 7 days. \
     Take cetirizine 10 mg once daily for 5 days. Buy a fragrance-free moisturiser. Book a follow-up in 3 weeks.";

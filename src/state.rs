@@ -174,5 +174,12 @@ fn build_agent(config: &Config, db: Db) -> anyhow::Result<Agent> {
         token_budget: config.agent.token_budget,
         mode: config.llm.mode,
     };
-    Agent::new(db, llm, sessions, settings).map_err(|e| anyhow::anyhow!("{e}"))
+    let agent = Agent::new(db, llm, sessions, settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match &config.llm.transcribe {
+        Some(t) => agent.with_transcriber(
+            crate::llm::transcribe::Transcriber::new(t.clone())
+                .map_err(|e| anyhow::anyhow!("TRANSCRIBE_URL: {e}"))?,
+        ),
+        None => agent,
+    })
 }

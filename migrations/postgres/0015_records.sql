@@ -163,3 +163,22 @@ CREATE TABLE clinical_files (
 );
 CREATE INDEX clinical_files_patient_idx ON clinical_files (patient_id, created_at);
 CREATE INDEX clinical_files_record_idx ON clinical_files (record_id);
+
+-- A consultation's transcript (from its audio, which is not kept, or pasted), sealed.
+CREATE TABLE transcripts (
+    id              UUID PRIMARY KEY,
+    record_id       UUID NOT NULL REFERENCES visit_records (id),
+    patient_id      UUID NOT NULL REFERENCES users (id),
+    clinic_id       UUID NOT NULL REFERENCES clinics (id),
+    source          TEXT NOT NULL CHECK (source IN ('audio', 'pasted')),
+    sealed          BYTEA NOT NULL,
+    key_id          BIGINT NOT NULL,
+    model           TEXT,
+    created_by      UUID NOT NULL REFERENCES users (id),
+    created_at      TIMESTAMPTZ NOT NULL,
+    deleted_at      TIMESTAMPTZ,
+    deleted_by      UUID REFERENCES users (id),
+    deleted_reason  TEXT
+);
+CREATE INDEX transcripts_record_idx ON transcripts (record_id, created_at);
+CREATE INDEX transcripts_patient_idx ON transcripts (patient_id);

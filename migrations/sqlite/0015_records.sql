@@ -163,3 +163,22 @@ CREATE TABLE clinical_files (
 );
 CREATE INDEX clinical_files_patient_idx ON clinical_files (patient_id, created_at);
 CREATE INDEX clinical_files_record_idx ON clinical_files (record_id);
+
+-- A consultation's transcript (from its audio, which is not kept, or pasted), sealed.
+CREATE TABLE transcripts (
+    id              BLOB PRIMARY KEY NOT NULL,
+    record_id       BLOB NOT NULL REFERENCES visit_records (id),
+    patient_id      BLOB NOT NULL REFERENCES users (id),
+    clinic_id       BLOB NOT NULL REFERENCES clinics (id),
+    source          TEXT NOT NULL CHECK (source IN ('audio', 'pasted')),
+    sealed          BLOB NOT NULL,
+    key_id          INTEGER NOT NULL,
+    model           TEXT,
+    created_by      BLOB NOT NULL REFERENCES users (id),
+    created_at      TEXT NOT NULL,
+    deleted_at      TEXT,
+    deleted_by      BLOB REFERENCES users (id),
+    deleted_reason  TEXT
+);
+CREATE INDEX transcripts_record_idx ON transcripts (record_id, created_at);
+CREATE INDEX transcripts_patient_idx ON transcripts (patient_id);

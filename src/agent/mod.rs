@@ -63,6 +63,8 @@ pub struct Agent {
     sessions: SessionStore,
     prompts: Prompts,
     settings: AgentSettings,
+    /// Consultation audio to text, when a server is configured.
+    transcriber: Option<crate::llm::transcribe::Transcriber>,
 }
 
 /// Something the user can press in the widget.
@@ -154,7 +156,58 @@ impl Agent {
             sessions,
             prompts: Prompts::new()?,
             settings,
+            transcriber: None,
         })
+    }
+
+    /// Transcribes consultation audio through this server.
+    pub fn with_transcriber(mut self, transcriber: crate::llm::transcribe::Transcriber) -> Self {
+        self.transcriber = Some(transcriber);
+        self
+    }
+
+    /// The text of a consultation's audio (through the orchestrator: timeout, retries, one
+    /// record per attempt), and the model that wrote it.
+    pub async fn transcribe(
+        &self,
+        audio: &[u8],
+        name: &str,
+        mime: &str,
+    ) -> Result<(String, String)> {
+        let Some(transcriber) = &self.transcriber else {
+            return Err(crate::error::Error::new(
+                crate::error::Code::ServiceUnavailable,
+                "No transcription server is configured (TRANSCRIBE_URL); paste the transcript instead.",
+            ));
+        };
+        let info = CallInfo {
+            mode: crate::llm::Mode::Text,
+            session_id: None,
+            pipeline: "transcribe",
+            prompt_version: "whisper",
+            full_history_tokens: None,
+            deltas: None,
+        };
+        let text = self
+            .llm
+            .call_task(&info, ("transcription", transcriber.model()), || {
+                transcriber.once(audio, name, mime)
+            })
+            .await
+            .map_err(|e| {
+                let code = if e.class == crate::llm::ErrorClass::Client {
+                    crate::error::Code::ExtractionFailed
+                } else {
+                    crate::error::Code::ServiceUnavailable
+                };
+                crate::error::Error::new(
+                    code,
+                    format!(
+                        "The audio could not be transcribed ({e}); paste the transcript instead."
+                    ),
+                )
+            })?;
+        Ok((text, transcriber.model().to_owned()))
     }
 
     pub fn orchestrator(&self) -> &Orchestrator {

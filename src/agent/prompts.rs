@@ -9,11 +9,13 @@ use crate::error::{Error, Result};
 const SYSTEM: &str = include_str!("../../prompts/system.tera");
 const EXTRACT: &str = include_str!("../../prompts/extract_plan.tera");
 const UNDERSTAND: &str = include_str!("../../prompts/understand.tera");
+const DRAFT_RECORD: &str = include_str!("../../prompts/draft_record.tera");
 
 pub struct Prompts {
     tera: Tera,
     system_version: String,
     extract_version: String,
+    draft_record_version: String,
     /// Rendered once: the same bytes on every call, so servers can reuse their prompt cache.
     understand: String,
     understand_version: String,
@@ -49,6 +51,8 @@ impl Prompts {
             .map_err(|e| Error::internal(format!("prompts/system.tera: {e}")))?;
         tera.add_raw_template("extract_plan", EXTRACT)
             .map_err(|e| Error::internal(format!("prompts/extract_plan.tera: {e}")))?;
+        tera.add_raw_template("draft_record", DRAFT_RECORD)
+            .map_err(|e| Error::internal(format!("prompts/draft_record.tera: {e}")))?;
         let understand = Tera::one_off(UNDERSTAND, &Context::new(), false)
             .map_err(|e| Error::internal(format!("prompts/understand.tera: {e}")))?;
         Ok(Self {
@@ -57,6 +61,7 @@ impl Prompts {
             tera,
             system_version: version_of(SYSTEM),
             extract_version: version_of(EXTRACT),
+            draft_record_version: version_of(DRAFT_RECORD),
         })
     }
 
@@ -81,6 +86,19 @@ impl Prompts {
         self.tera
             .render("extract_plan", &context)
             .map_err(|e| Error::internal(format!("rendering the extraction prompt: {e}")))
+    }
+
+    pub fn draft_record_version(&self) -> &str {
+        &self.draft_record_version
+    }
+
+    /// The visit-record drafting prompt, with the output's JSON Schema.
+    pub fn draft_record(&self, schema: &str) -> Result<String> {
+        let mut context = Context::new();
+        context.insert("schema", schema);
+        self.tera
+            .render("draft_record", &context)
+            .map_err(|e| Error::internal(format!("rendering the record-draft prompt: {e}")))
     }
 
     pub fn system_version(&self) -> &str {

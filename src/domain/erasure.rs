@@ -241,7 +241,8 @@ pub async fn purge_expired_records(
         .fetch_all(pool)
         .await)?;
     let mut batch = Batch::default();
-    const PURGE: [&str; 13] = [
+    const PURGE: [&str; 14] = [
+        "DELETE FROM transcripts WHERE patient_id = $1",
         "DELETE FROM clinical_files WHERE patient_id = $1",
         "DELETE FROM lab_results WHERE patient_id = $1",
         "DELETE FROM lab_orders WHERE patient_id = $1",
@@ -291,7 +292,8 @@ pub async fn purge_expired_records(
 /// retention period. Returns how many records and orders went.
 async fn purge_removed(db: &Db, files: &dyn FileStore, before: DateTime<Utc>) -> Result<u64> {
     clinical::files::purge_bytes(db, files, before, None).await?;
-    const PURGE: [&str; 6] = [
+    const PURGE: [&str; 7] = [
+        "DELETE FROM transcripts WHERE deleted_at < $1 OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1)",
         "DELETE FROM clinical_files WHERE deleted_at < $1 \
          OR record_id IN (SELECT id FROM visit_records WHERE deleted_at < $1) \
          OR lab_order_id IN (SELECT id FROM lab_orders WHERE deleted_at < $1)",
@@ -307,7 +309,7 @@ async fn purge_removed(db: &Db, files: &dyn FileStore, before: DateTime<Utc>) ->
     for (i, sql) in PURGE.into_iter().enumerate() {
         let n = crate::exec_tx!(&mut tx, sql, before)?;
         // Counted: the orders and the records.
-        if i >= 4 {
+        if i >= 5 {
             purged += n;
         }
     }

@@ -31,6 +31,7 @@ mod tests {
     use super::clinical::prescriptions::Route;
     use super::clinical::profiles::{BloodGroup, Sex};
     use super::clinical::records::{RecordKind, RecordStatus};
+    use super::clinical::transcripts::Source;
     use super::clinics::{ClinicStatus, RequestStatus};
     use super::outbox::OutboxStatus;
     use super::scheduling::appointments::AppointmentStatus;
@@ -97,6 +98,7 @@ mod tests {
                 words("status", OrderStatus::ALL, OrderStatus::as_str),
             ),
             ("lab_results", words("flag", Flag::ALL, Flag::as_str)),
+            ("transcripts", words("source", Source::ALL, Source::as_str)),
         ];
         for backend in ["sqlite", "postgres"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

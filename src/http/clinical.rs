@@ -21,7 +21,8 @@ use crate::domain::clinical::icd10::{self, Icd10};
 use crate::domain::clinical::labs::{self, LabOrder, LabTest, OrderBody, ResultsBody};
 use crate::domain::clinical::prescriptions::{self, Prescription};
 use crate::domain::clinical::profiles::{self, PatientPage, PatientQuery, Profile, ProfileBody};
-use crate::domain::clinical::records::{self, Record, RecordBody, Signed};
+use crate::domain::clinical::records::{self, Record, RecordBody, RecordDraft, Signed};
+use crate::domain::clinical::transcripts::{self, Source, Transcript};
 use crate::error::{Code, Error, Problem, Result};
 use crate::http::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -48,6 +49,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_record_file))
         .routes(routes!(upload_lab_file))
         .routes(routes!(download_file, remove_file))
+        .routes(routes!(transcribe_audio))
+        .routes(routes!(get_transcript, paste_transcript))
+        .routes(routes!(draft_from_transcript))
         .routes(routes!(lab_tests))
         .routes(routes!(icd10_search))
 }
@@ -649,6 +653,137 @@ async fn remove_file(
 ) -> Result<StatusCode> {
     files::remove(&s.db, &actor, id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Transcripts ------------------------------------------------------------------------------
+
+/// Audio a consultation may be recorded in, by what its bytes are.
+const AUDIO: [&str; 9] = [
+    "audio/mpeg",
+    "audio/x-wav",
+    "audio/ogg",
+    "audio/x-flac",
+    "audio/m4a",
+    "audio/aac",
+    "audio/mp4",
+    "video/webm",
+    "video/mp4",
+];
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AudioQuery {
+    /// The recording's file name, e.g. `visit.webm` (default `audio`).
+    #[param(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9._-]+$")]
+    pub name: Option<String>,
+}
+
+/// A doctor sends the consultation's audio (MP3, WAV, OGG, FLAC, M4A, WebM; at most
+/// `MAX_AUDIO_MB`): the transcription server turns it into the record's transcript. The
+/// audio is not kept.
+#[utoipa::path(post, path = "/records/{id}/transcript/audio", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), AudioQuery),
+    request_body(content = Vec<u8>, content_type = "audio/mpeg", description = "the audio's bytes; WAV, OGG, FLAC, M4A and WebM too"),
+    responses(
+    (status = 201, body = Transcript),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 413, body = Problem, content_type = "application/problem+json"),
+    (status = 415, body = Problem, content_type = "application/problem+json"),
+    (status = 502, description = "The server refused the audio", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "No transcription server answered", body = Problem, content_type = "application/problem+json"),
+))]
+async fn transcribe_audio(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<AudioQuery>,
+    body: Body,
+) -> Result<(StatusCode, Json<Transcript>)> {
+    transcripts::require_writer(&s.db, &actor, id).await?;
+    let max = s.config.llm.max_audio_bytes;
+    let audio = axum::body::to_bytes(body, max + 1).await.map_err(|_| {
+        Error::new(
+            Code::PayloadTooLarge,
+            format!("A recording may be at most {} MiB.", max / (1024 * 1024)),
+        )
+    })?;
+    let mime = infer::get(&audio)
+        .map(|t| t.mime_type())
+        .filter(|m| AUDIO.contains(m))
+        .ok_or_else(|| {
+            Error::new(
+                Code::UnsupportedMediaType,
+                "A recording must be MP3, WAV, OGG, FLAC, M4A or WebM audio (read from its content).",
+            )
+        })?;
+    let name = q.name.unwrap_or_else(|| "audio".into());
+    let (text, model) = s.agent.transcribe(&audio, &name, mime).await?;
+    let transcript =
+        transcripts::store(&s.db, &actor, id, Source::Audio, &text, Some(&model)).await?;
+    Ok((StatusCode::CREATED, Json(transcript)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptBody {
+    /// The consultation's transcript (1 to 100,000 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 100000,
+        pattern = r"^[^\s\x00-\x08\x0B\x0C\x0E-\x1F\x7F]([^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*[^\s\x00-\x08\x0B\x0C\x0E-\x1F\x7F])?$"
+    )]
+    pub text: String,
+}
+
+/// A doctor pastes the consultation's transcript.
+#[utoipa::path(put, path = "/records/{id}/transcript", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = TranscriptBody, responses(
+    (status = 201, body = Transcript),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn paste_transcript(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<TranscriptBody>,
+) -> Result<(StatusCode, Json<Transcript>)> {
+    let transcript = transcripts::store(&s.db, &actor, id, Source::Pasted, &b.text, None).await?;
+    Ok((StatusCode::CREATED, Json(transcript)))
+}
+
+/// The record's latest transcript (the patient: once the record is signed; audited).
+#[utoipa::path(get, path = "/records/{id}/transcript", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Transcript),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_transcript(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Transcript>> {
+    Ok(Json(transcripts::latest(&s.db, &actor, id).await?))
+}
+
+/// The model drafts the record's fields from its latest transcript, for the doctor to
+/// review, change and sign; nothing is stored.
+#[utoipa::path(post, path = "/records/{id}/transcript/draft", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = RecordDraft),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 502, description = "The model's answer could not be read", body = Problem, content_type = "application/problem+json"),
+))]
+async fn draft_from_transcript(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RecordDraft>> {
+    transcripts::require_writer(&s.db, &actor, id).await?;
+    let transcript = transcripts::latest(&s.db, &actor, id).await?;
+    Ok(Json(s.agent.draft_record(&transcript.text).await?))
 }
 
 // ---- Catalogues ------------------------------------------------------------------------------

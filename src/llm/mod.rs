@@ -5,6 +5,7 @@
 pub mod ollama;
 pub mod openai;
 pub mod orchestrate;
+pub mod transcribe;
 
 use std::future::Future;
 use std::pin::Pin;

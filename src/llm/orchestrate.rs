@@ -156,6 +156,75 @@ impl Orchestrator {
         self.run(info, messages, &[], Some(schema), false).await
     }
 
+    /// Runs a task other than a chat completion (a transcription) under the same policy:
+    /// a timeout per attempt, retries with backoff on transient failures, and one record
+    /// per attempt (`provider` and `model` name who answered).
+    pub async fn call_task<T, F, Fut>(
+        &self,
+        info: &CallInfo<'_>,
+        (provider, model): (&str, &str),
+        mut task: F,
+    ) -> Result<T, LlmError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LlmError>>,
+    {
+        let started = Instant::now();
+        self.event(
+            json!({"event": "pipeline_start", "pipeline": info.pipeline, "session": info.session_id,
+            "prompt_version": info.prompt_version, "mode": info.mode}),
+        );
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(self.policy.max_delay)
+            .with_max_times(self.policy.max_retries)
+            .with_jitter()
+            .build();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let t = Instant::now();
+            let result = match tokio::time::timeout(self.policy.attempt_timeout, task()).await {
+                Ok(r) => r,
+                Err(_) => Err(LlmError::new(
+                    ErrorClass::Timeout,
+                    format!("no answer within {:?}", self.policy.attempt_timeout),
+                )),
+            };
+            let latency = t.elapsed();
+            let error = result.as_ref().err();
+            self.record(info, (provider, model), attempt, error, latency, 0, 0)
+                .await;
+            let e = match result {
+                Ok(value) => {
+                    self.event(json!({"event": "pipeline_end", "pipeline": info.pipeline, "outcome": "success",
+                        "provider": provider, "attempts": attempt, "runtime_ms": started.elapsed().as_millis() as u64}));
+                    return Ok(value);
+                }
+                Err(e) => e,
+            };
+            let delay = if e.is_transient() {
+                backoff.next()
+            } else {
+                None
+            };
+            match delay {
+                Some(delay) => {
+                    tokio::time::sleep(
+                        e.retry_after
+                            .map_or(delay, |wait| wait.min(self.policy.max_delay * 4)),
+                    )
+                    .await
+                }
+                None => {
+                    self.event(json!({"event": "pipeline_end", "pipeline": info.pipeline, "outcome": "failure",
+                        "error_class": e.class, "attempts": attempt, "runtime_ms": started.elapsed().as_millis() as u64}));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     async fn run(
         &self,
         info: &CallInfo<'_>,
@@ -256,7 +325,13 @@ impl Orchestrator {
                         .tokens_out
                         .unwrap_or_else(|| count_completion(&completion));
                     self.record(
-                        info, provider, attempt, None, latency, tokens_in, tokens_out,
+                        info,
+                        (provider.name(), provider.model()),
+                        attempt,
+                        None,
+                        latency,
+                        tokens_in,
+                        tokens_out,
                     )
                     .await;
                     return Ok(Outcome {
@@ -268,8 +343,16 @@ impl Orchestrator {
                     });
                 }
                 Err(e) => {
-                    self.record(info, provider, attempt, Some(&e), latency, 0, 0)
-                        .await;
+                    self.record(
+                        info,
+                        (provider.name(), provider.model()),
+                        attempt,
+                        Some(&e),
+                        latency,
+                        0,
+                        0,
+                    )
+                    .await;
                     // Text of a broken-off attempt was already sent: the listener drops it.
                     if let (Some(deltas), Some(before)) = (info.deltas, sent_before)
                         && deltas.sent() > before
@@ -298,7 +381,7 @@ impl Orchestrator {
     async fn record(
         &self,
         info: &CallInfo<'_>,
-        provider: &dyn Provider,
+        (provider, model): (&str, &str),
         attempt: u32,
         error: Option<&LlmError>,
         latency: Duration,
@@ -313,7 +396,7 @@ impl Orchestrator {
         let error_class = error.map(|e| serde_json::to_value(e.class).unwrap_or_default());
         let latency_ms = latency.as_millis() as i64;
         self.event(json!({"event": "attempt", "pipeline": info.pipeline, "session": info.session_id,
-            "provider": provider.name(), "model": provider.model(), "attempt": attempt, "outcome": outcome,
+            "provider": provider, "model": model, "attempt": attempt, "outcome": outcome,
             "error_class": error_class, "error": error.map(|e| e.message.clone()), "latency_ms": latency_ms,
             "tokens_in": tokens_in, "tokens_out": tokens_out, "prompt_version": info.prompt_version,
             "mode": info.mode}));
@@ -328,8 +411,8 @@ impl Orchestrator {
             .bind(Uuid::now_v7())
             .bind(info.session_id)
             .bind(info.pipeline)
-            .bind(provider.name())
-            .bind(provider.model())
+            .bind(provider)
+            .bind(model)
             .bind(i64::from(attempt))
             .bind(outcome)
             .bind(class)

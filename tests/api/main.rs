@@ -27,4 +27,5 @@ mod security;
 mod team;
 mod time_zones;
 mod tokens;
+mod transcripts;
 mod web;

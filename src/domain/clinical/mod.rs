@@ -10,6 +10,7 @@ pub mod labs;
 pub mod prescriptions;
 pub mod profiles;
 pub mod records;
+pub mod transcripts;
 pub mod vitals;
 
 use serde_json::Value;

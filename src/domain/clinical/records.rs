@@ -50,7 +50,7 @@ crate::text_enum! {
 }
 
 /// A diagnosis as the doctor writes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiagnosisBody {
     /// The diagnosis in words.
@@ -58,6 +58,7 @@ pub struct DiagnosisBody {
     pub text: String,
     /// An ICD-10 code (WHO 2019), checked against the bundled list.
     #[schema(schema_with = crate::domain::validate::schema::icd10, nullable)]
+    #[serde(default)]
     pub code: Option<String>,
 }
 
@@ -110,6 +111,51 @@ pub struct RecordBody {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub prescriptions: Vec<PrescriptionBody>,
+}
+
+/// A record's fields as a model drafts them from a consultation's transcript, for the
+/// doctor to review, change and sign (nothing drafted is ever signed by itself).
+#[derive(
+    Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDraft {
+    /// Why the patient came, briefly, as they said it.
+    #[serde(default)]
+    pub chief_complaint: String,
+    /// Vital signs said aloud in the consultation (leave out what was not said).
+    #[serde(default)]
+    pub vitals: Vitals,
+    /// What the doctor found on examination.
+    #[serde(default)]
+    pub findings: String,
+    /// The diagnoses the doctor stated, each with its ICD-10 code when certain.
+    #[serde(default)]
+    pub diagnoses: Vec<DiagnosisBody>,
+    /// What the doctor said will be done (tests, medicines, advice).
+    #[serde(default)]
+    pub plan: String,
+    /// In how many days the doctor wants to see the patient again, when they said so.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 365))]
+    pub follow_up_days: Option<i64>,
+}
+
+impl RecordDraft {
+    /// The checks a record's fields pass (ranges, known ICD-10 codes), as one sentence for
+    /// a model to correct.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let body = RecordBody {
+            chief_complaint: self.chief_complaint.clone(),
+            vitals: self.vitals.clone(),
+            findings: self.findings.clone(),
+            diagnoses: self.diagnoses.clone(),
+            plan: self.plan.clone(),
+            follow_up_days: self.follow_up_days,
+            ..RecordBody::default()
+        };
+        check(&body).map(|_| ()).map_err(|e| e.for_people())
+    }
 }
 
 /// The sealed part of a record.
@@ -894,7 +940,8 @@ pub async fn remove(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<()
     checks.finish()?;
     let now = Utc::now();
     let mut tx = db.begin().await?;
-    const HIDE: [&str; 5] = [
+    const HIDE: [&str; 6] = [
+        "UPDATE transcripts SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 WHERE record_id = $1 AND deleted_at IS NULL",
         "UPDATE clinical_files SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 WHERE record_id = $1 AND deleted_at IS NULL",
         "UPDATE visit_records SET deleted_at = $2, deleted_by = $3, deleted_reason = $4, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
         "UPDATE prescriptions SET deleted_at = $2, deleted_by = $3, deleted_reason = $4 WHERE record_id = $1 AND deleted_at IS NULL",
