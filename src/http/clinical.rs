@@ -535,7 +535,7 @@ async fn upload(
 /// A doctor attaches a file to a record: the raw bytes of a PDF, JPEG or PNG (recognised by
 /// content; at most `MAX_FILE_MB`).
 #[utoipa::path(post, path = "/records/{id}/files", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), FileQuery),
-    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the file's bytes; image/jpeg and image/png too"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the bytes of a PDF, JPEG or PNG (sent as application/octet-stream or as its own type)"),
     responses(
     (status = 201, body = FileMeta),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -564,7 +564,7 @@ async fn upload_record_file(
 
 /// A doctor attaches a report or scan to a lab order.
 #[utoipa::path(post, path = "/lab-orders/{id}/files", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), FileQuery),
-    request_body(content = Vec<u8>, content_type = "application/pdf", description = "the file's bytes; image/jpeg and image/png too"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the bytes of a PDF, JPEG or PNG (sent as application/octet-stream or as its own type)"),
     responses(
     (status = 201, body = FileMeta),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -683,7 +683,7 @@ pub struct AudioQuery {
 /// `MAX_AUDIO_MB`): the transcription server turns it into the record's transcript. The
 /// audio is not kept.
 #[utoipa::path(post, path = "/records/{id}/transcript/audio", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path), AudioQuery),
-    request_body(content = Vec<u8>, content_type = "audio/mpeg", description = "the audio's bytes; WAV, OGG, FLAC, M4A and WebM too"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the bytes of an MP3, WAV, OGG, FLAC, M4A or WebM recording (any declared type)"),
     responses(
     (status = 201, body = Transcript),
     (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -1,6 +1,7 @@
 //! The doctors' pages (`/doctor`): today's appointments with Completed / No-show, their
-//! patients, and per patient the notes, a form for a new note and the checklist and plan
-//! extracted from it.
+//! patients, and per patient the chart (profile, visit records with prescriptions, labs
+//! with abnormal values marked, files), forms to write and sign a record, order labs,
+//! enter and review results, and the notes with the checklist and plan drawn from them.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use tera::Context;
 use uuid::Uuid;
 
 use crate::domain::care::{care_plans, notes};
+use crate::domain::clinical::{chart, labs, records};
 use crate::domain::clinics::doctors;
 use crate::domain::scheduling::appointments::{self, Visit};
 use crate::state::AppState;
@@ -101,7 +103,17 @@ async fn patient_page(
         Ok(found) => found.map(|u| u.display_name).unwrap_or_default(),
         Err(e) => return error_page(&e, service(s), Some(user)),
     };
+    let chart = match chart::open(&s.db, &user.actor, id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&e, service(s), Some(user)),
+    };
+    let tests = match labs::catalogue() {
+        Ok(t) => t,
+        Err(e) => return error_page(&e, service(s), Some(user)),
+    };
     let mut c = Context::new();
+    c.insert("chart", &chart);
+    c.insert("lab_tests", tests);
     c.insert("patient_id", &id);
     c.insert("patient_name", &name);
     c.insert("notes", &list);
@@ -185,6 +197,225 @@ pub async fn mark(
     };
     match appointments::mark(&s.db, &user.actor, id, to).await {
         Ok(_) => Redirect::to("/doctor").into_response(),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+/// The new-record form: the fields a doctor fills most, as text (empty means not given).
+#[derive(Deserialize)]
+pub struct RecordForm {
+    csrf: String,
+    chief_complaint: String,
+    #[serde(default)]
+    systolic: String,
+    #[serde(default)]
+    diastolic: String,
+    #[serde(default)]
+    temperature: String,
+    #[serde(default)]
+    heart_rate: String,
+    #[serde(default)]
+    findings: String,
+    #[serde(default)]
+    diagnosis: String,
+    #[serde(default)]
+    icd10: String,
+    #[serde(default)]
+    plan: String,
+    #[serde(default)]
+    follow_up_days: String,
+    #[serde(default)]
+    medicine: String,
+    #[serde(default)]
+    dose: String,
+    #[serde(default)]
+    times_per_day: String,
+    #[serde(default)]
+    duration_days: String,
+    #[serde(default)]
+    quantity: String,
+}
+
+/// A form field as a number: empty is "not given", anything else must parse.
+fn number<T: std::str::FromStr>(
+    field: &str,
+    value: &str,
+) -> Result<Option<T>, crate::error::Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        crate::error::Error::validation(vec![crate::error::FieldError {
+            field: field.into(),
+            message: format!("{value:?} is not a number"),
+        }])
+    })
+}
+
+impl RecordForm {
+    fn body(&self) -> Result<records::RecordBody, crate::error::Error> {
+        let mut body = records::RecordBody {
+            chief_complaint: self.chief_complaint.clone(),
+            findings: self.findings.clone(),
+            plan: self.plan.clone(),
+            follow_up_days: number("follow_up_days", &self.follow_up_days)?,
+            ..records::RecordBody::default()
+        };
+        body.vitals.systolic_mmhg = number("systolic", &self.systolic)?;
+        body.vitals.diastolic_mmhg = number("diastolic", &self.diastolic)?;
+        body.vitals.temperature_c = number("temperature", &self.temperature)?;
+        body.vitals.heart_rate_bpm = number("heart_rate", &self.heart_rate)?;
+        if !self.diagnosis.trim().is_empty() {
+            body.diagnoses.push(records::DiagnosisBody {
+                text: self.diagnosis.clone(),
+                code: Some(self.icd10.trim().to_owned()).filter(|c| !c.is_empty()),
+            });
+        }
+        if !self.medicine.trim().is_empty() {
+            body.prescriptions
+                .push(crate::domain::clinical::prescriptions::PrescriptionBody {
+                    medicine: self.medicine.clone(),
+                    dose: self.dose.clone(),
+                    route: crate::domain::clinical::prescriptions::Route::Oral,
+                    times_per_day: number("times_per_day", &self.times_per_day)?,
+                    every_hours: None,
+                    duration_days: number("duration_days", &self.duration_days)?,
+                    quantity: number("quantity", &self.quantity)?.unwrap_or(1),
+                    refills: 0,
+                    instructions: String::new(),
+                });
+        }
+        Ok(body)
+    }
+}
+
+pub async fn new_record(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<RecordForm>,
+) -> Response {
+    if let Err(e) = user.check_csrf(&f.csrf) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    let created = match f.body() {
+        Ok(body) => records::create(&s.db, &user.actor, id, &body).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(_) => Redirect::to(&format!("/doctor/patients/{id}")).into_response(),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn sign_record(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = user.check_csrf(&f.csrf) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    match records::sign(&s.db, &user.actor, id).await {
+        Ok(signed) => {
+            Redirect::to(&format!("/doctor/patients/{}", signed.record.patient_id)).into_response()
+        }
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OrderForm {
+    csrf: String,
+    patient: Uuid,
+    code: String,
+}
+
+pub async fn order_lab(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<OrderForm>,
+) -> Response {
+    if let Err(e) = user.check_csrf(&f.csrf) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    let body = labs::OrderBody {
+        tests: vec![labs::OrderItem {
+            code: Some(f.code.clone()),
+            name: None,
+        }],
+    };
+    match labs::order(&s.db, &user.actor, id, &body).await {
+        Ok(_) => Redirect::to(&format!("/doctor/patients/{}", f.patient)).into_response(),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+/// Results as the form sends them: `value.<analyte code>` fields, empty ones skipped.
+pub async fn lab_results(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| {
+        f.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if let Err(e) = user.check_csrf(&field("csrf")) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    let mut values = Vec::new();
+    for (key, value) in &f {
+        let Some(code) = key.strip_prefix("value.") else {
+            continue;
+        };
+        match number::<f64>(key, value) {
+            Ok(Some(v)) => values.push(labs::ResultItem {
+                code: code.to_owned(),
+                name: None,
+                value: Some(v),
+                text: None,
+                unit: None,
+                low: None,
+                high: None,
+            }),
+            Ok(None) => {}
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
+        }
+    }
+    let body = labs::ResultsBody { values };
+    match labs::enter_results(&s.db, &user.actor, id, &body).await {
+        Ok(order) => {
+            Redirect::to(&format!("/doctor/patients/{}", order.patient_id)).into_response()
+        }
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+pub async fn lab_review(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = user.check_csrf(&f.csrf) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    match labs::review(&s.db, &user.actor, id).await {
+        Ok(order) => {
+            Redirect::to(&format!("/doctor/patients/{}", order.patient_id)).into_response()
+        }
         Err(e) => error_page(&e, service(&s), Some(&user)),
     }
 }

@@ -70,6 +70,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/doctor/patients/{id}", get(doctor::patient))
         .route("/doctor/patients/{id}/notes", post(doctor::submit_note))
         .route("/doctor/appointments/{id}/mark", post(doctor::mark))
+        .route("/doctor/patients/{id}/records", post(doctor::new_record))
+        .route("/doctor/records/{id}/sign", post(doctor::sign_record))
+        .route("/doctor/records/{id}/labs", post(doctor::order_lab))
+        .route("/doctor/lab-orders/{id}/results", post(doctor::lab_results))
+        .route("/doctor/lab-orders/{id}/review", post(doctor::lab_review))
         .layer(middleware::from_fn_with_state(state, session::layer))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

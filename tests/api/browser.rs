@@ -46,9 +46,21 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         run.status.success(),
         "browser flows failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok: 19 screenshots"), "{stdout}");
+    assert!(stdout.contains("ok: 20 screenshots"), "{stdout}");
 
-    // What the browser did is in the database: the booking, the approval, the plan.
+    // What the browser did is in the database: the booking, the approval, the plan, the
+    // signed visit record and its lab order.
+    let signed = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM visit_records r JOIN lab_orders o ON o.record_id = r.id \
+             WHERE r.status = 'signed' AND o.test_code = $1",
+            "4548-4",
+        )
+        .await;
+    assert_eq!(
+        signed, 2,
+        "the demo's check-up and the record the doctor signed, each with an HbA1c order"
+    );
     let booked = app
         .scalar_i64_str(
             "SELECT COUNT(*) FROM appointments a JOIN users u ON u.id = a.patient_id WHERE u.email = $1 AND a.status = 'booked'",
@@ -82,7 +94,10 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
             "superseded",
         )
         .await;
-    assert_eq!(plans, 1, "the doctor's new note superseded the demo plan");
+    assert_eq!(
+        plans, 2,
+        "the demo's note superseded its visit's prescriptions plan, and the doctor's new note the demo's"
+    );
 }
 
 /// Stands in for the patient's inbox: `GET /code/{email}` answers the 6-digit code in the

@@ -13,6 +13,7 @@ on_both_backends!(
     each_role_sees_only_its_part_of_the_console,
     the_widget_api_answers_only_origins_a_clinic_lists,
     sign_in_returns_only_to_a_path_of_this_site,
+    a_doctor_writes_signs_and_orders_labs_from_the_chart_page,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -417,4 +418,117 @@ async fn sign_in_returns_only_to_a_path_of_this_site(app: TestApp) {
         assert_eq!(status, 303, "{next:?}: {body}");
         assert_eq!(headers["location"], expected, "{next:?}");
     }
+}
+
+/// The `data-*` id of the first element with `attribute` whose `data-status` is `status`.
+fn id_with_status(page: &str, attribute: &str, status: &str) -> String {
+    let marker = format!("{attribute}=\"");
+    page.match_indices(&marker)
+        .map(|(at, _)| &page[at + marker.len()..])
+        .find(|rest| {
+            rest.contains(&format!("\" data-status=\"{status}\""))
+                && rest[36..].starts_with(&format!("\" data-status=\"{status}\""))
+        })
+        .map(|rest| rest[..36].to_owned())
+        .unwrap_or_else(|| panic!("no {attribute} with status {status}"))
+}
+
+async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp) {
+    let care = app.care_setup().await;
+    let mut b = Browser::new(&app);
+    b.sign_in("dr.costa@example.org").await;
+    let chart = format!("/doctor/patients/{}", care.patient_id);
+    let (status, _, page) = b.get(&chart).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("New visit record"));
+    let csrf = Browser::csrf(&page);
+
+    // A temperature of 400 °C is refused, named, and nothing is written.
+    let (status, _, refused) = b
+        .post(
+            &format!("{chart}/records"),
+            &[
+                ("csrf", &csrf),
+                ("chief_complaint", "Sore throat"),
+                ("temperature", "400"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains("temperature_c"), "{refused}");
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("chief_complaint", "Sore throat for three days"),
+        ("temperature", "38.4"),
+        ("systolic", "122"),
+        ("diastolic", "78"),
+        ("diagnosis", "Acute pharyngitis"),
+        ("icd10", "J02.9"),
+        ("plan", "Fluids and rest"),
+        ("medicine", "ibuprofen"),
+        ("dose", "400 mg"),
+        ("times_per_day", "3"),
+        ("duration_days", "5"),
+        ("quantity", "15"),
+    ];
+    let (status, _, body) = b.post(&format!("{chart}/records"), &form, None).await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains("Sore throat for three days"));
+    assert!(page.contains("J02.9 Acute pharyngitis"), "{page}");
+    let record = id_with_status(&page, "data-record", "draft");
+    let (status, _, body) = b
+        .post(
+            &format!("/doctor/records/{record}/sign"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let patient = care.patient_id.to_string();
+    let (status, _, body) = b
+        .post(
+            &format!("/doctor/records/{record}/labs"),
+            &[("csrf", &csrf), ("patient", &patient), ("code", "4548-4")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains(&format!("data-record=\"{record}\" data-status=\"signed\"")));
+    let order = id_with_status(&page, "data-order", "ordered");
+    let (status, _, body) = b
+        .post(
+            &format!("/doctor/lab-orders/{order}/results"),
+            &[("csrf", &csrf), ("value.4548-4", "7.2")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains("1 abnormal"), "{page}");
+    assert!(
+        page.contains("<tr class=\"flag-high\"><td>Hemoglobin A1c</td>"),
+        "{page}"
+    );
+    let (status, _, _) = b
+        .post(
+            &format!("/doctor/lab-orders/{order}/review"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains(&format!("data-order=\"{order}\" data-status=\"reviewed\"")));
+    // The patient reads the signed record and the reviewed value over the API.
+    let records = app
+        .get_as(
+            &care.patient,
+            &format!("/api/v1/patients/{patient}/records"),
+        )
+        .await;
+    assert_eq!(records.assert_ok(200)[0]["diagnoses"][0]["code"], "J02.9");
 }

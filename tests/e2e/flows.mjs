@@ -198,6 +198,25 @@ try {
     await item.first().waitFor();
     check((await page.locator("ul.checklist").first().innerText()).includes("Buy a cold pack"), "checklist shows the task");
     await shot(page, "doctor-plan");
+    // The chart: the demo patient's visits, and the high LDL of the lipid panel marked.
+    check((await page.locator("section.profile").innerText()).includes("penicillin"), "allergies on the chart");
+    await page.locator("section.labs tr.flag-high", { hasText: "LDL" }).first().waitFor();
+    check((await page.locator("article.record").count()) >= 2, "visit records listed");
+    // A new visit record, signed; a lab test ordered on it.
+    await page.fill("input[name=chief_complaint]", "Sore throat for three days");
+    await page.fill("input[name=temperature]", "38.4");
+    await page.fill("input[name=diagnosis]", "Acute pharyngitis");
+    await page.fill("input[name=icd10]", "J02.9");
+    await page.click("button:has-text('Save the draft')");
+    const draft = page.locator("article.record[data-status=draft]", { hasText: "Sore throat for three days" });
+    await draft.waitFor();
+    await draft.locator("button:has-text('Sign')").click();
+    const signed = page.locator("article.record[data-status=signed]", { hasText: "Sore throat for three days" });
+    await signed.waitFor();
+    await signed.locator("select[name=code]").selectOption("4548-4");
+    await signed.locator("button:has-text('Order')").click();
+    await page.locator("article.lab[data-status=ordered]", { hasText: "Hemoglobin A1c" }).first().waitFor();
+    await shot(page, "doctor-chart");
     await context.close();
   }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));

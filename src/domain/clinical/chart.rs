@@ -9,6 +9,8 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::actor::Actor;
+use crate::domain::care::access;
+use crate::domain::clinical::files;
 use crate::domain::clinical::labs::{self, LabOrder};
 use crate::domain::clinical::profiles::{self, Profile};
 use crate::domain::clinical::records::{self, Record};
@@ -32,9 +34,12 @@ pub struct Chart {
 
 /// The chart of a patient for the patient or a doctor who may read their record.
 pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
-    let records = records::list_unaudited(db, actor, patient_id).await?;
-    let profile = profiles::clinical_unaudited(db, actor, patient_id).await?;
-    let labs = labs::list_unaudited(db, actor, patient_id).await?;
+    // One access decision and one read of the files for all the chart shows.
+    let scope = access::read_scope(db, actor, patient_id, "chart.read").await?;
+    let files = files::of_patient(db, patient_id).await?;
+    let records = records::list_in(db, actor, patient_id, &scope, &files).await?;
+    let profile = profiles::whole_unaudited(db, patient_id).await?;
+    let labs = labs::list_in(db, actor, patient_id, &scope, &files).await?;
     let prescriptions = records
         .iter()
         .filter(|r| r.signed_at.is_some())

@@ -278,7 +278,8 @@ pub async fn order(
     )
     .await?;
     tx.commit().await?;
-    let mut orders = of_patient_unchecked(db, record.patient_id, false).await?;
+    let files = files::of_patient(db, record.patient_id).await?;
+    let mut orders = of_patient_unchecked(db, record.patient_id, false, &files).await?;
     orders.retain(|o| ids.contains(&o.id));
     Ok(orders)
 }
@@ -541,18 +542,24 @@ pub async fn review(db: &Db, actor: &Actor, id: Uuid) -> Result<LabOrder> {
 /// One order with its results (no access check: for the steps above, which checked).
 async fn one(db: &Db, id: Uuid) -> Result<LabOrder> {
     let order = load_order(db, id).await?;
-    let mut orders = with_results(db, order.patient_id, vec![order], false).await?;
+    let files = files::of_patient(db, order.patient_id).await?;
+    let mut orders = with_results(db, order.patient_id, vec![order], false, &files).await?;
     orders.pop().ok_or_else(|| Error::not_found("lab order"))
 }
 
-async fn of_patient_unchecked(db: &Db, patient_id: Uuid, own: bool) -> Result<Vec<LabOrder>> {
+async fn of_patient_unchecked(
+    db: &Db,
+    patient_id: Uuid,
+    own: bool,
+    files: &[FileMeta],
+) -> Result<Vec<LabOrder>> {
     let orders = on_db!(db, |pool| sqlx::query_as::<_, LabOrder>(select_orders!(
         "AND patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT 2000"
     ))
     .bind(patient_id)
     .fetch_all(pool)
     .await)?;
-    with_results(db, patient_id, orders, own).await
+    with_results(db, patient_id, orders, own, files).await
 }
 
 /// Orders with their results; a patient (`own`) sees results once reviewed.
@@ -561,6 +568,7 @@ async fn with_results(
     patient_id: Uuid,
     mut orders: Vec<LabOrder>,
     own: bool,
+    files: &[FileMeta],
 ) -> Result<Vec<LabOrder>> {
     const SQL: &str = "SELECT id, order_id, code, name, value, value_text, unit, ref_low, ref_high, flag, created_at \
         FROM lab_results WHERE patient_id = $1 AND deleted_at IS NULL ORDER BY created_at, id";
@@ -573,9 +581,9 @@ async fn with_results(
         by_order.entry(v.order_id).or_default().push(v);
     }
     let mut files_by: HashMap<Uuid, Vec<FileMeta>> = HashMap::new();
-    for f in files::of_patient(db, patient_id).await? {
+    for f in files {
         if let Some(order) = f.lab_order_id {
-            files_by.entry(order).or_default().push(f);
+            files_by.entry(order).or_default().push(f.clone());
         }
     }
     for o in &mut orders {
@@ -609,9 +617,21 @@ pub(crate) async fn list_unaudited(
     actor: &Actor,
     patient_id: Uuid,
 ) -> Result<Vec<LabOrder>> {
-    let p = actor.principal()?;
     let scope = access::read_scope(db, actor, patient_id, "lab.read").await?;
-    let mut orders = of_patient_unchecked(db, patient_id, p.user_id == patient_id).await?;
+    let files = files::of_patient(db, patient_id).await?;
+    list_in(db, actor, patient_id, &scope, &files).await
+}
+
+/// The orders `scope` covers (the caller read it), with the patient's `files`.
+pub(crate) async fn list_in(
+    db: &Db,
+    actor: &Actor,
+    patient_id: Uuid,
+    scope: &access::Scope,
+    files: &[FileMeta],
+) -> Result<Vec<LabOrder>> {
+    let p = actor.principal()?;
+    let mut orders = of_patient_unchecked(db, patient_id, p.user_id == patient_id, files).await?;
     orders.retain(|o| scope.covers(o.clinic_id));
     Ok(orders)
 }
@@ -623,7 +643,8 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<LabOrder> {
     access::require_read(db, actor, order.patient_id, order.clinic_id, "lab.read").await?;
     let own = p.user_id == order.patient_id;
     let patient_id = order.patient_id;
-    let mut orders = with_results(db, patient_id, vec![order], own).await?;
+    let files = files::of_patient(db, patient_id).await?;
+    let mut orders = with_results(db, patient_id, vec![order], own, &files).await?;
     let order = orders.pop().ok_or_else(|| Error::not_found("lab order"))?;
     audit_read(db, actor, "lab.read", patient_id, json!({"orders": [id]})).await?;
     Ok(order)

@@ -578,6 +578,15 @@ impl RecordRow {
 
 /// Records with their prescriptions and addenda, read in one query each.
 async fn assemble(db: &Db, rows: Vec<RecordRow>) -> Result<Vec<Record>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let files = files::of_patient(db, first.patient_id).await?;
+    assemble_with(db, rows, &files).await
+}
+
+/// [`assemble`] with the patient's files already read.
+async fn assemble_with(db: &Db, rows: Vec<RecordRow>, files: &[FileMeta]) -> Result<Vec<Record>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -608,9 +617,9 @@ async fn assemble(db: &Db, rows: Vec<RecordRow>) -> Result<Vec<Record>> {
         });
     }
     let mut files_by: std::collections::HashMap<Uuid, Vec<FileMeta>> = Default::default();
-    for f in files::of_patient(db, patient_id).await? {
+    for f in files {
         if f.lab_order_id.is_none() {
-            files_by.entry(f.record_id).or_default().push(f);
+            files_by.entry(f.record_id).or_default().push(f.clone());
         }
     }
     rows.into_iter()
@@ -1011,8 +1020,20 @@ pub(crate) async fn list_unaudited(
     actor: &Actor,
     patient_id: Uuid,
 ) -> Result<Vec<Record>> {
-    let p = actor.principal()?;
     let scope = access::read_scope(db, actor, patient_id, "record.read").await?;
+    let files = files::of_patient(db, patient_id).await?;
+    list_in(db, actor, patient_id, &scope, &files).await
+}
+
+/// The records `scope` covers (the caller read it), with the patient's `files`.
+pub(crate) async fn list_in(
+    db: &Db,
+    actor: &Actor,
+    patient_id: Uuid,
+    scope: &access::Scope,
+    files: &[FileMeta],
+) -> Result<Vec<Record>> {
+    let p = actor.principal()?;
     let own = p.user_id == patient_id;
     let rows = on_db!(db, |pool| sqlx::query_as::<_, RecordRow>(select_records!(
         "AND r.patient_id = $1 ORDER BY r.visited_at DESC, r.id DESC LIMIT 1000"
@@ -1025,7 +1046,7 @@ pub(crate) async fn list_unaudited(
         .filter(|r| scope.covers(r.clinic_id))
         .filter(|r| !own || r.status == RecordStatus::Signed)
         .collect();
-    assemble(db, rows).await
+    assemble_with(db, rows, files).await
 }
 
 /// A removed record as admins see it for audit: who removed it, when and why (not its
