@@ -1,10 +1,12 @@
-//! Who may read a patient's clinical data: notes, care plans and their steps, and every
-//! record type that comes after them. One rule, for REST, pages and the agent's tools:
+//! Who may read a patient's clinical data: notes, care plans and their steps, the profile's
+//! clinical part, visit records, prescriptions, labs, files and transcripts. One rule, for
+//! REST, pages and the agent's tools:
 //!
 //! - the patient reads everything about themself;
 //! - a doctor reads what was written in a clinic where they hold a doctor profile (and the
 //!   doctor role) with a care relationship to the patient: an appointment that was not
-//!   cancelled, or the patient chose them;
+//!   cancelled, the patient chose them, or they wrote a visit record about the patient (a
+//!   walk-in at a clinic that knows the patient);
 //! - what other clinics wrote, that doctor reads only while the patient shares their record
 //!   with a clinic where the doctor treats them (a share the patient grants and revokes).
 //!

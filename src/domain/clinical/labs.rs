@@ -600,7 +600,9 @@ async fn with_results(
 /// A patient's lab orders the caller may read, newest first (audited): the patient sees
 /// results once reviewed; doctors as their access covers.
 pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<LabOrder>> {
-    let orders = list_unaudited(db, actor, patient_id).await?;
+    let scope = access::read_scope(db, actor, patient_id, "lab.read").await?;
+    let files = files::of_patient(db, patient_id).await?;
+    let orders = list_in(db, actor, patient_id, &scope, &files).await?;
     audit_read(
         db,
         actor,
@@ -610,16 +612,6 @@ pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<LabOrd
     )
     .await?;
     Ok(orders)
-}
-
-pub(crate) async fn list_unaudited(
-    db: &Db,
-    actor: &Actor,
-    patient_id: Uuid,
-) -> Result<Vec<LabOrder>> {
-    let scope = access::read_scope(db, actor, patient_id, "lab.read").await?;
-    let files = files::of_patient(db, patient_id).await?;
-    list_in(db, actor, patient_id, &scope, &files).await
 }
 
 /// The orders `scope` covers (the caller read it), with the patient's `files`.

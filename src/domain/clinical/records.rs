@@ -1002,7 +1002,9 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Record> {
 /// A patient's records the caller may read, newest visit first: the patient sees the
 /// signed ones; a doctor those of the clinics their access covers (one audit entry).
 pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Record>> {
-    let records = list_unaudited(db, actor, patient_id).await?;
+    let scope = access::read_scope(db, actor, patient_id, "record.read").await?;
+    let files = files::of_patient(db, patient_id).await?;
+    let records = list_in(db, actor, patient_id, &scope, &files).await?;
     audit_read(
         db,
         actor,
@@ -1014,18 +1016,8 @@ pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Record
     Ok(records)
 }
 
-/// [`list`] without its audit entry, for a chart that audits once for all it shows.
-pub(crate) async fn list_unaudited(
-    db: &Db,
-    actor: &Actor,
-    patient_id: Uuid,
-) -> Result<Vec<Record>> {
-    let scope = access::read_scope(db, actor, patient_id, "record.read").await?;
-    let files = files::of_patient(db, patient_id).await?;
-    list_in(db, actor, patient_id, &scope, &files).await
-}
-
-/// The records `scope` covers (the caller read it), with the patient's `files`.
+/// The records `scope` covers (the caller read it), with the patient's `files`, unaudited
+/// (the caller audits: one entry for a list, one for a whole chart).
 pub(crate) async fn list_in(
     db: &Db,
     actor: &Actor,
