@@ -62,8 +62,10 @@ impl FromRequestParts<AppState> for Admin {
 fn home_of(user: &ConsoleUser) -> &'static str {
     if !user.is_admin() && user.is_doctor() {
         "/doctor"
-    } else {
+    } else if user.is_admin() || user.principal.has_role(Role::ClinicStaff) {
         "/admin"
+    } else {
+        "/me"
     }
 }
 
@@ -106,8 +108,10 @@ fn signed_in(s: &AppState, pair: &crate::domain::identity::TokenPair, next: &str
         "/admin"
     } else if roles.contains(&Role::Doctor) {
         "/doctor"
-    } else {
+    } else if roles.contains(&Role::ClinicStaff) {
         "/admin"
+    } else {
+        "/me"
     };
     let to = session::safe_next(Some(next).filter(|n| !n.is_empty())).unwrap_or(home.into());
     let mut response = Redirect::to(&to).into_response();

@@ -6,6 +6,7 @@
 pub mod console;
 pub mod doctor;
 pub mod pages;
+pub mod portal;
 pub mod session;
 
 use axum::Router;
@@ -66,6 +67,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/outbox/{id}/retry",
             post(console::retry_notification),
         )
+        .route("/me", get(portal::home))
         .route("/doctor", get(doctor::today))
         .route("/doctor/patients/{id}", get(doctor::patient))
         .route("/doctor/patients/{id}/notes", post(doctor::submit_note))

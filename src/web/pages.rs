@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("outbox.html", include_str!("templates/outbox.html")),
     ("doctor.html", include_str!("templates/doctor.html")),
     ("patient.html", include_str!("templates/patient.html")),
+    ("portal.html", include_str!("templates/portal.html")),
     ("index.html", include_str!("assets/index.html")),
 ];
 

@@ -203,10 +203,16 @@ async fn each_role_sees_only_its_part_of_the_console(app: TestApp) {
     let lisbon = app.approved_clinic("Lisbon Skin", "Europe/Lisbon").await;
     let porto = app.approved_clinic("Porto Skin", "Europe/Lisbon").await;
     let _ = porto;
-    // A patient has no console.
+    // A patient has no console: signing in leads to their own portal.
     app.user_with("pat@example.org", &[]).await;
     let mut patient = Browser::new(&app);
-    patient.sign_in("pat@example.org").await;
+    assert_eq!(patient.sign_in("pat@example.org").await, "/me");
+    let (status, _, page) = patient.get("/me").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("My QR code") && page.contains("<svg"),
+        "{page}"
+    );
     let (status, _, _) = patient.get("/admin").await;
     assert_eq!(status, 403);
     let (status, _, _) = patient.get("/admin/reports").await;
@@ -523,7 +529,21 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
     assert_eq!(status, 303);
     let (_, _, page) = b.get(&chart).await;
     assert!(page.contains(&format!("data-order=\"{order}\" data-status=\"reviewed\"")));
-    // The patient reads the signed record and the reviewed value over the API.
+    // The patient's portal shows the signed record and the reviewed value, marked high.
+    let mut portal = Browser::new(&app);
+    assert_eq!(portal.sign_in("pat@example.org").await, "/me");
+    let (status, _, page) = portal.get("/me").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Sore throat for three days"), "{page}");
+    assert!(
+        page.contains("<tr class=\"flag-high\"><td>Hemoglobin A1c</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ibuprofen 400 mg, 3× a day for 5 days"),
+        "{page}"
+    );
+    // And over the API.
     let records = app
         .get_as(
             &care.patient,

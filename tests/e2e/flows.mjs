@@ -219,6 +219,23 @@ try {
     await shot(page, "doctor-chart");
     await context.close();
   }
+  // ---- 4. Patient portal: records, lab results (the high LDL marked), prescriptions, QR.
+  {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    watch(page, "portal");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "patient@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(BASE + "/me");
+    await page.locator("figure.qr-code svg").waitFor();
+    await page.locator("section.labs tr.flag-high", { hasText: "LDL" }).first().waitFor();
+    check((await page.locator("ul.prescriptions").innerText()).includes("cetirizine"), "prescriptions listed");
+    check((await page.locator("article.record").count()) >= 2, "signed visits listed");
+    await shot(page, "patient-portal");
+    await context.close();
+  }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));
   console.log(`ok: ${step} screenshots in ${SHOTS}`);
 } finally {

@@ -1,0 +1,46 @@
+//! The patient's portal (`/me`): their profile, the QR code to show at a clinic's desk,
+//! their signed visit records, lab results once reviewed (values outside the range marked)
+//! and prescriptions. Read through the same domain calls as the API, with the patient's
+//! identity; every read of clinical data is audited there.
+
+use axum::extract::State;
+use axum::response::Response;
+use tera::Context;
+
+use crate::domain::clinical::{labs, prescriptions, profiles, records};
+use crate::state::AppState;
+use crate::web::pages::{error_page, render};
+use crate::web::session::SignedIn;
+
+pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
+    let service = s.config.agent.service_name.as_str();
+    let me = user.principal.user_id;
+    let page = async {
+        let profile = profiles::mine(&s.db, &user.actor).await?;
+        let records = records::list(&s.db, &user.actor, me).await?;
+        let labs = labs::list(&s.db, &user.actor, me).await?;
+        let prescriptions = prescriptions::list(&s.db, &user.actor, me).await?;
+        let qr = profiles::qr_token(&s.db, &user.actor, None).await?;
+        let svg = crate::http::clinical::qr_svg(&qr.token)?;
+        let mut c = Context::new();
+        c.insert("profile", &profile);
+        c.insert("records", &records);
+        c.insert("labs", &labs);
+        c.insert("prescriptions", &prescriptions);
+        c.insert("qr_expires_at", &qr.expires_at);
+        // The renderer's own SVG (digits, path data and fixed attributes only).
+        c.insert(
+            "qr_svg",
+            &svg.trim_start_matches(|c| c != '<').replacen(
+                r#"<?xml version="1.0" standalone="yes"?>"#,
+                "",
+                1,
+            ),
+        );
+        Ok::<Context, crate::error::Error>(c)
+    };
+    match page.await {
+        Ok(c) => render("portal.html", "My health", service, Some(&user), c),
+        Err(e) => error_page(&e, service, Some(&user)),
+    }
+}
