@@ -604,25 +604,7 @@ async fn download_file(
     Path(id): Path<Uuid>,
 ) -> Result<Response> {
     let (meta, bytes) = files::download(&s.db, s.files.as_ref(), &actor, id).await?;
-    // Only plain characters in the quoted name; the full name goes in filename*.
-    let plain: String = meta
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded: String = form_urlencoded::byte_serialize(meta.name.as_bytes()).collect();
-    let disposition = format!(
-        "attachment; filename=\"{plain}\"; filename*=UTF-8''{}",
-        encoded.replace('+', "%20")
-    );
-    let disposition = HeaderValue::from_str(&disposition)
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let disposition = attachment(&meta.name);
     let media = HeaderValue::from_str(&meta.media_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     Ok((
@@ -635,6 +617,27 @@ async fn download_file(
         bytes,
     )
         .into_response())
+}
+
+/// `Content-Disposition` for a download of a file named `name`: plain characters in the
+/// quoted name, the whole name in `filename*`.
+pub fn attachment(name: &str) -> HeaderValue {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    let value = format!(
+        "attachment; filename=\"{plain}\"; filename*=UTF-8''{}",
+        encoded.replace('+', "%20")
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// A doctor removes a file: hidden from every read, kept for audit, purged by the retention

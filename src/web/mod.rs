@@ -68,6 +68,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(console::retry_notification),
         )
         .route("/me", get(portal::home))
+        .route("/files/{id}", get(portal::file))
         .route("/doctor", get(doctor::today))
         .route("/doctor/patients/{id}", get(doctor::patient))
         .route("/doctor/patients/{id}/notes", post(doctor::submit_note))

@@ -44,3 +44,32 @@ pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respon
         Err(e) => error_page(&e, service, Some(&user)),
     }
 }
+
+/// A clinical file for the signed-in reader of the pages (the patient or their doctor),
+/// under the same rule as `GET /api/v1/files/{id}`, always as a download.
+pub async fn file(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+    use axum::response::IntoResponse;
+    match crate::domain::clinical::files::download(&s.db, s.files.as_ref(), &user.actor, id).await {
+        Ok((meta, bytes)) => {
+            let disposition = crate::http::clinical::attachment(&meta.name);
+            let media = HeaderValue::from_str(&meta.media_type)
+                .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+            (
+                [
+                    (CONTENT_TYPE, media),
+                    (CONTENT_DISPOSITION, disposition),
+                    (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => error_page(&e, &s.config.agent.service_name, Some(&user)),
+    }
+}

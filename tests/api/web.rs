@@ -529,6 +529,35 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
     assert_eq!(status, 303);
     let (_, _, page) = b.get(&chart).await;
     assert!(page.contains(&format!("data-order=\"{order}\" data-status=\"reviewed\"")));
+    // A report on the record downloads from the pages, for the doctor and the patient.
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n".to_vec();
+    let uploaded = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/records/{record}/files?name=throat%20swab.pdf"
+        )))
+        .bearer_auth(&care.doctor)
+        .header("content-type", "application/pdf")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let (_, _, page) = b.get(&chart).await;
+    let at = page.find("href=\"/files/").expect("a file link") + 13;
+    let link = format!("/files/{}", &page[at..at + 36]);
+    let (status, headers, _) = b.get(&link).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let (status, _, _) = Browser::new(&app).get(&link).await;
+    assert_eq!(status, 303, "signed out: to the sign-in page");
+
     // The patient's portal shows the signed record and the reviewed value, marked high.
     let mut portal = Browser::new(&app);
     assert_eq!(portal.sign_in("pat@example.org").await, "/me");
