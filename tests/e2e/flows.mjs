@@ -33,6 +33,8 @@ function check(cond, message) {
 
 const violations = [];
 function watch(page, label) {
+  // Generous waits: the suite runs beside the API fuzzer on two cores.
+  page.setDefaultTimeout(60000);
   page.on("console", (m) => {
     if (m.type() === "error" && /Content.Security.Policy|Refused to/i.test(m.text())) violations.push(`${label}: ${m.text()}`);
   });
@@ -60,28 +62,28 @@ try {
     await page.locator(".composer input").fill("I have an itchy rash on my arm and need a dermatologist");
     await page.keyboard.press("Enter");
     const firstSlot = page.locator(".choices button").first();
-    await firstSlot.waitFor({ timeout: 20000 });
+    await firstSlot.waitFor({ timeout: 60000 });
     check((await page.locator(".choices button").count()) > 0, "slot buttons shown");
     await shot(page, "patient-slots");
     await firstSlot.click();
     // Anonymous: the widget asks to sign in, inside the panel.
     const login = page.locator("form.login");
-    await login.waitFor({ timeout: 20000 });
+    await login.waitFor({ timeout: 60000 });
     await shot(page, "patient-sign-in");
     await login.locator("input[name=email]").fill("patient@demo.clinic");
     await login.locator("input[name=password]").fill("demo-password");
     await login.locator("button[type=submit]").click();
-    await page.locator(".who").filter({ hasText: "Pat Demo" }).waitFor({ timeout: 20000 });
+    await page.locator(".who").filter({ hasText: "Pat Demo" }).waitFor({ timeout: 60000 });
     const confirm = page.locator(".pending button.confirm");
-    await confirm.waitFor({ timeout: 20000 });
+    await confirm.waitFor({ timeout: 60000 });
     const summary = await page.locator(".pending").innerText();
     await shot(page, "patient-proposal");
     await confirm.click();
-    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 20000 });
+    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 60000 });
     await shot(page, "patient-booked");
     await page.locator(".composer input").fill("What are my appointments?");
     await page.keyboard.press("Enter");
-    await page.locator(".msg.bot").last().filter({ hasText: /Dr\./ }).waitFor({ timeout: 20000 });
+    await page.locator(".msg.bot").last().filter({ hasText: /Dr\./ }).waitFor({ timeout: 60000 });
     const last = await page.locator(".msg.bot").last().innerText();
     check(/Dr\./.test(last), "my appointments lists the booking: " + last);
     await shot(page, "patient-my-appointments");
@@ -103,7 +105,7 @@ try {
     await page.locator(".consent button").click();
     await page.locator(".composer input").fill("I need a dermatologist for a rash");
     await page.keyboard.press("Enter");
-    await page.locator(".choices button").first().waitFor({ timeout: 20000 });
+    await page.locator(".choices button").first().waitFor({ timeout: 60000 });
     await page.locator(".choices button").nth(1).click();
     await page.locator("form.login button.to-register").click();
     const reg = page.locator("form.register");
@@ -113,14 +115,14 @@ try {
     await shot(page, "new-patient-register");
     await reg.locator("button[type=submit]").click();
     const verify = page.locator("form.verify");
-    await verify.waitFor({ timeout: 20000 });
+    await verify.waitFor({ timeout: 60000 });
     const code = await (await fetch(MAILBOX + "/code/nova@example.org")).text();
     check(/^\d{6}$/.test(code), "a mailed code: " + code);
     await verify.locator("input[name=code]").fill(code);
     await verify.locator("button[type=submit]").click();
-    await page.locator(".who").filter({ hasText: "Nova Patient" }).waitFor({ timeout: 20000 });
-    await page.locator(".pending button.confirm").click({ timeout: 20000 });
-    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 20000 });
+    await page.locator(".who").filter({ hasText: "Nova Patient" }).waitFor({ timeout: 60000 });
+    await page.locator(".pending button.confirm").click({ timeout: 60000 });
+    await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 60000 });
     await shot(page, "new-patient-booked");
     await context.close();
   }
