@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::audit::{self, Entry};
-use crate::domain::care::access;
+use crate::domain::care::access::{self, Treating};
 use crate::error::Result;
 use crate::on_db;
 
@@ -47,7 +47,23 @@ pub(crate) async fn audit_read(
     Ok(())
 }
 
-/// The caller's doctor profile at `clinic_id`, when they treat the patient there.
+/// The caller's doctor profile at a clinic, when they hold the doctor role there.
+pub(crate) async fn doctor_at(db: &Db, actor: &Actor, clinic_id: Uuid) -> Result<Option<Treating>> {
+    let p = actor.principal()?;
+    if !p.has_role_in(Role::Doctor, clinic_id) {
+        return Ok(None);
+    }
+    const SQL: &str = "SELECT d.id, d.clinic_id, d.display_name, c.time_zone FROM doctors d JOIN clinics c ON c.id = d.clinic_id \
+        WHERE d.user_id = $1 AND d.clinic_id = $2 AND d.deleted_at IS NULL";
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, Treating>(SQL)
+        .bind(p.user_id)
+        .bind(clinic_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// The caller's doctor profile at `clinic_id`, when they treat the patient there; anyone
+/// else is refused (audited as `action`).
 pub(crate) async fn require_clinic_doctor(
     db: &Db,
     actor: &Actor,
@@ -55,20 +71,11 @@ pub(crate) async fn require_clinic_doctor(
     clinic_id: Uuid,
     action: &'static str,
 ) -> Result<Uuid> {
-    let p = actor.principal()?;
-    if !p.has_role_in(Role::Doctor, clinic_id) {
-        return Err(access::refuse(db, actor, action, patient_id).await);
-    }
-    access::require_read(db, actor, patient_id, clinic_id, action).await?;
-    const SQL: &str =
-        "SELECT id FROM doctors WHERE user_id = $1 AND clinic_id = $2 AND deleted_at IS NULL";
-    let doctor: Option<Uuid> = on_db!(db, |pool| sqlx::query_scalar(SQL)
-        .bind(p.user_id)
-        .bind(clinic_id)
-        .fetch_optional(pool)
-        .await)?;
-    match doctor {
-        Some(d) => Ok(d),
+    match doctor_at(db, actor, clinic_id).await? {
+        Some(doctor) => {
+            access::require_read(db, actor, patient_id, clinic_id, action).await?;
+            Ok(doctor.id)
+        }
         None => Err(access::refuse(db, actor, action, patient_id).await),
     }
 }

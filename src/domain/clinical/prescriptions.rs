@@ -227,11 +227,13 @@ pub(crate) async fn replace_draft(
     insert_all(tx, record_id, patient_id, items, now).await
 }
 
+/// Live prescriptions of live records, with the record's clinic (for readers that filter
+/// by access; `Prescription` itself ignores it).
 macro_rules! select_prescriptions {
     ($tail:literal) => {
         concat!(
             "SELECT p.id, p.record_id, p.patient_id, p.medicine, p.dose, p.route, p.times_per_day, p.every_hours, \
-             p.duration_days, p.quantity, p.refills, p.instructions, r.signed_at, p.created_at \
+             p.duration_days, p.quantity, p.refills, p.instructions, r.signed_at, p.created_at, r.clinic_id \
              FROM prescriptions p JOIN visit_records r ON r.id = p.record_id \
              WHERE p.deleted_at IS NULL AND r.deleted_at IS NULL ",
             $tail
@@ -276,15 +278,14 @@ pub async fn list(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Vec<Prescr
         #[sqlx(flatten)]
         prescription: Prescription,
     }
-    const LIST: &str = "SELECT r.clinic_id, p.id, p.record_id, p.patient_id, p.medicine, p.dose, p.route, p.times_per_day, \
-        p.every_hours, p.duration_days, p.quantity, p.refills, p.instructions, r.signed_at, p.created_at \
-        FROM prescriptions p JOIN visit_records r ON r.id = p.record_id \
-        WHERE p.deleted_at IS NULL AND r.deleted_at IS NULL AND r.status = 'signed' AND p.patient_id = $1 \
-        ORDER BY r.signed_at DESC, p.position LIMIT 500";
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, Row>(LIST)
-        .bind(patient_id)
-        .fetch_all(pool)
-        .await)?;
+    let rows = on_db!(db, |pool| {
+        sqlx::query_as::<_, Row>(select_prescriptions!(
+        "AND r.status = 'signed' AND p.patient_id = $1 ORDER BY r.signed_at DESC, p.position LIMIT 500"
+    ))
+    .bind(patient_id)
+    .fetch_all(pool)
+    .await
+    })?;
     let prescriptions: Vec<Prescription> = rows
         .into_iter()
         .filter(|r| scope.covers(r.clinic_id))

@@ -311,13 +311,10 @@ pub async fn update_mine(db: &Db, actor: &Actor, body: &ProfileBody) -> Result<P
 async fn staff_of_knowing_clinic(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<bool> {
     let p = actor.principal()?;
     for g in &p.grants {
-        if let (Role::ClinicAdmin | Role::ClinicStaff, Some(clinic_id)) = (g.role, g.clinic_id) {
-            let mut tx = db.begin().await?;
-            let known = clinics::patients::knows(&mut tx, clinic_id, patient_id).await?;
-            tx.commit().await?;
-            if known {
-                return Ok(true);
-            }
+        if let (Role::ClinicAdmin | Role::ClinicStaff, Some(clinic_id)) = (g.role, g.clinic_id)
+            && clinics::patients::knows_now(db, clinic_id, patient_id).await?
+        {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -570,17 +567,6 @@ pub struct PatientPage {
     pub more: bool,
 }
 
-/// Whom a clinic knows, as one SQL condition on `u.id` with the clinic as `$1`: registered
-/// there, booked there, chose one of its doctors, or shared their record with it.
-macro_rules! known_to_clinic {
-    () => {
-        "(EXISTS (SELECT 1 FROM clinic_patients cp WHERE cp.clinic_id = $1 AND cp.patient_id = u.id) \
-         OR EXISTS (SELECT 1 FROM appointments a WHERE a.clinic_id = $1 AND a.patient_id = u.id) \
-         OR EXISTS (SELECT 1 FROM patient_doctors pd JOIN doctors d ON d.id = pd.doctor_id WHERE d.clinic_id = $1 AND pd.patient_id = u.id) \
-         OR EXISTS (SELECT 1 FROM record_shares s WHERE s.clinic_id = $1 AND s.patient_id = u.id))"
-    };
-}
-
 /// The clinic's staff search the patients the clinic knows (audited).
 pub async fn search(
     db: &Db,
@@ -611,7 +597,7 @@ pub async fn search(
         "SELECT u.id AS patient_id, u.display_name AS name, u.email, u.phone, p.date_of_birth \
          FROM users u LEFT JOIN patient_profiles p ON p.patient_id = u.id \
          WHERE u.erased_at IS NULL AND ",
-        known_to_clinic!(),
+        crate::known_to_clinic!("u.id"),
         " AND ($2 IS NULL OR lower(u.display_name) LIKE $2 ESCAPE '\\' OR u.email LIKE $2 ESCAPE '\\') \
          AND ($3 IS NULL OR u.phone = $3) AND ($4 IS NULL OR p.date_of_birth = $4) \
          ORDER BY u.display_name, u.id LIMIT $5 OFFSET $6"

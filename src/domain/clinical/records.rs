@@ -24,7 +24,7 @@ use crate::domain::care::notes;
 use crate::domain::clinical::files::{self, FileMeta};
 use crate::domain::clinical::prescriptions::{self, Prescription, PrescriptionBody};
 use crate::domain::clinical::vitals::{Measured, Vitals};
-use crate::domain::clinical::{audit_read, icd10};
+use crate::domain::clinical::{audit_read, doctor_at, icd10};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
 use crate::notify::messages::{self, Kind, Moment};
@@ -315,21 +315,6 @@ fn seal(db: &Db, id: Uuid, content: &Content) -> Result<Vec<u8>> {
 
 // ---- Who writes ------------------------------------------------------------------------
 
-/// The caller's doctor profile at a clinic, when they hold the doctor role there.
-async fn doctor_at(db: &Db, actor: &Actor, clinic_id: Uuid) -> Result<Option<Treating>> {
-    let p = actor.principal()?;
-    if !p.has_role_in(Role::Doctor, clinic_id) {
-        return Ok(None);
-    }
-    const SQL: &str = "SELECT d.id, d.clinic_id, d.display_name, c.time_zone FROM doctors d JOIN clinics c ON c.id = d.clinic_id \
-        WHERE d.user_id = $1 AND d.clinic_id = $2 AND d.deleted_at IS NULL";
-    Ok(on_db!(db, |pool| sqlx::query_as::<_, Treating>(SQL)
-        .bind(p.user_id)
-        .bind(clinic_id)
-        .fetch_optional(pool)
-        .await)?)
-}
-
 /// The caller's doctor profile in a clinic that knows the patient (for a walk-in).
 async fn doctor_for_walk_in(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Treating> {
     let p = actor.principal()?;
@@ -340,9 +325,7 @@ async fn doctor_for_walk_in(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<
         .filter_map(|g| g.clinic_id)
         .collect();
     for clinic_id in clinics {
-        let mut tx = db.begin().await?;
-        let known = crate::domain::clinics::patients::knows(&mut tx, clinic_id, patient_id).await?;
-        tx.commit().await?;
+        let known = crate::domain::clinics::patients::knows_now(db, clinic_id, patient_id).await?;
         if known && let Some(d) = doctor_at(db, actor, clinic_id).await? {
             return Ok(d);
         }
