@@ -23,6 +23,7 @@ use crate::tools::booking::{
 use crate::tools::browse::{
     ListAvailableSlots, ListAvailableSlotsArgs, ListDoctors, ListDoctorsArgs, SlotList,
 };
+use crate::tools::records::{MyLabResults, MyLabResultsArgs, MyPrescriptions, MyPrescriptionsArgs};
 use crate::tools::{Effect, ProposedAction, Tool, ToolContext, ToolError, care, dates};
 
 use super::session::Session;
@@ -101,7 +102,12 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
     let sure = |i: Intent| {
         matches!(
             i,
-            Intent::Cancel | Intent::Reschedule | Intent::Waitlist | Intent::Choose
+            Intent::Cancel
+                | Intent::Reschedule
+                | Intent::Waitlist
+                | Intent::Choose
+                | Intent::MyLabResults
+                | Intent::MyPrescriptions
         )
     };
     let intent = if sure(rules.intent) {
@@ -220,6 +226,11 @@ impl Agent {
             Intent::MyAppointments => {
                 s.state.flow = Flow::Search;
                 self.list_appointments(actor, s, ctx, lang, false).await?
+            }
+            Intent::MyLabResults => self.lab_results(actor, s, ctx, lang, &mut actions).await?,
+            Intent::MyPrescriptions => {
+                self.prescriptions(actor, s, ctx, lang, &mut actions)
+                    .await?
             }
             Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
             Intent::Question => match self.specialty_for(s, ctx, &u).await?.first() {
@@ -689,6 +700,99 @@ impl Agent {
             text.push_str(replies::which_appointment(lang));
         }
         Ok(text.trim_end().to_owned())
+    }
+
+    /// The signed-in patient's latest lab tests with their values, ranges and flags (values
+    /// only once reviewed), and a reminder that their doctor interprets them.
+    async fn lab_results(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let found = self
+            .call::<MyLabResults>(actor, s, ctx, MyLabResultsArgs::default())
+            .await?;
+        let tests = match found {
+            Ok(tests) => tests,
+            Err(e) => return Ok(self.private_read_failed(&e, lang, actions)),
+        };
+        if tests.is_empty() {
+            return Ok(replies::no_lab_results(lang).into());
+        }
+        let mut text = replies::lab_results_header(lang).to_owned();
+        for t in &tests {
+            let day = replies::date(
+                lang,
+                t.ordered_at.with_timezone(&ctx.time_zone).date_naive(),
+            );
+            text.push_str(&format!("\n- {} ({day})", t.test));
+            if t.values.is_empty() {
+                text.push_str(&format!(": {}", replies::awaiting_review(lang)));
+            }
+            for v in &t.values {
+                text.push_str(&format!("\n  {}: {}", v.name, v.value));
+                let flag = replies::flag(lang, v.flag);
+                match (&v.reference, flag) {
+                    (Some(range), Some(flag)) => text.push_str(&format!(" ({flag}; {range})")),
+                    (Some(range), None) => text.push_str(&format!(" ({range})")),
+                    (None, Some(flag)) => text.push_str(&format!(" ({flag})")),
+                    (None, None) => {}
+                }
+            }
+        }
+        text.push_str("\n");
+        text.push_str(replies::results_are_for_your_doctor(lang));
+        Ok(text)
+    }
+
+    /// What the signed-in patient's doctors prescribed (signed records), newest first.
+    async fn prescriptions(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let found = self
+            .call::<MyPrescriptions>(actor, s, ctx, MyPrescriptionsArgs::default())
+            .await?;
+        let list = match found {
+            Ok(list) => list,
+            Err(e) => return Ok(self.private_read_failed(&e, lang, actions)),
+        };
+        if list.is_empty() {
+            return Ok(replies::no_prescriptions(lang).into());
+        }
+        let mut text = replies::prescriptions_header(lang).to_owned();
+        for p in &list {
+            text.push_str(&format!(
+                "\n- {} {}, {}",
+                p.medicine,
+                p.dose,
+                replies::dosing(lang, p.times_per_day, p.every_hours, p.duration_days)
+            ));
+            if !p.instructions.is_empty() {
+                text.push_str(&format!(" ({})", p.instructions));
+            }
+            if let Some(at) = p.prescribed_at {
+                let day = replies::date(lang, at.with_timezone(&ctx.time_zone).date_naive());
+                text.push_str(&format!(" · {day}"));
+            }
+        }
+        Ok(text)
+    }
+
+    /// A read of the patient's own record that failed: signing in when that is why.
+    fn private_read_failed(&self, e: &ToolError, lang: Lang, actions: &mut Vec<Action>) -> String {
+        if e.code == "unauthenticated" {
+            super::offer_log_in(actions);
+            return replies::log_in_to_read(lang).into();
+        }
+        self.tool_failed(e, lang, actions)
     }
 
     async fn waitlist(

@@ -443,3 +443,113 @@ pub fn specialty(lang: Lang, slug: &str, english: &str) -> String {
         _ => english.to_owned(),
     }
 }
+
+pub fn log_in_to_read(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "Your results and prescriptions are private: please log in (sign in) first, then ask again.",
+        "Os seus resultados e receitas são privados: inicie sessão (log in) primeiro e pergunte de novo.",
+        "Sus resultados y recetas son privados: inicie sesión (log in) primero y vuelva a preguntar.",
+    )
+}
+
+pub fn no_lab_results(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You have no lab results yet. They appear here once your doctor has reviewed them.",
+        "Ainda não tem resultados de análises. Aparecem aqui depois de o seu médico os rever.",
+        "Todavía no tiene resultados de laboratorio. Aparecen aquí cuando su médico los haya revisado.",
+    )
+}
+
+pub fn lab_results_header(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "Your latest lab results:",
+        "Os seus últimos resultados de análises:",
+        "Sus últimos resultados de laboratorio:",
+    )
+}
+
+/// A test whose values the doctor has not reviewed yet.
+pub fn awaiting_review(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "waiting for your doctor's review",
+        "à espera da revisão do seu médico",
+        "pendiente de la revisión de su médico",
+    )
+}
+
+/// How a value stands against its reference range.
+pub fn flag(lang: Lang, flag: crate::domain::clinical::labs::Flag) -> Option<&'static str> {
+    use crate::domain::clinical::labs::Flag;
+    match flag {
+        Flag::High => Some(pick(lang, "high", "alto", "alto")),
+        Flag::Low => Some(pick(lang, "low", "baixo", "bajo")),
+        Flag::Normal => Some(pick(lang, "normal", "normal", "normal")),
+        Flag::Unflagged => None,
+    }
+}
+
+/// Said after results: the assistant shows values, the doctor interprets them.
+pub fn results_are_for_your_doctor(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "I can't interpret results; your doctor can tell you what they mean for you.",
+        "Não posso interpretar resultados; o seu médico pode explicar o que significam para si.",
+        "No puedo interpretar resultados; su médico puede explicarle qué significan para usted.",
+    )
+}
+
+pub fn no_prescriptions(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You have no prescriptions from signed visits yet.",
+        "Ainda não tem receitas de consultas assinadas.",
+        "Todavía no tiene recetas de consultas firmadas.",
+    )
+}
+
+pub fn prescriptions_header(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "What your doctors prescribed:",
+        "O que os seus médicos receitaram:",
+        "Lo que sus médicos le recetaron:",
+    )
+}
+
+/// How often and for how long: "twice a day for 7 days", "every 8 hours", "as needed".
+pub fn dosing(
+    lang: Lang,
+    times_per_day: Option<i64>,
+    every_hours: Option<i64>,
+    days: Option<i64>,
+) -> String {
+    let often = match (times_per_day, every_hours) {
+        (Some(t), _) => match lang.reply() {
+            Lang::Pt => format!("{t} vez(es) por dia"),
+            Lang::Es => format!("{t} vez/veces al día"),
+            _ => match t {
+                1 => "once a day".to_owned(),
+                2 => "twice a day".to_owned(),
+                t => format!("{t} times a day"),
+            },
+        },
+        (None, Some(h)) => match lang.reply() {
+            Lang::Pt => format!("de {h} em {h} horas"),
+            Lang::Es => format!("cada {h} horas"),
+            _ => format!("every {h} hours"),
+        },
+        (None, None) => pick(lang, "as needed", "quando necessário", "cuando lo necesite").into(),
+    };
+    match days {
+        Some(d) => match lang.reply() {
+            Lang::Pt => format!("{often} durante {d} dias"),
+            Lang::Es => format!("{often} durante {d} días"),
+            _ => format!("{often} for {d} days"),
+        },
+        None => often,
+    }
+}

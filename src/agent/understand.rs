@@ -21,6 +21,10 @@ pub enum Intent {
     Reschedule,
     /// Asks about their own appointments.
     MyAppointments,
+    /// Asks for their own lab results.
+    MyLabResults,
+    /// Asks what their doctors prescribed them.
+    MyPrescriptions,
     Waitlist,
     /// Asks what they have, or for medical advice.
     Question,
@@ -94,7 +98,7 @@ impl Understanding {
         serde_json::json!({
             "type": "object",
             "properties": {
-                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "waitlist", "question", "greeting", "other"]},
+                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "waitlist", "question", "greeting", "other"]},
                 "need": {"type": ["string", "null"]},
                 "day": {"type": ["string", "null"]},
                 "part_of_day": {"type": ["string", "null"], "enum": ["morning", "afternoon", "evening", null]},
@@ -190,6 +194,34 @@ const LEXICON: &[(&str, &str)] = &[
     ("clinico geral", "family doctor"),
     ("medicina general", "general practice"),
     ("lista de espera", "waitlist"),
+    ("resultados dos exames", "my lab results"),
+    ("resultados de los analisis", "my lab results"),
+    ("resultados de laboratorio", "lab results"),
+    ("resultados do laboratorio", "lab results"),
+    ("resultados das analises", "my lab results"),
+    ("meus exames", "my lab results"),
+    ("mis analisis", "my lab results"),
+    ("mis examenes", "my lab results"),
+    ("analises", "tests"),
+    ("analisis", "tests"),
+    ("exames", "tests"),
+    ("examenes", "tests"),
+    ("resultados", "results"),
+    ("resultado", "result"),
+    ("minha receita", "my prescription"),
+    ("minhas receitas", "my prescriptions"),
+    ("mi receta", "my prescription"),
+    ("mis recetas", "my prescriptions"),
+    ("receita", "prescription"),
+    ("receitas", "prescriptions"),
+    ("receta", "prescription"),
+    ("recetas", "prescriptions"),
+    ("receitou", "prescribed"),
+    ("receto", "prescribed"),
+    ("minha medicacao", "my medication"),
+    ("mi medicacion", "my medication"),
+    ("meus medicamentos", "my medicines"),
+    ("mis medicamentos", "my medicines"),
     ("mis citas", "my appointments"),
     ("mis turnos", "my appointments"),
     ("minhas consultas", "my appointments"),
@@ -750,6 +782,12 @@ const VOCABULARY: &[&str] = &[
     "specialist",
     "pain",
     "hurts",
+    "prescription",
+    "prescriptions",
+    "prescribed",
+    "medication",
+    "medications",
+    "results",
 ];
 
 /// The known word a slip of the keyboard away, if the word is not known as it is.
@@ -823,6 +861,22 @@ const MY_APPOINTMENTS: &[&str] = &[
     "do i have any|an",
 ];
 const WAITLIST: &[&str] = &["waitlist", "waiting list", "wait list"];
+/// Asking for one's own lab results ("what were my last lab results?", "my cholesterol
+/// results", "resultados dos exames").
+const MY_LAB_RESULTS: &[&str] = &[
+    "lab|labs|laboratory|test|tests|blood result|results|values|report",
+    "bloodwork|blood work",
+    "my lab|labs|tests|results|bloodwork",
+    "cholesterol|glucose|hba1c|a1c|ldl|hdl|thyroid|tsh|hemoglobin|haemoglobin result|results|level|levels|value|values",
+];
+/// Asking what one was prescribed ("what did the doctor prescribe?", "my prescriptions").
+const MY_PRESCRIPTIONS: &[&str] = &[
+    "my prescription|prescriptions|medication|medications|medicines|meds",
+    "prescribed",
+    "prescriptions",
+    "did the|my doctor|dr prescribe",
+    "did you|they|she|he prescribe",
+];
 const QUESTION: &[&str] = &[
     "do i have",
     "is it|this|that serious|cancer|dangerous|normal|contagious",
@@ -902,6 +956,10 @@ pub fn rules(message: &str, offered: usize) -> Understanding {
         Intent::Choose
     } else if has_any(&words, MY_APPOINTMENTS) && !has_any(&words, &["book", "need"]) {
         Intent::MyAppointments
+    } else if has_any(&words, MY_LAB_RESULTS) && !has_any(&words, &["book", "need", "want"]) {
+        Intent::MyLabResults
+    } else if has_any(&words, MY_PRESCRIPTIONS) && !has_any(&words, &["book", "need", "want"]) {
+        Intent::MyPrescriptions
     } else if has_any(&words, QUESTION) || (message.contains('?') && has_any(&words, CONDITIONS)) {
         Intent::Question
     } else if words.len() <= 4 && has_any(&words, GREETING) {
@@ -1038,6 +1096,42 @@ mod tests {
             rules("can I see Dr. Costa instead", 0).doctor.as_deref(),
             Some("costa")
         );
+    }
+
+    #[test]
+    fn asking_for_ones_own_results_or_prescriptions_is_read_as_such() {
+        for asked in [
+            "what were my last lab results?",
+            "Can you show me my blood test results",
+            "are my cholesterol levels ok?",
+            "my labs please",
+            "Quais são os resultados dos meus exames?",
+            "¿Ya están los resultados de mis análisis?",
+        ] {
+            assert_eq!(rules(asked, 0).intent, Intent::MyLabResults, "{asked}");
+        }
+        for asked in [
+            "what did the doctor prescribe?",
+            "what was I prescribed last time",
+            "show my prescriptions",
+            "what are my medications",
+            "Qual é a minha receita?",
+            "¿Qué me recetó la doctora?",
+        ] {
+            assert_eq!(rules(asked, 0).intent, Intent::MyPrescriptions, "{asked}");
+        }
+        // A wish for a test or a medicine is not a question about one's record.
+        for asked in [
+            "I need a blood test",
+            "book a check-up with lab tests",
+            "should I take ibuprofen?",
+        ] {
+            let intent = rules(asked, 0).intent;
+            assert!(
+                !matches!(intent, Intent::MyLabResults | Intent::MyPrescriptions),
+                "{asked}: {intent:?}"
+            );
+        }
     }
 
     #[test]

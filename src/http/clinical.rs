@@ -682,6 +682,19 @@ pub struct AudioQuery {
     pub name: Option<String>,
 }
 
+/// The media type of a recording, read from its content (MP3, WAV, OGG, FLAC, M4A, WebM).
+pub fn audio_type(audio: &[u8]) -> Result<&'static str> {
+    infer::get(audio)
+        .map(|t| t.mime_type())
+        .filter(|m| AUDIO.contains(m))
+        .ok_or_else(|| {
+            Error::new(
+                Code::UnsupportedMediaType,
+                "A recording must be MP3, WAV, OGG, FLAC, M4A or WebM audio (read from its content).",
+            )
+        })
+}
+
 /// A doctor sends the consultation's audio (MP3, WAV, OGG, FLAC, M4A, WebM; at most
 /// `MAX_AUDIO_MB`): the transcription server turns it into the record's transcript. The
 /// audio is not kept.
@@ -711,15 +724,7 @@ async fn transcribe_audio(
             format!("A recording may be at most {} MiB.", max / (1024 * 1024)),
         )
     })?;
-    let mime = infer::get(&audio)
-        .map(|t| t.mime_type())
-        .filter(|m| AUDIO.contains(m))
-        .ok_or_else(|| {
-            Error::new(
-                Code::UnsupportedMediaType,
-                "A recording must be MP3, WAV, OGG, FLAC, M4A or WebM audio (read from its content).",
-            )
-        })?;
+    let mime = audio_type(&audio)?;
     let name = q.name.unwrap_or_else(|| "audio".into());
     let (text, model) = s.agent.transcribe(&audio, &name, mime).await?;
     let transcript =

@@ -92,12 +92,18 @@ impl Tool for MyLabResults {
     }
 }
 
-/// A prescription in one line.
+/// A prescription: one line to read, and its parts.
 #[derive(Clone, Debug, Serialize)]
 pub struct PrescriptionLine {
     pub prescribed_at: Option<DateTime<Utc>>,
     /// Medicine, dose, route, how often, for how long, quantity and instructions.
     pub prescription: String,
+    pub medicine: String,
+    pub dose: String,
+    pub times_per_day: Option<i64>,
+    pub every_hours: Option<i64>,
+    pub duration_days: Option<i64>,
+    pub instructions: String,
 }
 
 impl From<prescriptions::Prescription> for PrescriptionLine {
@@ -105,6 +111,12 @@ impl From<prescriptions::Prescription> for PrescriptionLine {
         Self {
             prescribed_at: p.signed_at,
             prescription: p.summary(),
+            medicine: p.medicine,
+            dose: p.dose,
+            times_per_day: p.times_per_day,
+            every_hours: p.every_hours,
+            duration_days: p.duration_days,
+            instructions: p.instructions,
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod portal;
 pub mod session;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
@@ -38,6 +38,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
             crate::http::client_ip::ClientIp::new(&state.config.trusted_proxies),
         )
     };
+    // An upload form carries the file and a few small fields besides.
+    let file_limit = state.config.max_file_bytes + 64 * 1024;
+    let audio_limit = state.config.llm.max_audio_bytes + 64 * 1024;
     let pages = Router::new()
         .route("/", get(demo_page))
         .route(
@@ -74,10 +77,34 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/doctor/patients/{id}/notes", post(doctor::submit_note))
         .route("/doctor/appointments/{id}/mark", post(doctor::mark))
         .route("/doctor/patients/{id}/records", post(doctor::new_record))
+        .route("/doctor/records/{id}", post(doctor::update_record))
         .route("/doctor/records/{id}/sign", post(doctor::sign_record))
+        .route("/doctor/records/{id}/addenda", post(doctor::amend_record))
         .route("/doctor/records/{id}/labs", post(doctor::order_lab))
+        .route(
+            "/doctor/records/{id}/transcript",
+            post(doctor::paste_transcript),
+        )
+        .route(
+            "/doctor/records/{id}/transcript/draft",
+            post(doctor::draft_from_transcript),
+        )
+        .route(
+            "/doctor/records/{id}/transcript/audio",
+            post(doctor::upload_audio).layer(DefaultBodyLimit::max(audio_limit)),
+        )
+        .route(
+            "/doctor/records/{id}/files",
+            post(doctor::upload_record_file).layer(DefaultBodyLimit::max(file_limit)),
+        )
         .route("/doctor/lab-orders/{id}/results", post(doctor::lab_results))
         .route("/doctor/lab-orders/{id}/review", post(doctor::lab_review))
+        .route(
+            "/doctor/lab-orders/{id}/files",
+            post(doctor::upload_lab_file).layer(DefaultBodyLimit::max(file_limit)),
+        )
+        .route("/me/profile", post(portal::save_profile))
+        .route("/me/qr/revoke", post(portal::revoke_qr))
         .layer(middleware::from_fn_with_state(state, session::layer))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

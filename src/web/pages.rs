@@ -13,6 +13,7 @@ use crate::web::session::ConsoleUser;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("chart.html", include_str!("templates/chart.html")),
+    ("forms.html", include_str!("templates/forms.html")),
     ("login.html", include_str!("templates/login.html")),
     ("message.html", include_str!("templates/message.html")),
     ("overview.html", include_str!("templates/overview.html")),

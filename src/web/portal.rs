@@ -1,10 +1,10 @@
-//! The patient's portal (`/me`): their profile, the QR code to show at a clinic's desk,
-//! their signed visit records, lab results once reviewed (values outside the range marked)
-//! and prescriptions. Read through the same domain calls as the API, with the patient's
+//! The patient's portal (`/me`): their profile (which they edit), the QR code to show at a
+//! clinic's desk (earlier codes revocable), their signed visit records, lab results once
+//! reviewed (values outside the range marked) and prescriptions. Read through the same domain calls as the API, with the patient's
 //! identity; every read of clinical data is audited there.
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tera::Context;
 
 use crate::domain::clinical::{labs, prescriptions, profiles, records};
@@ -28,6 +28,9 @@ pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respon
         c.insert("labs", &labs);
         c.insert("prescriptions", &prescriptions);
         c.insert("qr_expires_at", &qr.expires_at);
+        c.insert("sexes", profiles::Sex::ALL);
+        c.insert("blood_groups", profiles::BloodGroup::ALL);
+        c.insert("languages", &["en", "pt", "es"]);
         // The renderer's own SVG (digits, path data and fixed attributes only).
         c.insert(
             "qr_svg",
@@ -54,7 +57,6 @@ pub async fn file(
 ) -> Response {
     use axum::http::HeaderValue;
     use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-    use axum::response::IntoResponse;
     match crate::domain::clinical::files::download(&s.db, s.files.as_ref(), &user.actor, id).await {
         Ok((meta, bytes)) => {
             let disposition = crate::http::clinical::attachment(&meta.name);
@@ -71,5 +73,108 @@ pub async fn file(
                 .into_response()
         }
         Err(e) => error_page(&e, &s.config.agent.service_name, Some(&user)),
+    }
+}
+
+/// One item per line (or comma), blanks dropped.
+fn items(text: &str) -> Vec<String> {
+    text.split(['\n', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The profile form as the API's body: empty fields are absent; up to two contacts.
+fn profile_body(f: &[(String, String)]) -> crate::error::Result<profiles::ProfileBody> {
+    use serde_json::{Value, json};
+    let get = |name: &str| {
+        f.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .unwrap_or("")
+    };
+    let optional = |name: &str| match get(name) {
+        "" => Value::Null,
+        v => Value::String(v.to_owned()),
+    };
+    let mut contacts = Vec::new();
+    for i in 0..2 {
+        let (name, relation, phone) = (
+            get(&format!("contact_name.{i}")),
+            get(&format!("contact_relation.{i}")),
+            get(&format!("contact_phone.{i}")),
+        );
+        if !(name.is_empty() && relation.is_empty() && phone.is_empty()) {
+            contacts.push(json!({"name": name, "relation": relation, "phone": phone}));
+        }
+    }
+    let body = json!({
+        "date_of_birth": optional("date_of_birth"),
+        "sex": optional("sex"),
+        "blood_group": optional("blood_group"),
+        "national_id": optional("national_id"),
+        "insurance_id": optional("insurance_id"),
+        "language": optional("language"),
+        "emergency_contacts": contacts,
+        "clinical": {
+            "allergies": items(get("allergies")),
+            "chronic_conditions": items(get("chronic_conditions")),
+            "current_medication": items(get("current_medication")),
+            "medical_history": get("medical_history"),
+        },
+    });
+    serde_json::from_value(body).map_err(|e| {
+        crate::error::Error::new(
+            crate::error::Code::ValidationFailed,
+            format!("The profile could not be read: {e}"),
+        )
+    })
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// The patient saves their profile (audited in the domain); back to the portal.
+pub async fn save_profile(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let service = s.config.agent.service_name.as_str();
+    let saved = async {
+        user.check_csrf(field(&f, "csrf"))?;
+        profiles::update_mine(&s.db, &user.actor, &profile_body(&f)?).await
+    };
+    match saved.await {
+        Ok(_) => axum::response::Redirect::to("/me#profile").into_response(),
+        Err(e) => error_page(&e, service, Some(&user)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// Every QR code shown before stops working (a lost or photographed phone); the page shows
+/// a new one.
+pub async fn revoke_qr(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let service = s.config.agent.service_name.as_str();
+    let revoked = async {
+        user.check_csrf(&f.csrf)?;
+        profiles::revoke_qr(&s.db, &user.actor).await
+    };
+    match revoked.await {
+        Ok(()) => axum::response::Redirect::to("/me#qr").into_response(),
+        Err(e) => error_page(&e, service, Some(&user)),
     }
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     a_double_confirmation_books_once_and_a_decline_frees_the_hold,
     a_session_belongs_to_the_user_who_signed_in,
     a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not,
+    a_patient_reads_their_own_results_and_prescriptions_in_the_chat,
 );
 
 impl TestApp {
@@ -386,6 +387,89 @@ async fn a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not(app: TestA
     let refused = app.say(Some(&patient), &session, note).await;
     let text = refused.assert_ok(200)["reply"].as_str().unwrap().to_owned();
     assert!(text.contains("Only doctors"), "{text}");
+}
+
+async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: TestApp) {
+    app.with_demo().await;
+    let reply_to = |a: &Answer| a.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+
+    // Nobody signed in: nothing private is read; the reply offers to log in.
+    let session = app.chat_start(None).await;
+    let anonymous = app
+        .say(None, &session, "what were my last lab results?")
+        .await;
+    let text = reply_to(&anonymous);
+    assert!(text.contains("log in"), "{text}");
+    assert!(!text.contains("LDL"), "{text}");
+    assert!(
+        anonymous.body["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "log_in"),
+        "{:#}",
+        anonymous.body
+    );
+
+    // The demo patient: reviewed values with their ranges and flags, in their language.
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": clinic::demo::PATIENT, "password": clinic::demo::PASSWORD}),
+        )
+        .await;
+    let token = login.str("access_token");
+    let session = app.chat_start(Some(&token)).await;
+    let text = reply_to(
+        &app.say(Some(&token), &session, "what were my last lab results?")
+            .await,
+    );
+    assert!(
+        text.contains("LDL cholesterol (calculated): 162 mg/dL (high; ≤ 130)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Hemoglobin A1c: 5.4 % (normal; 4 – 5.6)"),
+        "{text}"
+    );
+    assert!(text.contains("your doctor can tell you"), "{text}");
+    let text = reply_to(
+        &app.say(
+            Some(&token),
+            &session,
+            "Quais são os resultados dos meus exames?",
+        )
+        .await,
+    );
+    assert!(text.contains("162 mg/dL (alto"), "{text}");
+    let text = reply_to(
+        &app.say(Some(&token), &session, "what did the doctor prescribe?")
+            .await,
+    );
+    assert!(text.contains("cetirizine 10 mg, once a day"), "{text}");
+    assert!(text.contains("hydrocortisone 1% cream"), "{text}");
+    // The reads were the patient's own, audited like the REST ones.
+    let me = app
+        .get_as(&token, "/api/v1/me")
+        .await
+        .str("id")
+        .parse()
+        .unwrap();
+    const READS: &str = "SELECT COUNT(*) FROM audit WHERE action = 'lab.read' AND actor_id = $1";
+    assert!(app.count(READS, me).await >= 2);
+
+    // A patient with no record hears so, and never someone else's values.
+    app.verified_patient("new@example.org").await;
+    let other = app.access_token("new@example.org").await;
+    let session = app.chat_start(Some(&other)).await;
+    let text = reply_to(
+        &app.say(Some(&other), &session, "show me my lab results")
+            .await,
+    );
+    assert!(text.contains("no lab results yet"), "{text}");
+    assert!(!text.contains("162"), "{text}");
+    let text = reply_to(&app.say(Some(&other), &session, "my prescriptions").await);
+    assert!(text.contains("no prescriptions"), "{text}");
 }
 
 /// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with

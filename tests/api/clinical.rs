@@ -22,7 +22,7 @@ on_both_backends!(
 );
 
 impl TestApp {
-    async fn count(&self, sql: &'static str, arg: Uuid) -> i64 {
+    pub async fn count(&self, sql: &'static str, arg: Uuid) -> i64 {
         clinic::on_db!(&self.db, |pool| sqlx::query_scalar::<_, i64>(sql)
             .bind(arg)
             .fetch_one(pool)

@@ -14,6 +14,7 @@ use crate::domain::clinical::files;
 use crate::domain::clinical::labs::{self, LabOrder};
 use crate::domain::clinical::profiles::{self, Profile};
 use crate::domain::clinical::records::{self, Record};
+use crate::domain::clinical::transcripts::{self, Transcript};
 use crate::domain::clinical::{audit_read, prescriptions::Prescription};
 use crate::error::Result;
 
@@ -30,6 +31,8 @@ pub struct Chart {
     pub prescriptions: Vec<Prescription>,
     /// Files on the records and lab orders shown.
     pub files: usize,
+    /// The latest transcript of each record shown that has one, newest first.
+    pub transcripts: Vec<Transcript>,
 }
 
 /// The chart of a patient for the patient or a doctor who may read their record.
@@ -48,12 +51,14 @@ pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
     let abnormal_labs = labs.iter().filter(|o| o.abnormal).count();
     let files = records.iter().map(|r| r.files.len()).sum::<usize>()
         + labs.iter().map(|o| o.files.len()).sum::<usize>();
+    let shown: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+    let transcripts = transcripts::latest_of(db, patient_id, &shown).await?;
     audit_read(
         db,
         actor,
         "chart.read",
         patient_id,
-        json!({"records": records.len(), "labs": labs.len()}),
+        json!({"records": records.len(), "labs": labs.len(), "transcripts": transcripts.len()}),
     )
     .await?;
     Ok(Chart {
@@ -63,5 +68,6 @@ pub async fn open(db: &Db, actor: &Actor, patient_id: Uuid) -> Result<Chart> {
         abnormal_labs,
         prescriptions,
         files,
+        transcripts,
     })
 }

@@ -143,6 +143,42 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
+fn open(db: &Db, row: Row) -> Result<Transcript> {
+    let plain = db
+        .policy()
+        .sealer
+        .open(&row.sealed, &context(row.id))
+        .map_err(|e| Error::internal(format!("transcript {}: {e}", row.id)))?;
+    Ok(Transcript {
+        id: row.id,
+        record_id: row.record_id,
+        source: row.source,
+        text: String::from_utf8_lossy(&plain).into_owned(),
+        model: row.model,
+        created_at: row.created_at,
+    })
+}
+
+/// The latest transcript of each of the patient's records that `shown` holds, for a chart
+/// whose reader the caller has checked and whose read it audits.
+pub(crate) async fn latest_of(
+    db: &Db,
+    patient_id: Uuid,
+    shown: &[Uuid],
+) -> Result<Vec<Transcript>> {
+    const SQL: &str = "SELECT id, record_id, source, sealed, model, created_at FROM transcripts \
+        WHERE patient_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id DESC";
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, Row>(SQL)
+        .bind(patient_id)
+        .fetch_all(pool)
+        .await)?;
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter()
+        .filter(|r| shown.contains(&r.record_id) && seen.insert(r.record_id))
+        .map(|r| open(db, r))
+        .collect()
+}
+
 /// The record's latest transcript, for whoever may read the record (audited).
 pub async fn latest(db: &Db, actor: &Actor, record_id: Uuid) -> Result<Transcript> {
     let p = actor.principal()?;
@@ -158,25 +194,14 @@ pub async fn latest(db: &Db, actor: &Actor, record_id: Uuid) -> Result<Transcrip
         .fetch_optional(pool)
         .await)?
     .ok_or_else(|| Error::not_found("transcript"))?;
-    let plain = db
-        .policy()
-        .sealer
-        .open(&row.sealed, &context(row.id))
-        .map_err(|e| Error::internal(format!("transcript {}: {e}", row.id)))?;
+    let transcript = open(db, row)?;
     audit_read(
         db,
         actor,
         "transcript.read",
         t.patient_id,
-        json!({"transcript": row.id}),
+        json!({"transcript": transcript.id}),
     )
     .await?;
-    Ok(Transcript {
-        id: row.id,
-        record_id: row.record_id,
-        source: row.source,
-        text: String::from_utf8_lossy(&plain).into_owned(),
-        model: row.model,
-        created_at: row.created_at,
-    })
+    Ok(transcript)
 }
