@@ -23,6 +23,7 @@ use crate::domain::clinical;
 use crate::domain::clinical::labs::{self, LabOrder};
 use crate::domain::clinical::profiles::{self, Profile};
 use crate::domain::clinical::records::{self, Record};
+use crate::domain::clinical::transcripts::{self, Transcript};
 use crate::domain::identity;
 use crate::domain::identity::invitations::{self, Invitation};
 use crate::domain::identity::people::{self, UserView};
@@ -48,6 +49,8 @@ pub struct Export {
     pub records: Vec<Record>,
     /// Lab orders, with results once reviewed.
     pub labs: Vec<LabOrder>,
+    /// The latest transcript of each signed visit that has one.
+    pub transcripts: Vec<Transcript>,
 }
 
 /// A waitlist entry of theirs.
@@ -83,6 +86,8 @@ pub async fn export(db: &Db, actor: &Actor) -> Result<Export> {
             Ok(w)
         })
         .collect::<Result<Vec<_>>>()?;
+    let records = records::list(db, actor, p.user_id).await?;
+    let shown: Vec<Uuid> = records.iter().map(|r| r.id).collect();
     let export = Export {
         exported_at: now,
         account: people::view(db, &user).await?,
@@ -100,8 +105,9 @@ pub async fn export(db: &Db, actor: &Actor) -> Result<Export> {
         record_shares: access::shares(db, actor).await?,
         invitations: invitations::mine(db, actor).await?,
         profile: profiles::mine(db, actor).await?,
-        records: records::list(db, actor, p.user_id).await?,
+        records,
         labs: labs::list(db, actor, p.user_id).await?,
+        transcripts: transcripts::latest_of(db, p.user_id, &shown).await?,
     };
     let mut tx = db.begin().await?;
     audit::record(

@@ -15,6 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp};
+use crate::model_server::{ModelServer, Reply, Step};
 
 const TRANSCRIPT: &str = "Patient: I have had a cough and wheezing for two weeks, worse at night.\n\
 Doctor: Your temperature is 37.9 and your oxygen saturation is 95.\n\
@@ -241,6 +242,109 @@ async fn a_recording_becomes_a_sealed_transcript_and_a_draft_the_doctor_signs(ba
     .assert_ok(201);
     let latest = app.get_as(&care.doctor, &transcript_path).await;
     assert_eq!(latest.assert_ok(200)["source"], "pasted");
+    // The patient's export carries the signed visit's latest transcript.
+    let export = app.get_as(&care.patient, "/api/v1/me/export").await;
+    let export = export.assert_ok(200);
+    assert_eq!(export["transcripts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        export["transcripts"][0]["text"],
+        "Doctor: corrected transcript."
+    );
+    assert_eq!(export["transcripts"][0]["record_id"], record);
+}
+
+/// A record drafted by a model (an OpenAI-compatible server started here): an unknown
+/// ICD-10 code is sent back with what is wrong and corrected; answers that stay invalid
+/// after two repairs give a clear error; nothing drafted is stored either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_models_draft_with_an_unknown_code_is_repaired_or_refused() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && Backend::postgres_url().is_none() {
+            continue;
+        }
+        let draft = |code: &str, temperature: f64| {
+            Step::reply(Reply::text(
+                &json!({"chief_complaint": "Cough and wheezing for two weeks",
+                    "vitals": {"temperature_c": temperature},
+                    "findings": "Wheezing in both lungs",
+                    "diagnoses": [{"text": "Asthma", "code": code}],
+                    "plan": "Salbutamol as needed", "follow_up_days": 14})
+                .to_string(),
+            ))
+        };
+        let server = ModelServer::start(vec![
+            draft("J45.7", 37.9),
+            draft("J45.9", 37.9),
+            Step::reply(Reply::text("The patient has asthma.")),
+            draft("J45.9", 400.0),
+            draft("J45.7", 37.9),
+        ])
+        .await;
+        let base = format!("{}/v1", server.url);
+        let app = TestApp::spawn_with(
+            backend,
+            &[
+                ("OPENAI_BASE_URL", base.as_str()),
+                ("LLM_MODEL", "scripted-model"),
+                ("LLM_TIMEOUT_MS", "2000"),
+            ],
+        )
+        .await;
+        let care = app.care_setup().await;
+        let record = app
+            .post_as(
+                &care.doctor,
+                &format!("/api/v1/patients/{}/records", care.patient_id),
+                json!({"appointment_id": care.appointment}),
+            )
+            .await;
+        let record = record.assert_ok(201)["id"].as_str().unwrap().to_owned();
+        app.request(
+            Method::PUT,
+            &format!("/api/v1/records/{record}/transcript"),
+            Some(&care.doctor),
+            Some(json!({"text": TRANSCRIPT})),
+        )
+        .await
+        .assert_ok(201);
+        let draft_path = format!("/api/v1/records/{record}/transcript/draft");
+
+        // J45.7 is not in the WHO list: the model is told so and answers J45.9.
+        let repaired = app.post_as(&care.doctor, &draft_path, json!({})).await;
+        let repaired = repaired.assert_ok(200);
+        assert_eq!(repaired["diagnoses"][0]["code"], "J45.9", "{repaired:#}");
+        assert_eq!(repaired["vitals"]["temperature_c"], 37.9);
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0]["messages"][1]["content"], TRANSCRIPT);
+        let told = requests[1]["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            told.contains("not valid") && told.contains("J45.7"),
+            "{told}"
+        );
+
+        // Prose, then 400 °C, then the unknown code again: refused after two repairs.
+        let refused = app.post_as(&care.doctor, &draft_path, json!({})).await;
+        refused.assert_problem(502, "extraction_failed");
+        assert_eq!(server.requests().len(), 5, "one try and two repairs");
+        let calls = app
+            .scalar_i64_str(
+                "SELECT COUNT(*) FROM orchestration_calls WHERE pipeline = $1",
+                "draft_record",
+            )
+            .await;
+        assert_eq!(calls, 5);
+        // Nothing drafted was stored: the record is as the doctor left it.
+        let unchanged = app
+            .get_as(&care.doctor, &format!("/api/v1/records/{record}"))
+            .await;
+        let unchanged = unchanged.assert_ok(200);
+        assert_eq!(unchanged["chief_complaint"], "");
+        assert_eq!(unchanged["diagnoses"].as_array().unwrap().len(), 0);
+    }
 }
 
 async fn a_refused_or_missing_transcription_server_stores_nothing(backend: Backend) {

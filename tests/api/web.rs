@@ -79,6 +79,36 @@ impl Browser {
         (status, headers, r.text().await.unwrap())
     }
 
+    /// A form with one file, as a browser sends `enctype="multipart/form-data"`.
+    async fn upload(
+        &mut self,
+        path: &str,
+        csrf: &str,
+        name: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> (u16, HeaderMap, String) {
+        let file = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(name.to_owned())
+            .mime_str(media_type)
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_owned())
+            .part("file", file);
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookies.join("; "))
+            .header("origin", self.base.clone())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        self.keep(&headers);
+        (status, headers, r.text().await.unwrap())
+    }
+
     async fn sign_in(&mut self, email: &str) -> String {
         let (status, headers, body) = self
             .post(
@@ -456,35 +486,147 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
             &[
                 ("csrf", &csrf),
                 ("chief_complaint", "Sore throat"),
-                ("temperature", "400"),
+                ("vitals.temperature_c", "400"),
             ],
             None,
         )
         .await;
     assert_eq!(status, 422, "{refused}");
     assert!(refused.contains("temperature_c"), "{refused}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(!page.contains("data-record="), "nothing written");
 
+    // Two diagnoses and two prescriptions in one form (rows left empty are skipped).
     let form = [
         ("csrf", csrf.as_str()),
         ("chief_complaint", "Sore throat for three days"),
-        ("temperature", "38.4"),
-        ("systolic", "122"),
-        ("diastolic", "78"),
-        ("diagnosis", "Acute pharyngitis"),
-        ("icd10", "J02.9"),
+        ("vitals.temperature_c", "38.4"),
+        ("vitals.systolic_mmhg", "122"),
+        ("vitals.diastolic_mmhg", "78"),
+        ("vitals.weight_kg", "70"),
+        ("vitals.height_cm", "175"),
+        ("diagnosis.0", "Acute pharyngitis"),
+        ("icd10.0", "J02.9"),
+        ("diagnosis.1", "Mild dehydration"),
+        ("icd10.1", ""),
         ("plan", "Fluids and rest"),
-        ("medicine", "ibuprofen"),
-        ("dose", "400 mg"),
-        ("times_per_day", "3"),
-        ("duration_days", "5"),
-        ("quantity", "15"),
+        ("medicine.0", "ibuprofen"),
+        ("dose.0", "400 mg"),
+        ("route.0", "oral"),
+        ("times_per_day.0", "3"),
+        ("duration_days.0", "5"),
+        ("quantity.0", "15"),
+        ("medicine.1", "chlorhexidine spray"),
+        ("dose.1", "2 sprays"),
+        ("route.1", "topical"),
+        ("every_hours.1", "8"),
+        ("duration_days.1", "5"),
+        ("quantity.1", "1"),
+        ("instructions.1", "after meals"),
+        ("medicine.2", ""),
     ];
     let (status, _, body) = b.post(&format!("{chart}/records"), &form, None).await;
     assert_eq!(status, 303, "{body}");
     let (_, _, page) = b.get(&chart).await;
     assert!(page.contains("Sore throat for three days"));
     assert!(page.contains("J02.9 Acute pharyngitis"), "{page}");
+    assert!(page.contains("<li>Mild dehydration</li>"), "{page}");
+    assert!(page.contains("BMI 22.9"), "{page}");
+    assert!(
+        page.contains("chlorhexidine spray 2 sprays, every 8 h for 5 days"),
+        "{page}"
+    );
     let record = id_with_status(&page, "data-record", "draft");
+    // The draft's own form holds what was saved.
+    assert!(
+        page.contains("name=\"medicine.1\" value=\"chlorhexidine spray\""),
+        "{page}"
+    );
+
+    // The draft is edited: a changed plan; the second prescription dropped.
+    let mut edited: Vec<(&str, &str)> = form
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.ends_with(".1") || k.starts_with("diagnosis") || k.starts_with("icd10"))
+        .collect();
+    edited.retain(|(k, _)| *k != "plan");
+    edited.push(("plan", "Fluids, rest and salt gargles"));
+    let (status, _, body) = b
+        .post(&format!("/doctor/records/{record}"), &edited, None)
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains("Fluids, rest and salt gargles"), "{page}");
+    assert!(!page.contains("chlorhexidine spray 2 sprays"), "{page}");
+
+    // A transcript pasted onto the draft; the assistant drafts the fields from it into the
+    // record's form, and nothing changes until the doctor saves.
+    let said = "Patient: I have had a cough and wheezing for two weeks.\nDoctor: Your temperature is 37.9 and your oxygen saturation is 95.\nDoctor: Take salbutamol two puffs when short of breath. Come back in two weeks.";
+    let (status, _, body) = b
+        .post(
+            &format!("/doctor/records/{record}/transcript"),
+            &[("csrf", &csrf), ("text", said)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(page.contains("Transcript (pasted"), "{page}");
+    assert!(page.contains("cough and wheezing"), "{page}");
+    let (status, _, drafted) = b
+        .post(
+            &format!("/doctor/records/{record}/transcript/draft"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{drafted}");
+    assert!(drafted.contains("Drafted by the assistant"), "{drafted}");
+    assert!(
+        drafted.contains("name=\"vitals.temperature_c\" inputmode=\"decimal\" value=\"37.9\""),
+        "{drafted}"
+    );
+    assert!(
+        drafted.contains("name=\"vitals.spo2_percent\" inputmode=\"decimal\" value=\"95\""),
+        "{drafted}"
+    );
+    let (_, _, page) = b.get(&chart).await;
+    assert!(!page.contains("Drafted by the assistant"), "{page}");
+    assert!(page.contains("38.4 °C"), "the record is unchanged: {page}");
+
+    // Attachments are recognised by content: a text file calling itself a PDF is refused.
+    let (status, _, refused) = b
+        .upload(
+            &format!("/doctor/records/{record}/files"),
+            &csrf,
+            "notes.pdf",
+            "application/pdf",
+            b"just some text",
+        )
+        .await;
+    assert_eq!(status, 415, "{refused}");
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n".to_vec();
+    let (status, _, body) = b
+        .upload(
+            &format!("/doctor/records/{record}/files"),
+            &csrf,
+            "throat swab.pdf",
+            "application/pdf",
+            &pdf,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    // Without the form's token, nothing is attached.
+    let (status, _, _) = b
+        .upload(
+            &format!("/doctor/records/{record}/files"),
+            "forged",
+            "other.pdf",
+            "application/pdf",
+            &pdf,
+        )
+        .await;
+    assert_eq!(status, 403);
     let (status, _, body) = b
         .post(
             &format!("/doctor/records/{record}/sign"),
@@ -493,6 +635,28 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
         )
         .await;
     assert_eq!(status, 303, "{body}");
+    // A signed record takes an addendum (who, when, why), never an edit.
+    let (status, _, body) = b
+        .post(&format!("/doctor/records/{record}"), &edited, None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _, body) = b
+        .post(
+            &format!("/doctor/records/{record}/addenda"),
+            &[
+                ("csrf", &csrf),
+                ("reason", "Swab result"),
+                ("text", "Rapid strep test negative."),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get(&chart).await;
+    assert!(
+        page.contains("(Swab result):</small> Rapid strep test negative."),
+        "{page}"
+    );
     let patient = care.patient_id.to_string();
     let (status, _, body) = b
         .post(
@@ -529,20 +693,19 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
     assert_eq!(status, 303);
     let (_, _, page) = b.get(&chart).await;
     assert!(page.contains(&format!("data-order=\"{order}\" data-status=\"reviewed\"")));
-    // A report on the record downloads from the pages, for the doctor and the patient.
-    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n".to_vec();
-    let uploaded = app
-        .client
-        .post(app.url(&format!(
-            "/api/v1/records/{record}/files?name=throat%20swab.pdf"
-        )))
-        .bearer_auth(&care.doctor)
-        .header("content-type", "application/pdf")
-        .body(pdf.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), 201);
+    // The lab's report is attached to the order; files download from the pages, for the
+    // doctor and the patient.
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
+    let (status, _, body) = b
+        .upload(
+            &format!("/doctor/lab-orders/{order}/files"),
+            &csrf,
+            "hba1c.png",
+            "image/png",
+            png,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
     let (_, _, page) = b.get(&chart).await;
     let at = page.find("href=\"/files/").expect("a file link") + 13;
     let link = format!("/files/{}", &page[at..at + 36]);
@@ -572,6 +735,57 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
         page.contains("ibuprofen 400 mg, 3× a day for 5 days"),
         "{page}"
     );
+    // The patient edits their profile on the page (a bad phone is refused, nothing saved).
+    let portal_csrf = Browser::csrf(&page);
+    let mut profile = vec![
+        ("csrf", portal_csrf.as_str()),
+        ("date_of_birth", "1980-04-02"),
+        ("sex", "female"),
+        ("blood_group", "O+"),
+        ("language", "pt"),
+        ("allergies", "penicillin\nlatex"),
+        ("chronic_conditions", "asthma"),
+        ("current_medication", ""),
+        ("medical_history", "Appendectomy in 2001"),
+        ("contact_name.0", "Rui Lima"),
+        ("contact_relation.0", "brother"),
+        ("contact_phone.0", "12345"),
+    ];
+    let (status, _, refused) = portal.post("/me/profile", &profile, None).await;
+    assert_eq!(status, 422, "{refused}");
+    profile.pop();
+    profile.push(("contact_phone.0", "+351912345678"));
+    let (status, _, body) = portal.post("/me/profile", &profile, None).await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = portal.get("/me").await;
+    assert!(page.contains("penicillin, latex"), "{page}");
+    assert!(page.contains("Rui Lima (brother) +351912345678"), "{page}");
+    assert!(page.contains("<option value=\"O+\" selected>"), "{page}");
+    let mine = app.get_as(&care.patient, "/api/v1/me/profile").await;
+    assert_eq!(mine.assert_ok(200)["clinical"]["allergies"][1], "latex");
+    assert_eq!(mine.body["language"], "pt");
+    // Revoking makes every earlier QR code stop working.
+    let token = app.get_as(&care.patient, "/api/v1/me/qr?format=json").await;
+    let token = token.assert_ok(200)["token"].as_str().unwrap().to_owned();
+    let (status, _, _) = portal
+        .post("/me/qr/revoke", &[("csrf", &portal_csrf)], None)
+        .await;
+    assert_eq!(status, 303);
+    let (_, desk) = app
+        .user_with(
+            "desk@example.org",
+            &[json!({"role": "clinic_staff", "clinic_id": care.clinic.id.to_string()})],
+        )
+        .await;
+    let identify = app
+        .post_as(
+            &desk,
+            "/api/v1/patients/identify",
+            json!({"clinic_id": care.clinic.id, "token": token}),
+        )
+        .await;
+    identify.assert_problem(422, "invalid_qr_token");
+
     // And over the API.
     let records = app
         .get_as(
