@@ -743,7 +743,7 @@ impl Agent {
                 }
             }
         }
-        text.push_str("\n");
+        text.push('\n');
         text.push_str(replies::results_are_for_your_doctor(lang));
         Ok(text)
     }

@@ -204,14 +204,37 @@ try {
     check((await page.locator("section.profile").innerText()).includes("penicillin"), "allergies on the chart");
     await page.locator("section.labs tr.flag-high", { hasText: "LDL" }).first().waitFor();
     check((await page.locator("article.record").count()) >= 2, "visit records listed");
-    // A new visit record, signed; a lab test ordered on it.
-    await page.fill("input[name=chief_complaint]", "Sore throat for three days");
-    await page.fill("input[name=temperature]", "38.4");
-    await page.fill("input[name=diagnosis]", "Acute pharyngitis");
-    await page.fill("input[name=icd10]", "J02.9");
-    await page.click("button:has-text('Save the draft')");
+    // A new visit record with a prescription; a transcript pasted on it and the record's
+    // fields drafted from it (shown in its form, not saved); a PDF attached; then signed.
+    const fresh = page.locator("section.card", { has: page.locator("h2", { hasText: "New visit record" }) });
+    await fresh.locator("input[name=chief_complaint]").fill("Sore throat for three days");
+    await fresh.locator("input[name='vitals.temperature_c']").fill("38.4");
+    await fresh.locator("input[name='diagnosis.0']").fill("Acute pharyngitis");
+    await fresh.locator("input[name='icd10.0']").fill("J02.9");
+    await fresh.locator("input[name='medicine.0']").fill("ibuprofen");
+    await fresh.locator("input[name='dose.0']").fill("400 mg");
+    await fresh.locator("input[name='times_per_day.0']").fill("3");
+    await fresh.locator("input[name='duration_days.0']").fill("5");
+    await fresh.locator("input[name='quantity.0']").fill("15");
+    await fresh.locator("button:has-text('Save the draft')").click();
     const draft = page.locator("article.record[data-status=draft]", { hasText: "Sore throat for three days" });
     await draft.waitFor();
+    check((await draft.locator("ul.prescriptions").innerText()).includes("ibuprofen 400 mg, 3× a day for 5 days"), "the prescription is on the draft");
+    await draft.locator("form.paste-transcript textarea").fill("Patient: My throat has been sore for three days.\nDoctor: Your temperature is 38.4.\nDoctor: Gargle with salt water. Come back in one week.");
+    await draft.locator("button:has-text('Keep the transcript')").click();
+    await draft.locator("details.transcript").waitFor();
+    await draft.locator("button:has-text('Draft the record from the transcript')").click();
+    const drafted = page.locator("details.edit-record[open]", { hasText: "Drafted by the assistant" });
+    await drafted.waitFor();
+    check((await drafted.locator("input[name=follow_up_days]").inputValue()) === "7", "the follow-up drafted from the transcript");
+    await shot(page, "doctor-drafted-record");
+    await draft.locator("form.upload-file input[type=file]").setInputFiles({
+      name: "throat-swab.pdf",
+      mimeType: "application/pdf",
+      buffer: Buffer.from("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"),
+    });
+    await draft.locator("form.upload-file button").click();
+    await draft.locator("p.file a", { hasText: "throat-swab.pdf" }).waitFor();
     await draft.locator("button:has-text('Sign')").click();
     const signed = page.locator("article.record[data-status=signed]", { hasText: "Sore throat for three days" });
     await signed.waitFor();
@@ -236,6 +259,13 @@ try {
     check((await page.locator("ul.prescriptions").innerText()).includes("cetirizine"), "prescriptions listed");
     check((await page.locator("article.record").count()) >= 2, "signed visits listed");
     await shot(page, "patient-portal");
+    // The patient adds an allergy to their profile.
+    await page.locator("details.edit-profile summary").click();
+    const allergies = page.locator("textarea[name=allergies]");
+    await allergies.fill((await allergies.inputValue()) + "\nlatex");
+    await page.click("button:has-text('Save my profile')");
+    await page.locator("p.allergies", { hasText: "latex" }).waitFor();
+    await shot(page, "patient-profile-saved");
     await context.close();
   }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));
