@@ -448,8 +448,8 @@ pub fn log_in_to_read(lang: Lang) -> &'static str {
     pick(
         lang,
         "Your results and prescriptions are private: please log in (sign in) first, then ask again.",
-        "Os seus resultados e receitas são privados: inicie sessão (log in) primeiro e pergunte de novo.",
-        "Sus resultados y recetas son privados: inicie sesión (log in) primero y vuelva a preguntar.",
+        "Para ver os seus resultados e receitas, que são privados, inicie sessão (log in) primeiro e depois pergunte de novo.",
+        "Por favor, inicie sesión (log in) para ver sus resultados y recetas: son privados. Después vuelva a preguntar.",
     )
 }
 

@@ -675,37 +675,32 @@ async fn upload_of(mut form: Multipart, max: usize, too_large: Error) -> Result<
     Ok(upload)
 }
 
-/// A PDF, JPEG or PNG attached to a record from the chart.
+/// A PDF, JPEG or PNG from an upload form attached to a record or a lab order; back to the
+/// record's chart.
+async fn attach(s: &AppState, user: &ConsoleUser, to: files::Attach, form: Multipart) -> Response {
+    let max = s.config.max_file_bytes;
+    let upload = match upload_of(form, max, files::too_large(max)).await {
+        Ok(u) => u,
+        Err(e) => return error_page(&e, service(s), Some(user)),
+    };
+    act(s, user, &upload.csrf, async {
+        let (name, declared) = (&upload.name, upload.declared.as_deref());
+        let store = s.files.as_ref();
+        let bytes = &upload.bytes;
+        let meta = files::upload(&s.db, store, &user.actor, to, name, declared, bytes, max).await?;
+        let r = records::get(&s.db, &user.actor, meta.record_id).await?;
+        Ok(chart_of(r.patient_id))
+    })
+    .await
+}
+
 pub async fn upload_record_file(
     State(s): State<AppState>,
     SignedIn(user): SignedIn,
     Path(id): Path<Uuid>,
     form: Multipart,
 ) -> Response {
-    let max = s.config.max_file_bytes;
-    let upload = match upload_of(form, max, files::too_large(max)).await {
-        Ok(u) => u,
-        Err(e) => return error_page(&e, service(&s), Some(&user)),
-    };
-    act(&s, &user, &upload.csrf, async {
-        let to = files::Attach::Record(id);
-        let declared = upload.declared.as_deref();
-        let store = s.files.as_ref();
-        files::upload(
-            &s.db,
-            store,
-            &user.actor,
-            to,
-            &upload.name,
-            declared,
-            &upload.bytes,
-            max,
-        )
-        .await?;
-        let r = records::get(&s.db, &user.actor, id).await?;
-        Ok(chart_of(r.patient_id))
-    })
-    .await
+    attach(&s, &user, files::Attach::Record(id), form).await
 }
 
 /// A recording of the consultation, transcribed onto the record (the audio is not kept).
@@ -804,30 +799,7 @@ pub async fn upload_lab_file(
     Path(id): Path<Uuid>,
     form: Multipart,
 ) -> Response {
-    let max = s.config.max_file_bytes;
-    let upload = match upload_of(form, max, files::too_large(max)).await {
-        Ok(u) => u,
-        Err(e) => return error_page(&e, service(&s), Some(&user)),
-    };
-    act(&s, &user, &upload.csrf, async {
-        let to = files::Attach::LabOrder(id);
-        let declared = upload.declared.as_deref();
-        let store = s.files.as_ref();
-        files::upload(
-            &s.db,
-            store,
-            &user.actor,
-            to,
-            &upload.name,
-            declared,
-            &upload.bytes,
-            max,
-        )
-        .await?;
-        let order = labs::get(&s.db, &user.actor, id).await?;
-        Ok(chart_of(order.patient_id))
-    })
-    .await
+    attach(&s, &user, files::Attach::LabOrder(id), form).await
 }
 
 pub async fn lab_review(

@@ -46,7 +46,7 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         run.status.success(),
         "browser flows failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok: 21 screenshots"), "{stdout}");
+    assert!(stdout.contains("ok: 23 screenshots"), "{stdout}");
 
     // What the browser did is in the database: the booking, the approval, the plan, the
     // signed visit record and its lab order.
@@ -60,6 +60,32 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
     assert_eq!(
         signed, 2,
         "the demo's check-up and the record the doctor signed, each with an HbA1c order"
+    );
+    // The PDF attached and the transcript pasted on that record, and the profile saved.
+    let attached = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM clinical_files f JOIN visit_records r ON r.id = f.record_id \
+             WHERE r.status = 'signed' AND f.media_type = $1 AND f.deleted_at IS NULL",
+            "application/pdf",
+        )
+        .await;
+    assert_eq!(attached, 1, "the PDF attached in the browser");
+    let transcribed = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM transcripts WHERE source = $1",
+            "pasted",
+        )
+        .await;
+    assert!(transcribed >= 2, "the demo's transcript and the one pasted");
+    let edited = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE action = $1",
+            "profile.updated",
+        )
+        .await;
+    assert!(
+        edited >= 2,
+        "the demo's profile and the one the patient saved"
     );
     let booked = app
         .scalar_i64_str(
@@ -95,8 +121,8 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         )
         .await;
     assert_eq!(
-        plans, 2,
-        "the demo's note superseded its visit's prescriptions plan, and the doctor's new note the demo's"
+        plans, 3,
+        "the demo's note superseded its visit's prescriptions plan, the doctor's new note the demo's, and the prescriptions of the record signed in the browser that note"
     );
 }
 

@@ -193,8 +193,9 @@ try {
     await page.waitForURL(BASE + "/doctor");
     await shot(page, "doctor-today");
     await page.click("ul.patients a:has-text('Pat Demo')");
-    await page.locator("textarea[name=text]").waitFor();
-    await page.fill("textarea[name=text]", "Take ibuprofen 400 mg every 8 hours for 5 days. Buy a cold pack. Book a follow-up in 2 weeks.");
+    const note = page.locator("section.card", { has: page.locator("h2", { hasText: "New note" }) }).locator("textarea[name=text]");
+    await note.waitFor();
+    await note.fill("Take ibuprofen 400 mg every 8 hours for 5 days. Buy a cold pack. Book a follow-up in 2 weeks.");
     await page.click("button:has-text('Save and extract the plan')");
     const item = page.locator("table.plan-items td", { hasText: "Take ibuprofen 400 mg" });
     await item.first().waitFor();
@@ -227,6 +228,7 @@ try {
     const drafted = page.locator("details.edit-record[open]", { hasText: "Drafted by the assistant" });
     await drafted.waitFor();
     check((await drafted.locator("input[name=follow_up_days]").inputValue()) === "7", "the follow-up drafted from the transcript");
+    await drafted.scrollIntoViewIfNeeded();
     await shot(page, "doctor-drafted-record");
     await draft.locator("form.upload-file input[type=file]").setInputFiles({
       name: "throat-swab.pdf",
@@ -265,6 +267,7 @@ try {
     await allergies.fill((await allergies.inputValue()) + "\nlatex");
     await page.click("button:has-text('Save my profile')");
     await page.locator("p.allergies", { hasText: "latex" }).waitFor();
+    await page.locator("section.profile").scrollIntoViewIfNeeded();
     await shot(page, "patient-profile-saved");
     await context.close();
   }
