@@ -108,6 +108,7 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
                 | Intent::Choose
                 | Intent::MyLabResults
                 | Intent::MyPrescriptions
+                | Intent::MyCarePlan
         )
     };
     let intent = if sure(rules.intent) {
@@ -232,6 +233,7 @@ impl Agent {
                 self.prescriptions(actor, s, ctx, lang, &mut actions)
                     .await?
             }
+            Intent::MyCarePlan => self.care_plan(actor, s, ctx, lang, &mut actions).await?,
             Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
             Intent::Question => match self.specialty_for(s, ctx, &u).await?.first() {
                 Some((slug, name)) => {
@@ -782,6 +784,57 @@ impl Agent {
                 let day = replies::date(lang, at.with_timezone(&ctx.time_zone).date_naive());
                 text.push_str(&format!(" · {day}"));
             }
+        }
+        Ok(text)
+    }
+
+    /// The signed-in patient's plans in force: what to do, how often and for how long, the
+    /// one-time tasks still open, and the next reminders.
+    async fn care_plan(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let found = self
+            .call::<care::MyCarePlan>(actor, s, ctx, care::MyCarePlanArgs {})
+            .await?;
+        let mine = match found {
+            Ok(mine) => mine,
+            Err(e) => return Ok(self.private_read_failed(&e, lang, actions)),
+        };
+        let open: Vec<&care::TaskLine> = mine.checklist.iter().filter(|t| !t.done).collect();
+        if mine.plan.is_empty() && open.is_empty() {
+            return Ok(replies::no_care_plan(lang).into());
+        }
+        let mut text = replies::care_plan_header(lang, &mine.doctors.join(", "));
+        for p in &mine.plan {
+            let (times, every, days) = (p.times_per_day, p.every_hours, p.duration_days);
+            text.push_str(&format!(
+                "\n- {}, {}",
+                p.action,
+                replies::dosing(
+                    lang,
+                    times.map(i64::from),
+                    every.map(i64::from),
+                    days.map(i64::from)
+                )
+            ));
+        }
+        for t in open {
+            text.push_str(&format!("\n- {}", t.task));
+            if let Some(due) = t.due_at {
+                let day = replies::date(lang, due.with_timezone(&ctx.time_zone).date_naive());
+                text.push_str(&format!(" ({} {day})", replies::by(lang)));
+            }
+        }
+        if !mine.next_reminders.is_empty() {
+            text.push('\n');
+            text.push_str(replies::next_reminders(lang));
+            text.push(' ');
+            text.push_str(&mine.next_reminders.join("; "));
         }
         Ok(text)
     }

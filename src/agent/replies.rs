@@ -553,3 +553,34 @@ pub fn dosing(
         None => often,
     }
 }
+
+pub fn no_care_plan(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You have no care plan in force. When your doctor writes one, its steps and reminders appear here.",
+        "Não tem nenhum plano de cuidados em curso. Quando o seu médico escrever um, os passos e lembretes aparecem aqui.",
+        "No tiene ningún plan de cuidados en curso. Cuando su médico escriba uno, sus pasos y recordatorios aparecerán aquí.",
+    )
+}
+
+pub fn care_plan_header(lang: Lang, doctors: &str) -> String {
+    match lang.reply() {
+        Lang::Pt => format!("O seu plano de cuidados ({doctors}):"),
+        Lang::Es => format!("Su plan de cuidados ({doctors}):"),
+        _ => format!("Your care plan (from {doctors}):"),
+    }
+}
+
+/// Before a due date: "by", "até", "antes del".
+pub fn by(lang: Lang) -> &'static str {
+    pick(lang, "by", "até", "antes del")
+}
+
+pub fn next_reminders(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "Next reminders:",
+        "Próximos lembretes:",
+        "Próximos recordatorios:",
+    )
+}

@@ -25,6 +25,8 @@ pub enum Intent {
     MyLabResults,
     /// Asks what their doctors prescribed them.
     MyPrescriptions,
+    /// Asks what their care plan (treatment, reminders, what to do) is.
+    MyCarePlan,
     Waitlist,
     /// Asks what they have, or for medical advice.
     Question,
@@ -98,7 +100,7 @@ impl Understanding {
         serde_json::json!({
             "type": "object",
             "properties": {
-                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "waitlist", "question", "greeting", "other"]},
+                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "my_care_plan", "waitlist", "question", "greeting", "other"]},
                 "need": {"type": ["string", "null"]},
                 "day": {"type": ["string", "null"]},
                 "part_of_day": {"type": ["string", "null"], "enum": ["morning", "afternoon", "evening", null]},
@@ -208,6 +210,14 @@ const LEXICON: &[(&str, &str)] = &[
     ("examenes", "tests"),
     ("resultados", "results"),
     ("resultado", "result"),
+    ("plano de tratamento", "treatment plan"),
+    ("plan de tratamiento", "treatment plan"),
+    ("plano de cuidados", "care plan"),
+    ("plan de cuidados", "care plan"),
+    ("meu plano", "my plan"),
+    ("mi plan", "my plan"),
+    ("meus lembretes", "my reminders"),
+    ("mis recordatorios", "my reminders"),
     ("minha receita", "my prescription"),
     ("minhas receitas", "my prescriptions"),
     ("mi receta", "my prescription"),
@@ -869,6 +879,14 @@ const MY_LAB_RESULTS: &[&str] = &[
     "my lab|labs|tests|results|bloodwork",
     "cholesterol|glucose|hba1c|a1c|ldl|hdl|thyroid|tsh|hemoglobin|haemoglobin result|results|level|levels|value|values",
 ];
+/// Asking for one's care plan ("what is my care plan?", "what should I be doing?", "my
+/// reminders", "o meu plano de tratamento").
+const MY_CARE_PLAN: &[&str] = &[
+    "care|treatment|medication plan",
+    "my plan|reminders|treatment|checklist",
+    "what should|do i be|have doing|taking",
+    "what do i have|need to do",
+];
 /// Asking what one was prescribed ("what did the doctor prescribe?", "my prescriptions").
 const MY_PRESCRIPTIONS: &[&str] = &[
     "my prescription|prescriptions|medication|medications|medicines|meds",
@@ -960,6 +978,8 @@ pub fn rules(message: &str, offered: usize) -> Understanding {
         Intent::MyLabResults
     } else if has_any(&words, MY_PRESCRIPTIONS) && !has_any(&words, &["book", "need", "want"]) {
         Intent::MyPrescriptions
+    } else if has_any(&words, MY_CARE_PLAN) && !has_any(&words, &["book", "appointment"]) {
+        Intent::MyCarePlan
     } else if has_any(&words, QUESTION) || (message.contains('?') && has_any(&words, CONDITIONS)) {
         Intent::Question
     } else if words.len() <= 4 && has_any(&words, GREETING) {
@@ -1119,6 +1139,15 @@ mod tests {
             "¿Qué me recetó la doctora?",
         ] {
             assert_eq!(rules(asked, 0).intent, Intent::MyPrescriptions, "{asked}");
+        }
+        for asked in [
+            "what is my care plan?",
+            "What should I be taking and for how long?",
+            "show me my reminders",
+            "Qual é o meu plano de tratamento?",
+            "¿Cuál es mi plan de tratamiento?",
+        ] {
+            assert_eq!(rules(asked, 0).intent, Intent::MyCarePlan, "{asked}");
         }
         // A wish for a test or a medicine is not a question about one's record.
         for asked in [

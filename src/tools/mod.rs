@@ -277,6 +277,7 @@ impl Registry {
                 register::<booking::MyAppointments>(),
                 register::<booking::JoinWaitlist>(),
                 register::<care::ExtractCarePlan>(),
+                register::<care::MyCarePlan>(),
                 register::<records::MyLabResults>(),
                 register::<records::MyPrescriptions>(),
                 register::<records::PatientSummary>(),

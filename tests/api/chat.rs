@@ -448,6 +448,14 @@ async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: Te
     );
     assert!(text.contains("cetirizine 10 mg, once a day"), "{text}");
     assert!(text.contains("hydrocortisone 1% cream"), "{text}");
+    // And their care plan: what the signed visit's prescriptions became, with reminders.
+    let text = reply_to(
+        &app.say(Some(&token), &session, "what is my care plan?")
+            .await,
+    );
+    assert!(text.contains("Your care plan (from Dr."), "{text}");
+    assert!(text.contains("cetirizine 10 mg, once a day"), "{text}");
+    assert!(text.contains("Next reminders:"), "{text}");
     // The reads were the patient's own, audited like the REST ones.
     let me = app
         .get_as(&token, "/api/v1/me")
@@ -470,6 +478,11 @@ async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: Te
     assert!(!text.contains("162"), "{text}");
     let text = reply_to(&app.say(Some(&other), &session, "my prescriptions").await);
     assert!(text.contains("no prescriptions"), "{text}");
+    let text = reply_to(
+        &app.say(Some(&other), &session, "what is my care plan?")
+            .await,
+    );
+    assert!(text.contains("no care plan in force"), "{text}");
 }
 
 /// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with
