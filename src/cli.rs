@@ -172,7 +172,7 @@ async fn chat(
     };
     let agent = &state.agent;
     let mut reply = agent
-        .start(&actor, true, time_zone.as_deref(), None)
+        .start(&actor, true, time_zone.as_deref(), None, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secret = reply.session_secret.clone().unwrap_or_default();

@@ -221,6 +221,7 @@ impl Agent {
         consent: bool,
         time_zone: Option<&str>,
         language: Option<&str>,
+        clinic_id: Option<Uuid>,
     ) -> Result<Reply> {
         if !consent {
             return Err(Error::new(
@@ -238,12 +239,23 @@ impl Agent {
             checks.fail("language", "an ISO 639-1 code such as en or pt");
         }
         checks.finish()?;
+        // On a clinic's site, the clinic's zone: "tomorrow" is the clinic's tomorrow.
+        let zone = match clinic_id {
+            Some(id) => clinics::get_active(&self.db, id).await?.time_zone,
+            None => zone,
+        };
         let mut session = Session::new(actor.user_id(), zone, Utc::now());
+        session.clinic_id = clinic_id;
         session.language = language.map(str::to_owned);
         let secret = crate::crypto::random_token();
         session.secret_digest = Some(session::secret_digest(&secret));
-        self.audit(actor, "chat.started", session.id, json!({}))
-            .await?;
+        self.audit(
+            actor,
+            "chat.started",
+            session.id,
+            json!({"clinic": clinic_id}),
+        )
+        .await?;
         session.state.lang = session.language.as_deref().and_then(Lang::from_code);
         self.sessions.save(&session).await?;
         let hello = replies::hello(session.state.lang.unwrap_or(Lang::En));
@@ -313,6 +325,7 @@ impl Agent {
             now,
             time_zone: tz,
             hold_minutes: self.settings.hold_minutes,
+            clinic_id: s.clinic_id,
         };
         if s.pending.is_none() {
             match safety::answer_to_proposal(&text) {

@@ -42,6 +42,9 @@ pub struct Session {
     /// The slot buttons last offered.
     #[serde(default)]
     pub offered: Vec<SlotChoice>,
+    /// The clinic whose site the chat is on: the agent searches and books only there.
+    #[serde(default)]
+    pub clinic_id: Option<Uuid>,
     /// The language of the user's interface (ISO 639-1), when their client said.
     #[serde(default)]
     pub language: Option<String>,
@@ -96,6 +99,7 @@ impl Session {
             pending: None,
             committed: Vec::new(),
             offered: Vec::new(),
+            clinic_id: None,
             language: None,
             secret_digest: None,
             state: Default::default(),

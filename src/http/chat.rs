@@ -47,6 +47,12 @@ pub struct StartChat {
     #[serde(default)]
     #[schema(pattern = "^[a-z]{2}$")]
     pub language: Option<String>,
+    /// The clinic whose site the chat is on (the widget's `data-clinic`): the agent then
+    /// searches, lists and books only that clinic's doctors, in its zone and currency.
+    /// Absent: the whole network.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub clinic_id: Option<uuid::Uuid>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -73,6 +79,7 @@ async fn start(
             body.consent,
             body.time_zone.as_deref(),
             body.language.as_deref(),
+            body.clinic_id,
         )
         .await?;
     // The secret also goes back as a cookie scoped to this conversation, for clients

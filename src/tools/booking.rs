@@ -70,6 +70,17 @@ impl Tool for ProposeBooking {
                 appointments::MAX_REASON
             )));
         }
+        if ctx.clinic_id.is_some() {
+            let (slot, _) = crate::domain::scheduling::slots::get(ctx.db, slot_id)
+                .await?
+                .ok_or_else(|| {
+                    ToolError::new(
+                        "not_found",
+                        "No such slot; use a slot_id from list_available_slots.",
+                    )
+                })?;
+            ctx.require_clinic(slot.clinic_id)?;
+        }
         let hold = appointments::hold(ctx.db, ctx.actor, slot_id, ctx.hold_minutes)
             .await
             .map_err(signed_in_only(
@@ -157,6 +168,7 @@ impl Tool for ProposeReschedule {
                     "No such slot; use a slot_id from list_available_slots.",
                 )
             })?;
+        ctx.require_clinic(slot.clinic_id)?;
         if status != "open" {
             return Err(ToolError::new("slot_taken", "That time is no longer free."));
         }

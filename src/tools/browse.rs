@@ -84,6 +84,7 @@ impl Tool for SearchClinics {
         let found = clinics::list(ctx.db, args.specialty.as_deref(), args.name.as_deref()).await?;
         Ok(found
             .into_iter()
+            .filter(|c| ctx.clinic_id.is_none_or(|mine| mine == c.id))
             .take(20)
             .map(|c| ClinicHit {
                 clinic_id: c.id,
@@ -132,11 +133,15 @@ impl Tool for ListDoctors {
     type Output = Vec<DoctorHit>;
 
     async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let clinic_id = args
+        let asked = args
             .clinic_id
             .as_deref()
             .map(|c| parse_id("clinic_id", c))
             .transpose()?;
+        if let Some(asked) = asked {
+            ctx.require_clinic(asked)?;
+        }
+        let clinic_id = ctx.clinic_id.or(asked);
         let filter = DoctorFilter {
             specialty: args.specialty,
             language: args.language,
@@ -247,6 +252,7 @@ impl ListAvailableSlots {
                 let d = doctors::get(ctx.db, doctor_id).await?.ok_or_else(|| {
                     ToolError::new("not_found", "No such doctor; use an id from list_doctors.")
                 })?;
+                ctx.require_clinic(d.clinic_id)?;
                 let found = slots::free_for_doctor(ctx.db, doctor_id, &q, ctx.now).await?;
                 Ok(found
                     .iter()
@@ -309,6 +315,7 @@ impl Tool for ListAvailableSlots {
             to: Some(to),
             part_of_day: part,
             limit: Some(OFFERED),
+            clinic_id: ctx.clinic_id,
             ..SlotQuery::default()
         };
         let slots = Self::search(ctx, specialty.as_deref(), doctor, query(from, to)).await?;

@@ -34,6 +34,22 @@ pub struct ToolContext<'a> {
     /// The user's zone: relative dates ("next Tuesday") are resolved in it.
     pub time_zone: Tz,
     pub hold_minutes: i64,
+    /// The clinic whose site the chat is on (the widget's `data-clinic`): searches, lists
+    /// and bookings stay within it. `None`: the whole network.
+    pub clinic_id: Option<Uuid>,
+}
+
+impl ToolContext<'_> {
+    /// Refuses what belongs to another clinic than the chat's.
+    pub fn require_clinic(&self, clinic_id: Uuid) -> Result<(), ToolError> {
+        match self.clinic_id {
+            Some(mine) if mine != clinic_id => Err(ToolError::new(
+                "not_found",
+                "That belongs to another clinic; this chat books only with the clinic whose site it is on. Use ids from this chat's lists.",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A failure the model can read and correct: a stable code and a plain explanation.

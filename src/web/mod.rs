@@ -153,21 +153,47 @@ async fn widget() -> Response {
 }
 
 /// A clinic's page with the widget: the first active clinic by name.
-async fn demo_page(State(s): State<AppState>) -> Response {
-    let clinic = match crate::domain::clinics::list(&s.db, None, None).await {
-        Ok(list) => list.into_iter().next(),
-        Err(e) => return pages::error_page(&e, &s.config.agent.service_name, None),
+#[derive(serde::Deserialize)]
+struct DemoQuery {
+    clinic: Option<uuid::Uuid>,
+}
+
+/// The demo site: `/` is the network's page (the widget searches every clinic) listing the
+/// clinics; `/?clinic=<id>` is one clinic's page, whose widget carries `data-clinic` and so
+/// searches and books only there.
+async fn demo_page(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<DemoQuery>,
+) -> Response {
+    let service = &s.config.agent.service_name;
+    let clinics = match crate::domain::clinics::list(&s.db, None, None).await {
+        Ok(list) => list,
+        Err(e) => return pages::error_page(&e, service, None),
     };
     let mut c = Context::new();
-    match &clinic {
+    let links: Vec<_> = clinics
+        .iter()
+        .map(|c| serde_json::json!({"id": c.id, "name": c.name, "address": c.address}))
+        .collect();
+    c.insert("clinics", &links);
+    match q.clinic.and_then(|id| clinics.iter().find(|c| c.id == id)) {
         Some(clinic) => {
             c.insert("clinic_name", &clinic.name);
             c.insert("address", &clinic.address);
             c.insert("clinic_id", &clinic.id);
         }
+        None if q.clinic.is_some() => {
+            let e = crate::error::Error::not_found("clinic");
+            return pages::error_page(&e, service, None);
+        }
         None => {
-            c.insert("clinic_name", &s.config.agent.service_name);
-            c.insert("address", "No clinic has joined yet.");
+            c.insert("clinic_name", service);
+            let address = if clinics.is_empty() {
+                "No clinic has joined yet."
+            } else {
+                "Every clinic of the network"
+            };
+            c.insert("address", address);
             c.insert("clinic_id", "");
         }
     }

@@ -14,6 +14,7 @@ on_both_backends!(
     a_session_belongs_to_the_user_who_signed_in,
     a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not,
     a_patient_reads_their_own_results_and_prescriptions_in_the_chat,
+    a_chat_on_a_clinics_site_searches_and_books_only_that_clinic,
 );
 
 impl TestApp {
@@ -483,6 +484,112 @@ async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: Te
             .await,
     );
     assert!(text.contains("no care plan in force"), "{text}");
+}
+
+/// The slot buttons of a reply.
+fn picks(a: &Answer) -> Vec<Value> {
+    a.assert_ok(200)["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "pick_slot")
+        .cloned()
+        .collect()
+}
+
+async fn a_chat_on_a_clinics_site_searches_and_books_only_that_clinic(app: TestApp) {
+    app.with_demo().await;
+    const CLINIC: &str = "SELECT id FROM clinics WHERE name = $1";
+    let brooklyn: uuid::Uuid = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(CLINIC)
+        .bind("Brooklyn Family Health")
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    app.verified_patient("nyc@example.org").await;
+    let token = app.access_token("nyc@example.org").await;
+    let start = |clinic: Option<uuid::Uuid>| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let mut body = json!({"consent": true, "time_zone": "Europe/Lisbon"});
+            if let Some(c) = clinic {
+                body["clinic_id"] = json!(c);
+            }
+            app.request(
+                Method::POST,
+                "/api/v1/chat/sessions",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let ask = "I have an itchy rash on my arm and need a dermatologist";
+
+    // The whole network: the soonest dermatologists, wherever they are.
+    let network = start(None).await.str("session_id");
+    let anywhere = picks(&app.say(Some(&token), &network, ask).await);
+    assert!(!anywhere.is_empty());
+    let elsewhere = anywhere
+        .iter()
+        .find(|p| !p["label"].as_str().unwrap().contains("Brooklyn"))
+        .expect("the network offers dermatologists outside Brooklyn")
+        .clone();
+
+    // On Brooklyn's site: only Brooklyn's dermatologist, priced in dollars, and a time
+    // from another clinic cannot be held from this chat.
+    let on_site = start(Some(brooklyn)).await.str("session_id");
+    let listed = app.say(Some(&token), &on_site, ask).await;
+    let offered = picks(&listed);
+    assert!(!offered.is_empty(), "{:#}", listed.body);
+    for p in &offered {
+        let label = p["label"].as_str().unwrap();
+        assert!(
+            label.contains("Dr. Maya Patel · Brooklyn Family Health"),
+            "{label}"
+        );
+    }
+    let text = listed.body["reply"].as_str().unwrap();
+    assert!(text.contains("USD") && !text.contains("EUR"), "{text}");
+    let refused = app
+        .say(
+            Some(&token),
+            &on_site,
+            elsewhere["message"].as_str().unwrap(),
+        )
+        .await;
+    assert!(
+        refused.assert_ok(200)["pending"].is_null(),
+        "{:#}",
+        refused.body
+    );
+    const HELD: &str = "SELECT COUNT(*) FROM slots WHERE id = $1 AND status <> 'open'";
+    let slot: uuid::Uuid = elsewhere["slot_id"].as_str().unwrap().parse().unwrap();
+    let held: i64 = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(HELD)
+        .bind(slot)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert_eq!(held, 0, "the other clinic's time stays free");
+    // Its own times are held as usual.
+    let proposed = app
+        .say(
+            Some(&token),
+            &on_site,
+            offered[0]["message"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(
+        proposed.assert_ok(200)["pending"]["kind"],
+        "book",
+        "{:#}",
+        proposed.body
+    );
+
+    // An unknown or suspended clinic starts no chat.
+    start(Some(uuid::Uuid::now_v7()))
+        .await
+        .assert_problem(404, "not_found");
 }
 
 /// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with

@@ -94,7 +94,7 @@ async fn conversations(state: &AppState, tag: &str) -> AnyResult<Vec<Duration>> 
     for i in 0..CONVERSATIONS {
         let actor = patient(state, &format!("bench-{tag}-{i}@patients.example.org")).await?;
         let start = agent
-            .start(&actor, true, Some("Europe/Lisbon"), None)
+            .start(&actor, true, Some("Europe/Lisbon"), None, None)
             .await?;
         let secret = start.session_secret.clone().unwrap_or_default();
         let id = ChatKey {

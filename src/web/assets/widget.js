@@ -179,7 +179,7 @@
 
   function start() {
     var tz = (Intl.DateTimeFormat().resolvedOptions().timeZone) || null;
-    fetch(api + "/chat/sessions", { method: "POST", headers: headers(true), body: JSON.stringify({ consent: true, time_zone: tz, language: lang }) })
+    fetch(api + "/chat/sessions", { method: "POST", headers: headers(true), body: JSON.stringify(clinic ? { consent: true, time_zone: tz, language: lang, clinic_id: clinic } : { consent: true, time_zone: tz, language: lang }) })
       .then(function (r) { return r.ok ? r.json() : problem(r); })
       .then(function (reply) {
         state.session = reply.session_id;
