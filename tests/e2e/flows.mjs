@@ -148,6 +148,27 @@ try {
     await context.close();
   }
 
+  // ---- 1c. The widget on one clinic's page (data-clinic) offers only that clinic's doctors.
+  {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: "en-US", timezoneId: "America/New_York" });
+    const page = await context.newPage();
+    watch(page, "brooklyn");
+    await page.goto(BASE + "/");
+    await page.click("ul.clinics a:has-text('Brooklyn Family Health')");
+    await page.locator("header h1", { hasText: "Brooklyn Family Health" }).waitFor();
+    await page.locator(".launch").click();
+    await page.locator(".consent button").click();
+    await page.locator(".composer input").fill("My knee hurts when I climb stairs, I need a doctor");
+    await page.keyboard.press("Enter");
+    await page.locator(".choices button").first().waitFor({ timeout: 60000 });
+    const labels = await page.locator(".choices button").allInnerTexts();
+    check(labels.length > 0 && labels.every((l) => l.includes("Brooklyn Family Health")), "only Brooklyn's doctors: " + labels.join(" | "));
+    const said = await page.locator(".msg.bot").last().innerText();
+    check(said.includes("USD") && !said.includes("EUR"), "prices in dollars: " + said);
+    await shot(page, "brooklyn-widget");
+    await context.close();
+  }
+
   // ---- 2. Admin: approve a clinic request, find it in the audit log.
   {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
