@@ -105,6 +105,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/me/profile", post(portal::save_profile))
         .route("/me/qr/revoke", post(portal::revoke_qr))
+        .route(
+            "/me/appointments/{id}/cancel",
+            post(portal::cancel_appointment),
+        )
+        .route("/me/reminders/{id}/check-in", post(portal::check_in))
         .layer(middleware::from_fn_with_state(state, session::layer))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -7,7 +7,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use tera::Context;
 
+use chrono::Duration;
+
+use crate::domain::care::care_plans;
+use crate::domain::care::reminders::{self, ReminderStatus};
 use crate::domain::clinical::{labs, prescriptions, profiles, records};
+use crate::domain::clinics;
+use crate::domain::scheduling::appointments::{self, AppointmentStatus};
 use crate::state::AppState;
 use crate::web::pages::{error_page, render};
 use crate::web::session::SignedIn;
@@ -21,12 +27,33 @@ pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respon
         let labs = labs::list(&s.db, &user.actor, me).await?;
         let prescriptions = prescriptions::list(&s.db, &user.actor, me).await?;
         let qr = profiles::qr_token(&s.db, &user.actor, None).await?;
+        let (upcoming, past) = appointments_of(&s, &user).await?;
+        let steps = care_plans::actionable_steps(&s.db, &user.actor, me).await?;
+        let now = chrono::Utc::now();
+        let grace = s.db.policy().reminder_grace;
+        let reminders = reminders::mine(
+            &s.db,
+            &user.actor,
+            now - Duration::days(2),
+            now + Duration::days(7),
+        )
+        .await?;
+        // Due (or missed) and not yet done: one tap checks in; the rest are coming.
+        let (due, coming): (Vec<_>, Vec<_>) = reminders
+            .into_iter()
+            .filter(|r| matches!(r.status, ReminderStatus::Scheduled | ReminderStatus::Missed))
+            .partition(|r| r.due_at <= now + grace);
         let svg = crate::http::clinical::qr_svg(&qr.token)?;
         let mut c = Context::new();
         c.insert("profile", &profile);
         c.insert("records", &records);
         c.insert("labs", &labs);
         c.insert("prescriptions", &prescriptions);
+        c.insert("upcoming", &upcoming);
+        c.insert("past", &past);
+        c.insert("plans", &steps.plans);
+        c.insert("due", &due);
+        c.insert("coming", &coming.into_iter().take(10).collect::<Vec<_>>());
         c.insert("qr_expires_at", &qr.expires_at);
         c.insert("sexes", profiles::Sex::ALL);
         c.insert("blood_groups", profiles::BloodGroup::ALL);
@@ -175,6 +202,103 @@ pub async fn revoke_qr(
     };
     match revoked.await {
         Ok(()) => axum::response::Redirect::to("/me#qr").into_response(),
+        Err(e) => error_page(&e, service, Some(&user)),
+    }
+}
+
+/// An appointment as the portal lists it: local time, and whether the patient may still
+/// cancel it here (before the clinic's cutoff).
+#[derive(serde::Serialize)]
+struct Visit {
+    id: uuid::Uuid,
+    when: String,
+    doctor: String,
+    clinic: String,
+    status: AppointmentStatus,
+    can_cancel: bool,
+    /// "until 24 hours before".
+    cutoff_hours: f64,
+}
+
+async fn appointments_of(
+    s: &AppState,
+    user: &crate::web::session::ConsoleUser,
+) -> crate::error::Result<(Vec<Visit>, Vec<Visit>)> {
+    let now = chrono::Utc::now();
+    let mut cutoffs = std::collections::HashMap::new();
+    let (mut upcoming, mut past) = (Vec::new(), Vec::new());
+    for a in appointments::mine(&s.db, &user.actor, true).await? {
+        let cutoff = match cutoffs.get(&a.clinic_id) {
+            Some(c) => *c,
+            None => {
+                let c = clinics::get(&s.db, a.clinic_id)
+                    .await?
+                    .map_or(0, |c| c.cancellation_cutoff_minutes);
+                cutoffs.insert(a.clinic_id, c);
+                c
+            }
+        };
+        let local = a.starts_at.with_timezone(&a.time_zone.tz());
+        let visit = Visit {
+            id: a.id,
+            when: format!("{} ({})", local.format("%a %-d %b %Y, %H:%M"), a.time_zone),
+            doctor: a.doctor_name,
+            clinic: a.clinic_name,
+            status: a.status,
+            can_cancel: a.status == AppointmentStatus::Booked
+                && a.starts_at - now >= Duration::minutes(cutoff),
+            cutoff_hours: cutoff as f64 / 60.0,
+        };
+        if a.starts_at >= now && a.status == AppointmentStatus::Booked {
+            upcoming.push(visit);
+        } else {
+            past.push(visit);
+        }
+    }
+    past.reverse();
+    past.truncate(10);
+    Ok((upcoming, past))
+}
+
+/// The patient cancels one of their appointments (the same rule as the API: before the
+/// clinic's cutoff); its time goes to the waitlist.
+pub async fn cancel_appointment(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let service = s.config.agent.service_name.as_str();
+    let cancelled = async {
+        user.check_csrf(&f.csrf)?;
+        appointments::cancel(
+            &s.db,
+            &user.actor,
+            id,
+            "Cancelled by the patient in the portal",
+        )
+        .await
+    };
+    match cancelled.await {
+        Ok(_) => axum::response::Redirect::to("/me#appointments").into_response(),
+        Err(e) => error_page(&e, service, Some(&user)),
+    }
+}
+
+/// One tap: the patient did what a due reminder asked.
+pub async fn check_in(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+    axum::Form(f): axum::Form<CsrfForm>,
+) -> Response {
+    let service = s.config.agent.service_name.as_str();
+    let done = async {
+        user.check_csrf(&f.csrf)?;
+        reminders::check_in(&s.db, &user.actor, id).await
+    };
+    match done.await {
+        Ok(_) => axum::response::Redirect::to("/me#care").into_response(),
         Err(e) => error_page(&e, service, Some(&user)),
     }
 }

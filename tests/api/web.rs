@@ -14,6 +14,7 @@ on_both_backends!(
     the_widget_api_answers_only_origins_a_clinic_lists,
     sign_in_returns_only_to_a_path_of_this_site,
     a_doctor_writes_signs_and_orders_labs_from_the_chart_page,
+    a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -794,4 +795,105 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
         )
         .await;
     assert_eq!(records.assert_ok(200)[0]["diagnoses"][0]["code"], "J02.9");
+}
+
+async fn a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal(app: TestApp) {
+    let care = app.care_setup().await;
+    app.submit_note(
+        &care,
+        "Take amoxicillin 500 mg twice daily for 7 days. Buy a thermometer.",
+    )
+    .await
+    .assert_ok(201);
+    // The first reminder falls due now.
+    const FIRST: &str = "SELECT id FROM reminders WHERE patient_id = $1 ORDER BY due_at LIMIT 1";
+    let first: uuid::Uuid = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(FIRST)
+        .bind(care.patient_id)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    const DUE: &str = "UPDATE reminders SET due_at = $2 WHERE id = $1";
+    clinic::on_db!(&app.db, |pool| sqlx::query(DUE)
+        .bind(first)
+        .bind(chrono::Utc::now() - chrono::Duration::minutes(30))
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
+
+    let mut portal = Browser::new(&app);
+    assert_eq!(portal.sign_in("pat@example.org").await, "/me");
+    let (status, _, page) = portal.get("/me").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Take amoxicillin 500 mg, 2× a day for 7 days"),
+        "{page}"
+    );
+    assert!(page.contains("Buy a thermometer"), "{page}");
+    assert!(
+        page.contains(&format!("data-reminder=\"{first}\"")),
+        "{page}"
+    );
+    let csrf = Browser::csrf(&page);
+    // Checked in with one tap; a second tap is refused (already done).
+    let (status, _, body) = portal
+        .post(
+            &format!("/me/reminders/{first}/check-in"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    const STATUS: &str = "SELECT status FROM reminders WHERE id = $1";
+    let done: String = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(STATUS)
+        .bind(first)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert_eq!(done, "done");
+    let (status, _, _) = portal
+        .post(
+            &format!("/me/reminders/{first}/check-in"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (_, _, page) = portal.get("/me").await;
+    assert!(
+        !page.contains(&format!("data-reminder=\"{first}\"")),
+        "{page}"
+    );
+
+    // The booked visit is listed with its cutoff, and cancelled from the page.
+    let visit = care.appointment.clone();
+    assert!(
+        page.contains(&format!("data-appointment=\"{visit}\"")),
+        "{page}"
+    );
+    assert!(page.contains("possible until"), "{page}");
+    let (status, _, body) = portal
+        .post(
+            &format!("/me/appointments/{visit}/cancel"),
+            &[("csrf", "forged")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = portal
+        .post(
+            &format!("/me/appointments/{visit}/cancel"),
+            &[("csrf", &csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = portal.get("/me").await;
+    assert!(page.contains("No upcoming appointments."), "{page}");
+    let mine = app.appointments_of(&care.patient).await;
+    assert!(
+        mine.iter()
+            .all(|a| a["id"] != visit.as_str() || a["status"] == "cancelled"),
+        "{mine:?}"
+    );
 }

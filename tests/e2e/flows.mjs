@@ -269,7 +269,7 @@ try {
   }
   // ---- 4. Patient portal: records, lab results (the high LDL marked), prescriptions, QR.
   {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const context = await browser.newContext({ viewport: { width: 360, height: 800 } });
     const page = await context.newPage();
     watch(page, "portal");
     await page.goto(BASE + "/admin/login");
@@ -281,6 +281,10 @@ try {
     await page.locator("section.labs tr.flag-high", { hasText: "LDL" }).first().waitFor();
     check((await page.locator("ul.prescriptions").innerText()).includes("cetirizine"), "prescriptions listed");
     check((await page.locator("article.record").count()) >= 2, "signed visits listed");
+    check((await page.locator("#appointments article.visit").count()) >= 1, "the visit booked in the widget is listed");
+    check((await page.locator("#care ul.plan-items").first().innerText()).includes("ibuprofen"), "the care plan from the visit signed in the chart");
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wide <= 360, "nothing wider than a 360-pixel screen: " + wide);
     await shot(page, "patient-portal");
     // The patient adds an allergy to their profile.
     await page.locator("details.edit-profile summary").click();
