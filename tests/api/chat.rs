@@ -15,6 +15,7 @@ on_both_backends!(
     a_doctor_gets_a_care_plan_from_a_note_and_a_patient_does_not,
     a_patient_reads_their_own_results_and_prescriptions_in_the_chat,
     a_chat_on_a_clinics_site_searches_and_books_only_that_clinic,
+    typing_a_listed_number_picks_that_time,
 );
 
 impl TestApp {
@@ -590,6 +591,42 @@ async fn a_chat_on_a_clinics_site_searches_and_books_only_that_clinic(app: TestA
     start(Some(uuid::Uuid::now_v7()))
         .await
         .assert_problem(404, "not_found");
+}
+
+async fn typing_a_listed_number_picks_that_time(app: TestApp) {
+    app.with_demo().await;
+    app.verified_patient("one@example.org").await;
+    let token = app.access_token("one@example.org").await;
+    let session = app.chat_start(Some(&token)).await;
+    let listed = app
+        .say(Some(&token), &session, "I need a dermatologist next week")
+        .await;
+    let offered = picks(&listed);
+    assert!(offered.len() >= 2, "{:#}", listed.body);
+    for typed in ["2", " 2. ", "#2"] {
+        let proposed = app.say(Some(&token), &session, typed).await;
+        let proposed = proposed.assert_ok(200);
+        assert_eq!(proposed["pending"]["kind"], "book", "{typed:?}: {proposed:#}");
+        assert!(
+            proposed["pending"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains(offered[1]["label"].as_str().unwrap().split(" · ").nth(1).unwrap()),
+            "{proposed:#}"
+        );
+        app.request(
+            Method::POST,
+            &format!("/api/v1/chat/sessions/{session}/decline"),
+            Some(&token),
+            None,
+        )
+        .await
+        .assert_ok(200);
+        // The same times are offered again after a decline.
+        app.say(Some(&token), &session, "I need a dermatologist next week")
+            .await
+            .assert_ok(200);
+    }
 }
 
 /// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with

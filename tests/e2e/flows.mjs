@@ -56,6 +56,7 @@ try {
     await shot(page, "patient-demo-page");
     await launch.click();
     check((await launch.getAttribute("aria-expanded")) === "true", "launcher is expanded");
+    check(!(await page.locator("button.delete").isVisible()), "nothing to delete before a conversation");
     await page.locator(".consent button").click();
     await page.locator(".msg.bot").first().waitFor();
     await shot(page, "patient-consented");
@@ -65,7 +66,10 @@ try {
     await firstSlot.waitFor({ timeout: 60000 });
     check((await page.locator(".choices button").count()) > 0, "slot buttons shown");
     await shot(page, "patient-slots");
-    await firstSlot.click();
+    check(await page.locator("button.delete").isVisible(), "the conversation can be deleted once it exists");
+    // Typing the number of a listed time picks it, as its button does.
+    await page.locator(".composer input").fill("1");
+    await page.keyboard.press("Enter");
     // Anonymous: the widget asks to sign in, inside the panel.
     const login = page.locator("form.login");
     await login.waitFor({ timeout: 60000 });
@@ -81,6 +85,10 @@ try {
     await confirm.click();
     await page.locator(".msg.bot[data-committed=true]").waitFor({ timeout: 60000 });
     await shot(page, "patient-booked");
+    // Escape closes the panel after booking (the pressed button is gone); it opens again.
+    await page.keyboard.press("Escape");
+    check((await launch.getAttribute("aria-expanded")) === "false", "Escape closes the panel after booking");
+    await launch.click();
     await page.locator(".composer input").fill("What are my appointments?");
     await page.keyboard.press("Enter");
     await page.locator(".msg.bot").last().filter({ hasText: /Dr\./ }).waitFor({ timeout: 60000 });

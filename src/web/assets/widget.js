@@ -109,7 +109,7 @@
   var launch = el("button", { class: "launch", type: "button", "aria-expanded": "false", "aria-controls": "clinic-panel", text: T.open });
   var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": T.title });
   var input = el("input", { type: "text", name: "text", "aria-label": T.placeholder, placeholder: T.placeholder, autocomplete: "off", maxlength: "2000" });
-  var composer = el("form", { class: "composer", onsubmit: function (e) { e.preventDefault(); var t = input.value.trim(); if (t) { input.value = ""; send(t); } } },
+  var composer = el("form", { class: "composer", onsubmit: function (e) { e.preventDefault(); var t = input.value.trim(); if (t) { input.value = ""; sendTyped(t); } } },
     [input, el("button", { type: "submit", class: "primary", text: T.send })]);
   var who = el("span", { class: "who" });
   var foot = el("div", { class: "foot" }, [who,
@@ -122,7 +122,10 @@
   root.appendChild(launch);
   root.appendChild(panel);
   launch.addEventListener("click", toggle);
-  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") toggle(); });
+  // Escape closes the open panel wherever the focus went (a pressed button may be gone).
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && !panel.hasAttribute("hidden")) toggle();
+  });
 
   function toggle() {
     var open = panel.hasAttribute("hidden");
@@ -135,6 +138,9 @@
   }
 
   function refreshWho() {
+    // Nothing to delete before a conversation exists.
+    var del = foot.querySelector(".delete");
+    if (state.session) del.removeAttribute("hidden"); else del.setAttribute("hidden", "");
     who.textContent = state.user ? T.signedIn + " " + state.user : "";
     var b = foot.querySelector(".signin");
     b.textContent = state.user ? T.logout : T.login;
@@ -186,11 +192,22 @@
         state.secret = reply.session_secret;
         sessionStorage.setItem("clinic.session", state.session);
         sessionStorage.setItem("clinic.session.secret", state.secret);
+        refreshWho();
         composer.removeAttribute("hidden");
         render(reply, add("bot", ""));
         input.focus();
       })
       .catch(function (e) { add("bot", e.message); });
+  }
+
+  // A typed number ("2", "#2", "2.") picks that listed time, as pressing its button does
+  // (so it is also the pick re-sent after signing in).
+  function sendTyped(text) {
+    var n = /^#?\s*(\d{1,2})\.?$/.exec(text);
+    var buttons = log.querySelectorAll(".choices button");
+    var b = n && buttons[Number(n[1]) - 1];
+    if (b) { b.click(); return; }
+    send(text);
   }
 
   // POST a message and read the SSE answer: `token` pieces, `reset`, then `reply`.
@@ -275,6 +292,8 @@
       .then(function (reply) {
         render(reply, bubble);
         if (reply.committed) bubble.setAttribute("data-committed", "true");
+        // The pressed button is gone: the keyboard goes back to the message box.
+        if (!root.activeElement || !panel.contains(root.activeElement)) input.focus();
       })
       .catch(function (e) {
         bubble.textContent = e.message;
@@ -367,6 +386,7 @@
     state.secret = null;
     sessionStorage.removeItem("clinic.session");
     sessionStorage.removeItem("clinic.session.secret");
+    refreshWho();
   }
 
   function deleteConversation() {
