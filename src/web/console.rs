@@ -3,6 +3,8 @@
 //! notification outbox. Every page and action goes through the domain with the signed-in
 //! user's identity, so the console can do exactly what the REST API lets them do.
 
+use std::collections::BTreeMap;
+
 use axum::Form;
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
@@ -491,8 +493,26 @@ pub async fn audit_log(
                 .append_pair("before_seq", &seq.to_string());
             format!("/admin/audit?{}", params.finish())
         });
+    // Who acted, by name and address rather than an id (each person read once per page).
+    let mut actors: BTreeMap<Uuid, String> = BTreeMap::new();
+    for id in records.iter().filter_map(|r| r.actor_id) {
+        if actors.contains_key(&id) {
+            continue;
+        }
+        let name = match crate::domain::identity::people::find(&s.db, id).await {
+            Ok(Some(u)) => format!("{} <{}>", u.display_name, u.email),
+            Ok(None) => "an erased account".to_owned(),
+            Err(e) => return error_page(&e, service(&s), Some(&user)),
+        };
+        actors.insert(id, name);
+    }
+    let actor_names: BTreeMap<String, String> = actors
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect();
     let mut c = Context::new();
     c.insert("records", &records);
+    c.insert("actors", &actor_names);
     c.insert("chain", &chain);
     c.insert("older", &older);
     c.insert(

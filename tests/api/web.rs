@@ -216,6 +216,8 @@ async fn the_console_needs_a_session_and_refuses_forged_forms(app: TestApp) {
         audit.contains("clinic.approved") && audit.contains("intact"),
         "{audit}"
     );
+    // Who acted is named, not shown as an id.
+    assert!(audit.contains("&lt;root@example.org&gt;</a>"), "{audit}");
 
     // Signing out ends the login: the old cookie no longer opens the console.
     let stolen = b.cookies.clone();

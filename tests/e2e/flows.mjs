@@ -201,6 +201,15 @@ try {
     await audit.first().waitFor();
     check((await page.locator("#chain").innerText()).includes("intact"), "audit chain intact");
     await shot(page, "admin-audit");
+    // On a phone: the console's header stays one line and the audit table scrolls in its box.
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.goto(BASE + "/admin/audit");
+    const headerHeight = await page.locator("header.top").evaluate((e) => e.getBoundingClientRect().height);
+    check(headerHeight < 70, "the console's header is one line on a phone: " + headerHeight);
+    const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(pageWidth <= 360, "the audit page fits a phone: " + pageWidth);
+    await shot(page, "admin-audit-phone");
+    await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(BASE + "/admin/orchestration");
     await page.locator("figure.chart").first().waitFor();
     await shot(page, "admin-orchestration");
