@@ -95,7 +95,7 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
 /// What the chart shows besides the record: a note that could not be saved (back in its
 /// form), or a record's fields as the model drafted them (in that record's form).
 enum Shown<'a> {
-    Chart,
+    Chart(Option<Done>),
     NoteFailed(String, &'a str),
     Drafted(Uuid, RecordFields),
 }
@@ -140,7 +140,11 @@ async fn patient_page(s: &AppState, user: &ConsoleUser, id: Uuid, shown: Shown<'
     c.insert("routes", Route::ALL);
     let mut drafted = None;
     match shown {
-        Shown::Chart => {}
+        Shown::Chart(done) => {
+            if let Some(done) = done {
+                c.insert("flash", done.said());
+            }
+        }
         Shown::NoteFailed(error, draft) => {
             c.insert("error", &error);
             c.insert("draft", draft);
@@ -168,12 +172,22 @@ async fn patient_page(s: &AppState, user: &ConsoleUser, id: Uuid, shown: Shown<'
     render("patient.html", &name, service(s), Some(user), c)
 }
 
+#[derive(Deserialize)]
+pub struct ChartQuery {
+    /// A `Done` key; anything else is ignored.
+    done: Option<String>,
+}
+
 pub async fn patient(
     State(s): State<AppState>,
     SignedIn(user): SignedIn,
     Path(id): Path<Uuid>,
+    axum::extract::Query(q): axum::extract::Query<ChartQuery>,
 ) -> Response {
-    patient_page(&s, &user, id, Shown::Chart).await
+    let done = q
+        .done
+        .and_then(|d| serde_json::from_value::<Done>(serde_json::Value::String(d)).ok());
+    patient_page(&s, &user, id, Shown::Chart(done)).await
 }
 
 #[derive(Deserialize)]
@@ -202,7 +216,7 @@ pub async fn submit_note(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(_) => Redirect::to(&format!("/doctor/patients/{id}")).into_response(),
+        Ok(_) => Redirect::to(&chart_of(id, Done::Note)).into_response(),
         // Nothing was stored: the note goes back into the form.
         Err(e) => patient_page(&s, &user, id, Shown::NoteFailed(e.for_people(), &f.text)).await,
     }
@@ -513,8 +527,53 @@ where
     }
 }
 
-fn chart_of(patient_id: Uuid) -> String {
-    format!("/doctor/patients/{patient_id}")
+/// What a chart form did, said on the chart it returns to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Done {
+    Note,
+    RecordSaved,
+    Signed,
+    Amended,
+    Transcript,
+    Attached,
+    Ordered,
+    Results,
+    Reviewed,
+}
+
+impl Done {
+    fn said(self) -> &'static str {
+        match self {
+            Done::Note => "The note is saved; its checklist and plan are below and the reminders are scheduled.",
+            Done::RecordSaved => "The visit record is saved as a draft.",
+            Done::Signed => "The visit record is signed; its prescriptions are in the patient's care plan.",
+            Done::Amended => "The addendum is added to the signed record.",
+            Done::Transcript => "The transcript is kept on the record.",
+            Done::Attached => "The file is attached.",
+            Done::Ordered => "The lab test is ordered.",
+            Done::Results => "The results are saved.",
+            Done::Reviewed => "The results are marked reviewed; the patient is told.",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Done::Note => "note",
+            Done::RecordSaved => "record_saved",
+            Done::Signed => "signed",
+            Done::Amended => "amended",
+            Done::Transcript => "transcript",
+            Done::Attached => "attached",
+            Done::Ordered => "ordered",
+            Done::Results => "results",
+            Done::Reviewed => "reviewed",
+        }
+    }
+}
+
+fn chart_of(patient_id: Uuid, done: Done) -> String {
+    format!("/doctor/patients/{patient_id}?done={}", done.key())
 }
 
 pub async fn new_record(
@@ -526,7 +585,7 @@ pub async fn new_record(
     let f = Fields(f);
     act(&s, &user, f.get("csrf"), async {
         records::create(&s.db, &user.actor, id, &f.record()?).await?;
-        Ok(chart_of(id))
+        Ok(chart_of(id, Done::RecordSaved))
     })
     .await
 }
@@ -541,7 +600,7 @@ pub async fn update_record(
     let f = Fields(f);
     act(&s, &user, f.get("csrf"), async {
         let r = records::update(&s.db, &user.actor, id, &f.record()?).await?;
-        Ok(chart_of(r.patient_id))
+        Ok(chart_of(r.patient_id, Done::RecordSaved))
     })
     .await
 }
@@ -559,7 +618,7 @@ pub async fn sign_record(
 ) -> Response {
     act(&s, &user, &f.csrf, async {
         let signed = records::sign(&s.db, &user.actor, id).await?;
-        Ok(chart_of(signed.record.patient_id))
+        Ok(chart_of(signed.record.patient_id, Done::Signed))
     })
     .await
 }
@@ -580,7 +639,7 @@ pub async fn amend_record(
 ) -> Response {
     act(&s, &user, &f.csrf, async {
         let r = records::amend(&s.db, &user.actor, id, &f.reason, &f.text).await?;
-        Ok(chart_of(r.patient_id))
+        Ok(chart_of(r.patient_id, Done::Amended))
     })
     .await
 }
@@ -601,7 +660,7 @@ pub async fn paste_transcript(
     act(&s, &user, &f.csrf, async {
         transcripts::store(&s.db, &user.actor, id, Source::Pasted, &f.text, None).await?;
         let r = records::get(&s.db, &user.actor, id).await?;
-        Ok(chart_of(r.patient_id))
+        Ok(chart_of(r.patient_id, Done::Transcript))
     })
     .await
 }
@@ -689,7 +748,7 @@ async fn attach(s: &AppState, user: &ConsoleUser, to: files::Attach, form: Multi
         let bytes = &upload.bytes;
         let meta = files::upload(&s.db, store, &user.actor, to, name, declared, bytes, max).await?;
         let r = records::get(&s.db, &user.actor, meta.record_id).await?;
-        Ok(chart_of(r.patient_id))
+        Ok(chart_of(r.patient_id, Done::Attached))
     })
     .await
 }
@@ -728,7 +787,7 @@ pub async fn upload_audio(
             .await?;
         transcripts::store(&s.db, &user.actor, id, Source::Audio, &text, Some(&model)).await?;
         let r = records::get(&s.db, &user.actor, id).await?;
-        Ok(chart_of(r.patient_id))
+        Ok(chart_of(r.patient_id, Done::Transcript))
     })
     .await
 }
@@ -754,7 +813,7 @@ pub async fn order_lab(
     };
     act(&s, &user, &f.csrf, async {
         labs::order(&s.db, &user.actor, id, &body).await?;
-        Ok(chart_of(f.patient))
+        Ok(chart_of(f.patient, Done::Ordered))
     })
     .await
 }
@@ -787,7 +846,7 @@ pub async fn lab_results(
         }
         let body = labs::ResultsBody { values };
         let order = labs::enter_results(&s.db, &user.actor, id, &body).await?;
-        Ok(chart_of(order.patient_id))
+        Ok(chart_of(order.patient_id, Done::Results))
     })
     .await
 }
@@ -810,7 +869,7 @@ pub async fn lab_review(
 ) -> Response {
     act(&s, &user, &f.csrf, async {
         let order = labs::review(&s.db, &user.actor, id).await?;
-        Ok(chart_of(order.patient_id))
+        Ok(chart_of(order.patient_id, Done::Reviewed))
     })
     .await
 }

@@ -528,9 +528,15 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
         ("instructions.1", "after meals"),
         ("medicine.2", ""),
     ];
-    let (status, _, body) = b.post(&format!("{chart}/records"), &form, None).await;
+    let (status, headers, body) = b.post(&format!("{chart}/records"), &form, None).await;
     assert_eq!(status, 303, "{body}");
-    let (_, _, page) = b.get(&chart).await;
+    // Back on the chart, which says what was done.
+    let back = headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(back, format!("{chart}?done=record_saved"));
+    let (_, _, page) = b.get(&back).await;
+    assert!(page.contains("The visit record is saved as a draft."), "{page}");
+    let (_, _, page) = b.get(&format!("{chart}?done=nonsense")).await;
+    assert!(!page.contains("class=\"flash\""), "{page}");
     assert!(page.contains("Sore throat for three days"));
     assert!(page.contains("J02.9 Acute pharyngitis"), "{page}");
     assert!(page.contains("<li>Mild dehydration</li>"), "{page}");
