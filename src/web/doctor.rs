@@ -545,9 +545,13 @@ pub enum Done {
 impl Done {
     fn said(self) -> &'static str {
         match self {
-            Done::Note => "The note is saved; its checklist and plan are below and the reminders are scheduled.",
+            Done::Note => {
+                "The note is saved; its checklist and plan are below and the reminders are scheduled."
+            }
             Done::RecordSaved => "The visit record is saved as a draft.",
-            Done::Signed => "The visit record is signed; its prescriptions are in the patient's care plan.",
+            Done::Signed => {
+                "The visit record is signed; its prescriptions are in the patient's care plan."
+            }
             Done::Amended => "The addendum is added to the signed record.",
             Done::Transcript => "The transcript is kept on the record.",
             Done::Attached => "The file is attached.",

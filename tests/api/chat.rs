@@ -606,12 +606,19 @@ async fn typing_a_listed_number_picks_that_time(app: TestApp) {
     for typed in ["2", " 2. ", "#2"] {
         let proposed = app.say(Some(&token), &session, typed).await;
         let proposed = proposed.assert_ok(200);
-        assert_eq!(proposed["pending"]["kind"], "book", "{typed:?}: {proposed:#}");
+        assert_eq!(
+            proposed["pending"]["kind"], "book",
+            "{typed:?}: {proposed:#}"
+        );
         assert!(
-            proposed["pending"]["summary"]
-                .as_str()
-                .unwrap()
-                .contains(offered[1]["label"].as_str().unwrap().split(" · ").nth(1).unwrap()),
+            proposed["pending"]["summary"].as_str().unwrap().contains(
+                offered[1]["label"]
+                    .as_str()
+                    .unwrap()
+                    .split(" · ")
+                    .nth(1)
+                    .unwrap()
+            ),
             "{proposed:#}"
         );
         app.request(

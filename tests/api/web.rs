@@ -534,7 +534,10 @@ async fn a_doctor_writes_signs_and_orders_labs_from_the_chart_page(app: TestApp)
     let back = headers["location"].to_str().unwrap().to_owned();
     assert_eq!(back, format!("{chart}?done=record_saved"));
     let (_, _, page) = b.get(&back).await;
-    assert!(page.contains("The visit record is saved as a draft."), "{page}");
+    assert!(
+        page.contains("The visit record is saved as a draft."),
+        "{page}"
+    );
     let (_, _, page) = b.get(&format!("{chart}?done=nonsense")).await;
     assert!(!page.contains("class=\"flash\""), "{page}");
     assert!(page.contains("Sore throat for three days"));
@@ -872,6 +875,13 @@ async fn a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal(app: T
         !page.contains(&format!("data-reminder=\"{first}\"")),
         "{page}"
     );
+    // The doctor sees it on the chart: one checked in, none missed yet.
+    let mut doctor = Browser::new(&app);
+    doctor.sign_in("dr.costa@example.org").await;
+    let (_, _, chart) = doctor
+        .get(&format!("/doctor/patients/{}", care.patient_id))
+        .await;
+    assert!(chart.contains("14: 1 checked in, 0 missed"), "{chart}");
 
     // The booked visit is listed with its cutoff, and cancelled from the page.
     let visit = care.appointment.clone();

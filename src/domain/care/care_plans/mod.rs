@@ -149,6 +149,10 @@ pub struct StoredPlanItem {
     pub occurrences: i64,
     /// Occurrences added because check-ins were missed.
     pub extensions: i64,
+    /// Reminders the patient checked in ("I did it").
+    pub checked_in: i64,
+    /// Reminders past their time without a check-in.
+    pub missed: i64,
     pub first_at: Option<DateTime<Utc>>,
 }
 
@@ -335,6 +339,8 @@ struct ItemRow {
     position: i64,
     occurrences: i64,
     extensions: i64,
+    checked_in: i64,
+    missed: i64,
     first_at: Option<DateTime<Utc>>,
 }
 
@@ -349,7 +355,9 @@ struct TaskRow {
 async fn load(db: &Db, row: PlanRow) -> Result<Plan> {
     let e = open_extraction(db, row.id, &row.sealed)?;
     const ITEMS: &str = "SELECT i.id, i.position, i.occurrences, i.extensions, \
-        (SELECT MIN(r.due_at) FROM reminders r WHERE r.plan_item_id = i.id) AS first_at \
+        (SELECT MIN(r.due_at) FROM reminders r WHERE r.plan_item_id = i.id) AS first_at, \
+        (SELECT COUNT(*) FROM reminders r WHERE r.plan_item_id = i.id AND r.status = 'done') AS checked_in, \
+        (SELECT COUNT(*) FROM reminders r WHERE r.plan_item_id = i.id AND r.status = 'missed') AS missed \
         FROM plan_items i WHERE i.plan_id = $1 ORDER BY i.position";
     const TASKS: &str = "SELECT id, position, due_at, done_at FROM checklist_items WHERE plan_id = $1 ORDER BY position";
     let items = on_db!(db, |pool| sqlx::query_as::<_, ItemRow>(ITEMS)
@@ -391,6 +399,8 @@ async fn load(db: &Db, row: PlanRow) -> Result<Plan> {
                     duration_days: p.duration_days,
                     occurrences: i.occurrences,
                     extensions: i.extensions,
+                    checked_in: i.checked_in,
+                    missed: i.missed,
                     first_at: i.first_at,
                 })
             })
