@@ -113,8 +113,15 @@ impl Mailer {
             .subject(subject);
         let message = match ics {
             Some(ics) => {
-                let calendar = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
-                    .map_err(|e| e.to_string())?;
+                // The part's method is the calendar's own (RFC 6047): PUBLISH or CANCEL.
+                let method = if ics.contains("\nMETHOD:CANCEL") {
+                    "CANCEL"
+                } else {
+                    "PUBLISH"
+                };
+                let calendar =
+                    ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+                        .map_err(|e| e.to_string())?;
                 builder.multipart(MultiPart::mixed().singlepart(text).singlepart(
                     Attachment::new("appointment.ics".into()).body(ics.to_owned(), calendar),
                 ))

@@ -980,6 +980,38 @@ async fn a_booking_confirmation_goes_out_by_smtp_with_a_calendar_file_and_a_sign
     assert_eq!(event["kind"], "appointment_confirmation");
     assert_eq!(event["about"], format!("appointment:{}", care.appointment));
 
+    // Cancelling withdraws the calendar event: the same UID, a higher SEQUENCE, CANCEL.
+    app.post_as(
+        &care.patient,
+        &format!("/api/v1/appointments/{}/cancel", care.appointment),
+        json!({}),
+    )
+    .await
+    .assert_ok(200);
+    dispatcher.run_once(50).await.unwrap();
+    let sequence = |data: &str| -> u64 {
+        data.lines()
+            .find_map(|l| l.trim().strip_prefix("SEQUENCE:"))
+            .expect("a SEQUENCE")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let cancelled: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == ["pat@example.org"] && m.data.contains("METHOD:CANCEL"))
+        .collect();
+    assert_eq!(cancelled.len(), 1);
+    let withdrawn = &cancelled[0].data;
+    assert!(withdrawn.contains("method=CANCEL"), "{withdrawn}");
+    assert!(withdrawn.contains("STATUS:CANCELLED"), "{withdrawn}");
+    assert!(
+        withdrawn.contains(&format!("UID:{}@clinic", care.appointment)),
+        "{withdrawn}"
+    );
+    assert!(sequence(withdrawn) >= sequence(data), "{withdrawn}");
+
     // Reminders are not written at booking; they are queued when due, 24 h and 2 h
     // before, each exactly once, even with two replicas running the job.
     let day_after = (Utc::now() + chrono::Duration::days(3)).date_naive();

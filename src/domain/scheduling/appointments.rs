@@ -474,13 +474,14 @@ async fn notify_booked(
     };
     let summary = messages::calendar_summary(to.language, &told)?;
     let confirmation = outbox::Message {
-        ics: Some(ics::appointment(
-            visit.id,
-            &summary,
-            visit.clinic_name,
-            visit.starts_at,
-            visit.ends_at,
-        )),
+        ics: Some(ics::appointment(&ics::Visit {
+            id: visit.id,
+            summary: &summary,
+            location: visit.clinic_name,
+            starts_at: visit.starts_at,
+            ends_at: visit.ends_at,
+            now,
+        })),
         ..kind.render(to.language)?.into()
     };
     // The reminders follow from `next_reminder_at` (see `send_due_reminders`).
@@ -865,9 +866,22 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
         starts_at: a.starts_at,
         ends_at: a.ends_at,
     };
-    let notice: outbox::Message = Kind::AppointmentCancelled(&visit.told_to(&to.display_name))
-        .render(to.language)?
-        .into();
+    let told = visit.told_to(&to.display_name);
+    // The calendar event the confirmation carried is withdrawn with it.
+    let summary = messages::calendar_summary(to.language, &told)?;
+    let notice = outbox::Message {
+        ics: Some(ics::cancelled(&ics::Visit {
+            id,
+            summary: &summary,
+            location: &a.clinic_name,
+            starts_at: a.starts_at,
+            ends_at: a.ends_at,
+            now,
+        })),
+        ..Kind::AppointmentCancelled(&told)
+            .render(to.language)?
+            .into()
+    };
     outbox::enqueue(
         &mut tx,
         db.policy(),
