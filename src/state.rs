@@ -128,6 +128,7 @@ fn policy(config: &Config) -> crate::db::Policy {
         open_plan_days: care.open_plan_days,
         record_retention: chrono::Duration::days(care.record_retention_days.max(0)),
         waitlist_offer: chrono::Duration::minutes(care.waitlist_offer_minutes),
+        site: config.public_url.clone(),
     }
 }
 

@@ -210,11 +210,12 @@ pub struct Invitation<'a> {
 }
 
 /// How the invitee joins.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Join {
-    /// A new account: it signs in with a mailed code.
-    SignIn,
+    /// A new account: it sets a password from the link (a page that mails a one-use,
+    /// expiring code), or signs in with a mailed code. No link without `PUBLIC_URL`.
+    SignIn { set_password: Option<String> },
     /// An existing account: it accepts `invitation` within `days` days.
     Accept { invitation: Uuid, days: i64 },
 }
@@ -365,6 +366,16 @@ pub fn calendar_summary(lang: Language, visit: &Visit<'_>) -> Result<String> {
     Ok(render(lang, "calendar_event", &context)?.trim().to_owned())
 }
 
+/// The page where an invited person sets their password, for `email`, on this service's
+/// public address (none without one).
+pub fn set_password_link(site: Option<&str>, email: &str) -> Option<String> {
+    let site = site?.trim_end_matches('/');
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", email)
+        .finish();
+    Some(format!("{site}/admin/password?{query}"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -446,7 +457,11 @@ mod tests {
             name: "Rita Reis",
             clinic: Some("Harbour Clinic"),
             role: "clinic_staff",
-            join: Join::SignIn,
+            join: Join::SignIn {
+                set_password: Some(
+                    "https://clinic.example/admin/password?email=ana%40example.org".into(),
+                ),
+            },
         };
         let pending = Invitation {
             role: "doctor",
@@ -516,6 +531,40 @@ mod tests {
         assert_eq!(kinds, templates);
     }
 
+    #[test]
+    fn an_invitation_links_to_the_page_that_sets_a_password() {
+        let link = set_password_link(Some("https://clinic.example/"), "rita+desk@example.org");
+        assert_eq!(
+            link.as_deref(),
+            Some("https://clinic.example/admin/password?email=rita%2Bdesk%40example.org")
+        );
+        assert_eq!(set_password_link(None, "rita@example.org"), None);
+        let invited = Invitation {
+            name: "Rita Reis",
+            clinic: Some("Harbour Clinic"),
+            role: "clinic_staff",
+            join: Join::SignIn {
+                set_password: link.clone(),
+            },
+        };
+        for lang in Language::ALL {
+            let mail = Kind::StaffInvitation(&invited).render(lang).unwrap();
+            assert!(
+                mail.body.contains(link.as_deref().unwrap()),
+                "{lang:?}: {}",
+                mail.body
+            );
+        }
+        let without = Invitation {
+            join: Join::SignIn { set_password: None },
+            ..invited
+        };
+        let mail = Kind::StaffInvitation(&without)
+            .render(Language::En)
+            .unwrap();
+        assert!(mail.body.contains("Email me a code"), "{}", mail.body);
+    }
+
     /// A Portuguese template writes its dates, and includes its pieces, in Portuguese.
     #[test]
     fn each_template_keeps_to_its_own_language() {
@@ -563,7 +612,11 @@ mod tests {
             name: "Rita",
             clinic: Some("Team Clinic"),
             role: "clinic_staff",
-            join: Join::SignIn,
+            join: Join::SignIn {
+                set_password: Some(
+                    "https://clinic.example/admin/password?email=ana%40example.org".into(),
+                ),
+            },
         };
         let staff = Kind::StaffInvitation(&invited)
             .render(Language::En)
@@ -572,8 +625,9 @@ mod tests {
         assert_eq!(
             staff.body,
             "Hello Rita,\n\nTeam Clinic invites you to its team as clinic staff.\n\n\
-             Sign in with this address: ask for a sign-in code (POST /api/v1/auth/login/code/start), \
-             then set a password with a password reset if you like."
+             Set your password here: https://clinic.example/admin/password?email=ana%40example.org \
+             (the page mails you a code that works once and expires). You can also sign in with a \
+             code mailed to you: choose \"Email me a code\" on the sign-in page."
         );
         assert_eq!(
             calendar_summary(Language::En, &visit).unwrap(),

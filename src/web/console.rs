@@ -74,6 +74,10 @@ fn home_of(user: &ConsoleUser) -> &'static str {
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
+    /// `code`: sign in with a mailed code instead of a password.
+    mode: Option<String>,
+    /// `password`: the password was just set.
+    done: Option<String>,
 }
 
 pub async fn login_page(
@@ -90,7 +94,126 @@ pub async fn login_page(
         &session::safe_next(q.next.as_deref()).unwrap_or_default(),
     );
     c.insert("email", "");
+    c.insert("by_code", &(q.mode.as_deref() == Some("code")));
+    if q.done.as_deref() == Some("password") {
+        c.insert("flash", "Your password is set. Sign in with it.");
+    }
     render("login.html", "Sign in", service(&s), None, c)
+}
+
+#[derive(Deserialize)]
+pub struct CodeStartForm {
+    email: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Mails a sign-in code (whether the address has an account is not said) and asks for it.
+pub async fn login_code_start(State(s): State<AppState>, Form(f): Form<CodeStartForm>) -> Response {
+    let email = f.email.trim();
+    if let Err(e) = s.identity.start_passwordless(email).await {
+        return login_error(&s, email, &f.next, &e.for_people());
+    }
+    let mut c = Context::new();
+    c.insert("next", &f.next);
+    c.insert("email", email);
+    c.insert("code_sent", &true);
+    render("login.html", "Sign in", service(&s), None, c)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    email: String,
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Signs in with the mailed code (then the second factor, for authenticator users).
+pub async fn login_code(State(s): State<AppState>, Form(f): Form<CodeForm>) -> Response {
+    match s
+        .identity
+        .finish_passwordless(f.email.trim(), f.code.trim())
+        .await
+    {
+        Ok(LoginOutcome::Authenticated(pair)) => signed_in(&s, &pair, &f.next),
+        Ok(LoginOutcome::MfaRequired(challenge)) => {
+            let mut c = Context::new();
+            c.insert("next", &f.next);
+            c.insert("mfa_token", &challenge.mfa_token);
+            render("login.html", "Second factor", service(&s), None, c)
+        }
+        Err(e) => {
+            let mut c = Context::new();
+            c.insert("next", &f.next);
+            c.insert("email", f.email.trim());
+            c.insert("code_sent", &true);
+            c.insert("error", &e.for_people());
+            let mut r = render("login.html", "Sign in", service(&s), None, c);
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            r
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordQuery {
+    email: Option<String>,
+}
+
+/// Where an invited person (or one who forgot it) sets a password: the address first; a
+/// code is mailed to it; then the code and the new password.
+pub async fn password_page(State(s): State<AppState>, Query(q): Query<PasswordQuery>) -> Response {
+    let mut c = Context::new();
+    c.insert("email", q.email.as_deref().unwrap_or("").trim());
+    render("password.html", "Set your password", service(&s), None, c)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordStartForm {
+    email: String,
+}
+
+pub async fn password_start(
+    State(s): State<AppState>,
+    Form(f): Form<PasswordStartForm>,
+) -> Response {
+    let email = f.email.trim();
+    let mut c = Context::new();
+    c.insert("email", email);
+    match s.identity.start_password_reset(email).await {
+        Ok(_) => c.insert("code_sent", &true),
+        Err(e) => c.insert("error", &e.for_people()),
+    }
+    render("password.html", "Set your password", service(&s), None, c)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    email: String,
+    code: String,
+    new_password: String,
+}
+
+/// Sets the password with the mailed code (one use, expiring; every earlier login ends).
+pub async fn password_set(State(s): State<AppState>, Form(f): Form<PasswordForm>) -> Response {
+    let email = f.email.trim();
+    match s
+        .identity
+        .finish_password_reset(email, f.code.trim(), &f.new_password)
+        .await
+    {
+        Ok(()) => Redirect::to("/admin/login?done=password").into_response(),
+        Err(e) => {
+            let mut c = Context::new();
+            c.insert("email", email);
+            c.insert("code_sent", &true);
+            c.insert("error", &e.for_people());
+            let mut r = render("password.html", "Set your password", service(&s), None, c);
+            *r.status_mut() = e.code().status();
+            r
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -48,6 +48,22 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(console::login_page).post(console::login.layer(limit())),
         )
         .route("/admin/login/mfa", post(console::login_mfa.layer(limit())))
+        .route(
+            "/admin/login/code/start",
+            post(console::login_code_start.layer(limit())),
+        )
+        .route(
+            "/admin/login/code",
+            post(console::login_code.layer(limit())),
+        )
+        .route(
+            "/admin/password",
+            get(console::password_page).post(console::password_set.layer(limit())),
+        )
+        .route(
+            "/admin/password/start",
+            post(console::password_start.layer(limit())),
+        )
         .route("/admin/logout", post(console::logout))
         .route("/admin", get(console::overview))
         .route("/admin/clinic-requests", get(console::clinic_requests))

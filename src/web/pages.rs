@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("chart.html", include_str!("templates/chart.html")),
     ("forms.html", include_str!("templates/forms.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("password.html", include_str!("templates/password.html")),
     ("message.html", include_str!("templates/message.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("clinics.html", include_str!("templates/clinics.html")),

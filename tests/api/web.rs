@@ -15,6 +15,7 @@ on_both_backends!(
     sign_in_returns_only_to_a_path_of_this_site,
     a_doctor_writes_signs_and_orders_labs_from_the_chart_page,
     a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal,
+    an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -914,4 +915,109 @@ async fn a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal(app: T
             .all(|a| a["id"] != visit.as_str() || a["status"] == "cancelled"),
         "{mine:?}"
     );
+}
+
+async fn an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password(app: TestApp) {
+    let clinic = app.approved_clinic("Desk Clinic", "Europe/Lisbon").await;
+    app.post_as(
+        &clinic.admin,
+        &format!("/api/v1/clinics/{}/staff", clinic.id),
+        json!({"email": "rita@example.org", "display_name": "Rita Reception", "role": "clinic_staff"}),
+    )
+    .await
+    .assert_ok(201);
+    let (_, invitation) = app.last_mail("rita@example.org").await.expect("invitation");
+    assert!(invitation.contains("Email me a code"), "{invitation}");
+
+    // Signing in with a mailed code: a wrong code is refused, the mailed one signs in once.
+    let mut b = Browser::new(&app);
+    let (_, _, page) = b.get("/admin/login").await;
+    assert!(page.contains("href=\"/admin/login?mode=code\""), "{page}");
+    assert!(page.contains("href=\"/admin/password\""), "{page}");
+    let (status, _, page) = b
+        .post(
+            "/admin/login/code/start",
+            &[("email", "rita@example.org"), ("next", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("name=\"code\""), "{page}");
+    // An unknown address gets the same answer (nothing says who has an account).
+    let (status, _, unknown) = b
+        .post(
+            "/admin/login/code/start",
+            &[("email", "nobody@example.org"), ("next", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        unknown.contains("If nobody@example.org has an account"),
+        "{unknown}"
+    );
+    let code = app.last_code("rita@example.org").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, _, page) = b
+        .post(
+            "/admin/login/code",
+            &[("email", "rita@example.org"), ("code", wrong), ("next", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "{page}");
+    let (status, _, page) = b
+        .post(
+            "/admin/login/code",
+            &[("email", "rita@example.org"), ("code", &code), ("next", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{page}");
+    let (status, _, _) = b.get("/me").await;
+    assert_eq!(status, 200, "signed in");
+
+    // Setting a password from the page the invitation points to.
+    let mut c = Browser::new(&app);
+    let (status, _, page) = c.get("/admin/password?email=rita%40example.org").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("value=\"rita@example.org\""), "{page}");
+    let (_, _, page) = c
+        .post(
+            "/admin/password/start",
+            &[("email", "rita@example.org")],
+            None,
+        )
+        .await;
+    assert!(page.contains("name=\"new_password\""), "{page}");
+    let code = app.last_code("rita@example.org").await;
+    let new = "a long new passphrase 42";
+    let set = [
+        ("email", "rita@example.org"),
+        ("code", code.as_str()),
+        ("new_password", new),
+    ];
+    let (status, headers, body) = c.post("/admin/password", &set, None).await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(headers["location"], "/admin/login?done=password");
+    let (_, _, page) = c.get("/admin/login?done=password").await;
+    assert!(page.contains("Your password is set"), "{page}");
+    // The code works once.
+    let (status, _, _) = c.post("/admin/password", &set, None).await;
+    assert!(status >= 400, "{status}");
+    let (status, _, body) = c
+        .post(
+            "/admin/login",
+            &[
+                ("email", "rita@example.org"),
+                ("password", new),
+                ("next", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    // Setting it ended the earlier login (the one signed in by code).
+    let (status, _, _) = b.get("/me").await;
+    assert_eq!(status, 303, "the earlier login ended");
 }

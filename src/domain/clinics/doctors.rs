@@ -369,7 +369,7 @@ pub async fn create(
             name: &name,
             clinic: Some(&clinic.name),
             role: Role::Doctor.as_str(),
-            join: invited.join(),
+            join: invited.join(db.policy().site.as_deref(), email),
         };
         let language = people::language_of(db, email).await?;
         let mail = Kind::DoctorInvitation(&invitation).render(language)?;

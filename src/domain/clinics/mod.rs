@@ -375,7 +375,7 @@ pub async fn approve(db: &Db, mailer: &Mailer, actor: &Actor, id: Uuid) -> Resul
         name: &request.contact_name,
         clinic: Some(&request.name),
         role: Role::ClinicAdmin.as_str(),
-        join: admin.join(),
+        join: admin.join(db.policy().site.as_deref(), &request.contact_email),
     };
     let language = people::language_of(db, &request.contact_email).await?;
     let mail = Kind::ClinicApproved(&invitation).render(language)?;

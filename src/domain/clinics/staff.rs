@@ -95,7 +95,7 @@ pub async fn invite(
         name: &name,
         clinic: Some(&clinic.name),
         role: form.role.as_str(),
-        join: invited.join(),
+        join: invited.join(db.policy().site.as_deref(), &email),
     };
     let mail = Kind::StaffInvitation(&invitation).render(people::language_of(db, &email).await?)?;
     mailer.send(&email, &mail.subject, &mail.body).await;

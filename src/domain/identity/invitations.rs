@@ -40,10 +40,13 @@ impl Invited {
         }
     }
 
-    /// How the invitee joins, for the invitation mail.
-    pub fn join(self) -> Join {
+    /// How the invitee at `email` joins, for the invitation mail (`site`: the service's
+    /// public address, for the link to set a password).
+    pub fn join(self, site: Option<&str>, email: &str) -> Join {
         match self {
-            Self::Joined(_) => Join::SignIn,
+            Self::Joined(_) => Join::SignIn {
+                set_password: crate::notify::messages::set_password_link(site, email),
+            },
             Self::Pending { invitation, .. } => Join::Accept {
                 invitation,
                 days: VALID_FOR_DAYS,
@@ -286,7 +289,7 @@ pub async fn create_user(
         name: &name,
         clinic: None,
         role: grant.role.as_str(),
-        join: invited.join(),
+        join: invited.join(db.policy().site.as_deref(), &email),
     };
     let mail =
         Kind::AccountInvitation(&invitation).render(people::language_of(db, &email).await?)?;
