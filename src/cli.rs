@@ -87,6 +87,15 @@ pub async fn run() -> anyhow::Result<()> {
             let state = AppState::build(config).await?;
             if demo {
                 load_demo(&state).await?;
+            } else if crate::domain::clinics::list(&state.db, None, None)
+                .await?
+                .is_empty()
+            {
+                // A newcomer's first run: say how to get somewhere.
+                println!(
+                    "No clinic has joined yet. To look around, run `clinic serve --demo` (demo clinics and accounts, \
+                     listed on the home page); for a real clinic, `clinic create-admin --email you@example.org`."
+                );
             }
             let app = Application::with_state(state).await?;
             tracing::info!(addr = %app.local_addr()?, "serving; API docs at /api/v1/docs");

@@ -426,6 +426,49 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
 }
 
 /// The accounts to try, one per line.
+/// A demo account, for the demo page: its role, address and where it signs in.
+#[derive(serde::Serialize)]
+pub struct DemoAccount {
+    pub role: String,
+    pub email: &'static str,
+    /// The page the account lands on.
+    pub opens: &'static str,
+}
+
+/// The demo accounts, one per role (all share [`PASSWORD`]).
+pub fn account_list() -> Vec<DemoAccount> {
+    let mut list = vec![
+        DemoAccount {
+            role: "System admin".into(),
+            email: ADMIN,
+            opens: "/admin",
+        },
+        DemoAccount {
+            role: "Patient".into(),
+            email: PATIENT,
+            opens: "/me",
+        },
+        DemoAccount {
+            role: format!("Doctor ({})", CLINICS[0].doctors[0].0),
+            email: CLINICS[0].doctors[0].1,
+            opens: "/doctor",
+        },
+    ];
+    list.extend(CLINICS.iter().map(|c| DemoAccount {
+        role: format!("Clinic admin ({})", c.name),
+        email: c.admin,
+        opens: "/admin",
+    }));
+    list
+}
+
+/// Whether the demo data is in this database (its system admin exists).
+pub async fn is_loaded(db: &crate::db::Db) -> crate::error::Result<bool> {
+    Ok(crate::domain::identity::people::find_by_email(db, ADMIN)
+        .await?
+        .is_some())
+}
+
 pub fn accounts() -> Vec<String> {
     let mut lines = vec![
         format!("system admin   {ADMIN}"),

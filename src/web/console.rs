@@ -95,6 +95,13 @@ pub async fn login_page(
     );
     c.insert("email", "");
     c.insert("by_code", &(q.mode.as_deref() == Some("code")));
+    let next = session::safe_next(q.next.as_deref()).unwrap_or_default();
+    if !next.is_empty() {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &next)
+            .finish();
+        c.insert("next_query", &query);
+    }
     if q.done.as_deref() == Some("password") {
         c.insert("flash", "Your password is set. Sign in with it.");
     }

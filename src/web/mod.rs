@@ -192,6 +192,18 @@ async fn demo_page(
         Err(e) => return pages::error_page(&e, service, None),
     };
     let mut c = Context::new();
+    // With the demo data loaded, its accounts, so each role can be tried in the browser.
+    let demo = match crate::demo::is_loaded(&s.db).await {
+        Ok(loaded) => loaded,
+        Err(e) => return pages::error_page(&e, service, None),
+    };
+    let accounts = if demo {
+        crate::demo::account_list()
+    } else {
+        Vec::new()
+    };
+    c.insert("demo_accounts", &accounts);
+    c.insert("demo_password", crate::demo::PASSWORD);
     let links: Vec<_> = clinics
         .iter()
         .map(|c| serde_json::json!({"id": c.id, "name": c.name, "address": c.address}))

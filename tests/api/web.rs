@@ -16,6 +16,7 @@ on_both_backends!(
     a_doctor_writes_signs_and_orders_labs_from_the_chart_page,
     a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal,
     an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password,
+    the_home_page_says_how_to_start_or_lists_the_demo_accounts,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -1020,4 +1021,58 @@ async fn an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password
     // Setting it ended the earlier login (the one signed in by code).
     let (status, _, _) = b.get("/me").await;
     assert_eq!(status, 303, "the earlier login ended");
+}
+
+async fn the_home_page_says_how_to_start_or_lists_the_demo_accounts(app: TestApp) {
+    let mut b = Browser::new(&app);
+    let (status, _, page) = b.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("This installation is new"), "{page}");
+    assert!(page.contains("clinic serve --demo"), "{page}");
+    assert!(!page.contains("Demo accounts"), "{page}");
+
+    app.with_demo().await;
+    let (_, _, page) = b.get("/").await;
+    assert!(!page.contains("This installation is new"), "{page}");
+    assert!(page.contains("Demo accounts"), "{page}");
+    for email in [
+        "admin@demo.clinic",
+        "patient@demo.clinic",
+        "doctor@demo.clinic",
+        "brooklyn-admin@demo.clinic",
+    ] {
+        assert!(
+            page.contains(&format!("<code>{email}</code>")),
+            "{email}: {page}"
+        );
+    }
+    // Each clinic has its own page, whose widget is that clinic's.
+    let at = page.find("href=\"/?clinic=").expect("a clinic link") + 6;
+    let link = &page[at..at + page[at..].find('"').unwrap()];
+    let (status, _, clinic_page) = b.get(link).await;
+    assert_eq!(status, 200);
+    assert!(clinic_page.contains("data-clinic=\""), "{clinic_page}");
+    // The demo patient signs in from the listed link and lands on their page.
+    let (status, headers, _) = b
+        .post(
+            "/admin/login",
+            &[
+                ("email", "patient@demo.clinic"),
+                ("password", "demo-password"),
+                ("next", "/me"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/me");
+    let (status, _, _) = b.get("/?clinic=0190a0a0-0000-7000-8000-000000000000").await;
+    assert_eq!(status, 404);
+    // The sign-in page keeps where to go next when one signs in by code instead.
+    let (status, _, login) = Browser::new(&app).get("/admin/login?next=%2Fdoctor").await;
+    assert_eq!(status, 200);
+    assert!(
+        login.contains("/admin/login?mode=code&amp;next=%2Fdoctor"),
+        "{login}"
+    );
 }
