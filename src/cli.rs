@@ -85,6 +85,7 @@ pub async fn run() -> anyhow::Result<()> {
                 config.addr = addr;
             }
             let state = AppState::build(config).await?;
+            crate::demo::show_accounts_if_loaded(&state).await?;
             if demo {
                 load_demo(&state).await?;
             } else if crate::domain::clinics::list(&state.db, None, None)

@@ -12,7 +12,7 @@ use crate::domain::clinics::{self, ClinicApplication};
 use crate::domain::identity::people::{self, NewUser};
 use crate::domain::scheduling::schedules::ScheduleForm;
 use crate::domain::scheduling::slots;
-use crate::state::AppState;
+use crate::state::{AppState, DemoAccount};
 
 /// Every demo account signs in with this password.
 pub const PASSWORD: &str = "demo-password";
@@ -323,6 +323,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
         .iter()
         .any(|c| c.name == CLINICS[0].name)
     {
+        let _ = state.demo_accounts.set(account_list());
         return Ok(Summary {
             clinics: CLINICS.len(),
             doctors: 0,
@@ -417,6 +418,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
     clinics::apply(db, &system, pending)
         .await
         .map_err(anyhow_of)?;
+    let _ = state.demo_accounts.set(account_list());
     Ok(Summary {
         clinics: CLINICS.len(),
         doctors: doctor_count,
@@ -426,47 +428,40 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
 }
 
 /// The accounts to try, one per line.
-/// A demo account, for the demo page: its role, address and where it signs in.
-#[derive(serde::Serialize)]
-pub struct DemoAccount {
-    pub role: String,
-    pub email: &'static str,
-    /// The page the account lands on.
-    pub opens: &'static str,
-}
-
 /// The demo accounts, one per role (all share [`PASSWORD`]).
 pub fn account_list() -> Vec<DemoAccount> {
+    let account = |role: String, email: &str, opens: &str| DemoAccount {
+        role,
+        email: email.to_owned(),
+        opens: opens.to_owned(),
+    };
     let mut list = vec![
-        DemoAccount {
-            role: "System admin".into(),
-            email: ADMIN,
-            opens: "/admin",
-        },
-        DemoAccount {
-            role: "Patient".into(),
-            email: PATIENT,
-            opens: "/me",
-        },
-        DemoAccount {
-            role: format!("Doctor ({})", CLINICS[0].doctors[0].0),
-            email: CLINICS[0].doctors[0].1,
-            opens: "/doctor",
-        },
+        account("System admin".into(), ADMIN, "/admin"),
+        account("Patient".into(), PATIENT, "/me"),
+        account(
+            format!("Doctor ({})", CLINICS[0].doctors[0].0),
+            CLINICS[0].doctors[0].1,
+            "/doctor",
+        ),
     ];
-    list.extend(CLINICS.iter().map(|c| DemoAccount {
-        role: format!("Clinic admin ({})", c.name),
-        email: c.admin,
-        opens: "/admin",
-    }));
+    list.extend(
+        CLINICS
+            .iter()
+            .map(|c| account(format!("Clinic admin ({})", c.name), c.admin, "/admin")),
+    );
     list
 }
 
-/// Whether the demo data is in this database (its system admin exists).
-pub async fn is_loaded(db: &crate::db::Db) -> crate::error::Result<bool> {
-    Ok(crate::domain::identity::people::find_by_email(db, ADMIN)
-        .await?
-        .is_some())
+/// When the demo data is in the state's database, hands its accounts to the demo page.
+pub async fn show_accounts_if_loaded(state: &AppState) -> anyhow::Result<()> {
+    if crate::domain::identity::people::find_by_email(&state.db, ADMIN)
+        .await
+        .map_err(anyhow_of)?
+        .is_some()
+    {
+        let _ = state.demo_accounts.set(account_list());
+    }
+    Ok(())
 }
 
 pub fn accounts() -> Vec<String> {

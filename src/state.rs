@@ -30,6 +30,17 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     /// Public slot listings kept in memory briefly (`SLOT_LISTING_CACHE_MS`).
     pub listings: Arc<ListingCache>,
+    /// With the demo data in the database: its accounts, for the demo page to list.
+    pub demo_accounts: Arc<std::sync::OnceLock<Vec<DemoAccount>>>,
+}
+
+/// A demo account as the demo page lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DemoAccount {
+    pub role: String,
+    pub email: String,
+    /// The page the account lands on.
+    pub opens: String,
 }
 
 impl AppState {
@@ -77,6 +88,7 @@ impl AppState {
             files,
             agent,
             listings,
+            demo_accounts: Arc::default(),
             config: Arc::new(config),
             db,
             identity: Arc::new(identity),

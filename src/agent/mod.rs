@@ -98,6 +98,7 @@ impl From<&Proposal> for Pending {
                 ProposedAction::Book { .. } => "book",
                 ProposedAction::Reschedule { .. } => "reschedule",
                 ProposedAction::Cancel { .. } => "cancel",
+                ProposedAction::CheckIn { .. } => "check_in",
             },
             summary: p.summary.clone(),
             expires_at: p.expires_at,
@@ -812,20 +813,27 @@ impl Agent {
         let request = json!({"proposal": p.id});
         let db = &self.db;
         let run = || async {
-            let appointment = match &p.action {
-                ProposedAction::Book { slot_id, reason } => {
-                    appointments::confirm(db, actor, *slot_id, reason).await?
-                }
+            let done = match &p.action {
+                ProposedAction::Book { slot_id, reason } => Committed::Appointment(
+                    appointments::confirm(db, actor, *slot_id, reason).await?,
+                ),
                 ProposedAction::Reschedule {
                     appointment_id,
                     slot_id,
-                } => appointments::reschedule(db, actor, *appointment_id, *slot_id).await?,
+                } => Committed::Appointment(
+                    appointments::reschedule(db, actor, *appointment_id, *slot_id).await?,
+                ),
                 ProposedAction::Cancel {
                     appointment_id,
                     reason,
-                } => appointments::cancel(db, actor, *appointment_id, reason).await?,
+                } => Committed::Appointment(
+                    appointments::cancel(db, actor, *appointment_id, reason).await?,
+                ),
+                ProposedAction::CheckIn { reminder_id } => Committed::Reminder(
+                    crate::domain::care::reminders::check_in(db, actor, *reminder_id).await?,
+                ),
             };
-            Ok::<_, Error>(appointment)
+            Ok::<_, Error>(done)
         };
         let t = std::time::Instant::now();
         let answer = idempotency::once(db, user, &key, "chat.commit", request, run)
@@ -835,16 +843,25 @@ impl Agent {
         s.pending = None;
         let lang = s.state.lang.unwrap_or(Lang::En);
         let (text, committed) = match answer {
-            Ok(appointment) => {
-                let body = serde_json::to_value(&appointment).map_err(Error::internal)?;
+            Ok(done) => {
+                let body = match &done {
+                    Committed::Appointment(a) => serde_json::to_value(a),
+                    Committed::Reminder(r) => serde_json::to_value(r),
+                }
+                .map_err(Error::internal)?;
                 s.committed.push((p.id, body.clone()));
-                let kind = match p.action {
-                    ProposedAction::Book { .. } => "book",
-                    ProposedAction::Reschedule { .. } => "reschedule",
-                    ProposedAction::Cancel { .. } => "cancel",
+                let text = match (&done, &p.action) {
+                    (Committed::Reminder(r), _) => replies::checked_in(lang, &r.action),
+                    (Committed::Appointment(a), action) => {
+                        let kind = match action {
+                            ProposedAction::Reschedule { .. } => "reschedule",
+                            ProposedAction::Cancel { .. } => "cancel",
+                            _ => "book",
+                        };
+                        replies::done(lang, kind, &committed_words(a, lang))
+                    }
                 };
-                let what = committed_words(&appointment, lang);
-                (replies::done(lang, kind, &what), Some(body))
+                (text, Some(body))
             }
             Err(Error::Client { detail, .. }) => (replies::could_not(lang, &detail), None),
             Err(e) => return Err(e),
@@ -858,6 +875,15 @@ impl Agent {
         reply.committed = committed;
         Ok(reply)
     }
+}
+
+/// What a confirmed proposal did. Kept by the idempotency store: an appointment (rows kept
+/// before check-ins existed read as one) or a checked-in reminder.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Committed {
+    Appointment(crate::domain::scheduling::appointments::Appointment),
+    Reminder(crate::domain::care::reminders::Reminder),
 }
 
 /// The buttons for offered times.

@@ -109,6 +109,7 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
                 | Intent::MyLabResults
                 | Intent::MyPrescriptions
                 | Intent::MyCarePlan
+                | Intent::CheckIn
         )
     };
     let intent = if sure(rules.intent) {
@@ -234,6 +235,7 @@ impl Agent {
                     .await?
             }
             Intent::MyCarePlan => self.care_plan(actor, s, ctx, lang, &mut actions).await?,
+            Intent::CheckIn => self.check_in(actor, s, ctx, lang, &mut actions).await?,
             Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
             Intent::Question => match self.specialty_for(s, ctx, &u).await?.first() {
                 Some((slug, name)) => {
@@ -830,6 +832,20 @@ impl Agent {
                 text.push_str(&format!(" ({} {day})", replies::by(lang)));
             }
         }
+        for d in &mine.due {
+            text.push_str(&format!(
+                "\n{} {} ({})",
+                replies::due_now(lang, d.missed),
+                d.action,
+                d.local_time
+            ));
+        }
+        if !mine.done_today.is_empty() {
+            text.push('\n');
+            text.push_str(replies::done_today(lang));
+            text.push(' ');
+            text.push_str(&mine.done_today.join("; "));
+        }
         if !mine.next_reminders.is_empty() {
             text.push('\n');
             text.push_str(replies::next_reminders(lang));
@@ -837,6 +853,26 @@ impl Agent {
             text.push_str(&mine.next_reminders.join("; "));
         }
         Ok(text)
+    }
+
+    /// "I took it": the earliest due reminder, proposed to be marked done (the patient
+    /// confirms, as for a booking).
+    async fn check_in(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let found = self
+            .call::<care::ProposeCheckIn>(actor, s, ctx, care::ProposeCheckInArgs::default())
+            .await?;
+        match found {
+            Ok(proposed) => Ok(replies::confirm_check_in(lang, &proposed.proposal.summary)),
+            Err(e) if e.code == "nothing_due" => Ok(replies::nothing_due(lang).into()),
+            Err(e) => Ok(self.private_read_failed(&e, lang, actions)),
+        }
     }
 
     /// A read of the patient's own record that failed: signing in when that is why.

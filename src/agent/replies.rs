@@ -584,3 +584,40 @@ pub fn next_reminders(lang: Lang) -> &'static str {
         "Próximos recordatorios:",
     )
 }
+
+/// "Due now:" or "Missed:", before a reminder's action.
+pub fn due_now(lang: Lang, missed: bool) -> &'static str {
+    match missed {
+        true => pick(lang, "Missed:", "Em falta:", "Pendiente:"),
+        false => pick(lang, "Due now:", "Agora:", "Ahora:"),
+    }
+}
+
+pub fn done_today(lang: Lang) -> &'static str {
+    pick(lang, "Done today:", "Feito hoje:", "Hecho hoy:")
+}
+
+pub fn confirm_check_in(lang: Lang, summary: &str) -> String {
+    match lang.reply() {
+        Lang::Pt => format!("{summary}? Carregue em Confirmar, ou responda sim."),
+        Lang::Es => format!("{summary}? Pulse Confirmar, o responda sí."),
+        _ => format!("{summary}? Press Confirm, or answer yes."),
+    }
+}
+
+pub fn nothing_due(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "Nothing in your care plan is due to check in right now. Ask \"what is my care plan?\" to see what comes next.",
+        "Nada do seu plano de cuidados está por registar agora. Pergunte \"qual é o meu plano?\" para ver o que vem a seguir.",
+        "Nada de su plan de cuidados está pendiente de registrar ahora. Pregunte \"¿cuál es mi plan?\" para ver lo que sigue.",
+    )
+}
+
+pub fn checked_in(lang: Lang, action: &str) -> String {
+    match lang.reply() {
+        Lang::Pt => format!("Registado: {action}. Obrigado!"),
+        Lang::Es => format!("Registrado: {action}. ¡Gracias!"),
+        _ => format!("Checked in: {action}. Thank you!"),
+    }
+}

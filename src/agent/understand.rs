@@ -27,6 +27,8 @@ pub enum Intent {
     MyPrescriptions,
     /// Asks what their care plan (treatment, reminders, what to do) is.
     MyCarePlan,
+    /// Says they did what a due reminder asked ("I took it").
+    CheckIn,
     Waitlist,
     /// Asks what they have, or for medical advice.
     Question,
@@ -100,7 +102,7 @@ impl Understanding {
         serde_json::json!({
             "type": "object",
             "properties": {
-                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "my_care_plan", "waitlist", "question", "greeting", "other"]},
+                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "my_care_plan", "check_in", "waitlist", "question", "greeting", "other"]},
                 "need": {"type": ["string", "null"]},
                 "day": {"type": ["string", "null"]},
                 "part_of_day": {"type": ["string", "null"], "enum": ["morning", "afternoon", "evening", null]},
@@ -218,6 +220,14 @@ const LEXICON: &[(&str, &str)] = &[
     ("mi plan", "my plan"),
     ("meus lembretes", "my reminders"),
     ("mis recordatorios", "my reminders"),
+    ("ja tomei", "i took it"),
+    ("ya lo tome", "i took it"),
+    ("ya la tome", "i took it"),
+    ("ya me lo tome", "i took it"),
+    ("tomei o", "i took the"),
+    ("tomei a", "i took the"),
+    ("tomei os", "i took the"),
+    ("me tome", "i took"),
     ("minha receita", "my prescription"),
     ("minhas receitas", "my prescriptions"),
     ("mi receta", "my prescription"),
@@ -883,9 +893,21 @@ const MY_LAB_RESULTS: &[&str] = &[
 /// reminders", "o meu plano de tratamento").
 const MY_CARE_PLAN: &[&str] = &[
     "care|treatment|medication plan",
+    "did i take|use|do",
+    "have i taken",
     "my plan|reminders|treatment|checklist",
     "what should|do i be|have doing|taking",
     "what do i have|need to do",
+];
+/// Saying one did what a reminder asked ("I took my medicine", "done, I took it").
+const CHECK_IN: &[&str] = &[
+    "i took|used|applied it|my|the|them|both",
+    "i have|ve taken|used|applied it|my|the|them",
+    "i've|ive taken|used|applied it|my|the|them",
+    "just took|used|applied",
+    "i did it",
+    "check me in",
+    "check in my|the reminder|medicine|medication|dose",
 ];
 /// Asking what one was prescribed ("what did the doctor prescribe?", "my prescriptions").
 const MY_PRESCRIPTIONS: &[&str] = &[
@@ -974,12 +996,16 @@ pub fn rules(message: &str, offered: usize) -> Understanding {
         Intent::Choose
     } else if has_any(&words, MY_APPOINTMENTS) && !has_any(&words, &["book", "need"]) {
         Intent::MyAppointments
+    } else if has_any(&words, CHECK_IN)
+        && !has_any(&words, &["book", "appointment", "not", "didn't", "forgot"])
+    {
+        Intent::CheckIn
+    } else if has_any(&words, MY_CARE_PLAN) && !has_any(&words, &["book", "appointment"]) {
+        Intent::MyCarePlan
     } else if has_any(&words, MY_LAB_RESULTS) && !has_any(&words, &["book", "need", "want"]) {
         Intent::MyLabResults
     } else if has_any(&words, MY_PRESCRIPTIONS) && !has_any(&words, &["book", "need", "want"]) {
         Intent::MyPrescriptions
-    } else if has_any(&words, MY_CARE_PLAN) && !has_any(&words, &["book", "appointment"]) {
-        Intent::MyCarePlan
     } else if has_any(&words, QUESTION) || (message.contains('?') && has_any(&words, CONDITIONS)) {
         Intent::Question
     } else if words.len() <= 4 && has_any(&words, GREETING) {
@@ -1149,6 +1175,20 @@ mod tests {
         ] {
             assert_eq!(rules(asked, 0).intent, Intent::MyCarePlan, "{asked}");
         }
+        for said in [
+            "I took it",
+            "i've taken my medicine",
+            "Just took the pills",
+            "já tomei",
+            "Ya lo tomé",
+        ] {
+            assert_eq!(rules(said, 0).intent, Intent::CheckIn, "{said}");
+        }
+        assert_eq!(
+            rules("did I take my medicine today?", 0).intent,
+            Intent::MyCarePlan
+        );
+        assert_ne!(rules("I forgot, I took nothing", 0).intent, Intent::CheckIn);
         // A wish for a test or a medicine is not a question about one's record.
         for asked in [
             "I need a blood test",

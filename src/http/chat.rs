@@ -65,6 +65,7 @@ pub struct ChatMessage {
 /// Starts a conversation (anonymous or signed in); consent is required.
 #[utoipa::path(post, path = "/chat/sessions", tag = "chat", request_body = StartChat, responses(
     (status = 201, body = Reply),
+    (status = 404, description = "No such active clinic (`clinic_id`)", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 async fn start(

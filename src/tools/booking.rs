@@ -21,7 +21,7 @@ pub struct Proposed {
     pub next_step: &'static str,
 }
 
-const ASK_TO_CONFIRM: &str = "Tell the patient what was proposed and ask them to press Confirm or say yes. Nothing is booked or changed until they do.";
+pub(crate) const ASK_TO_CONFIRM: &str = "Tell the patient what was proposed and ask them to press Confirm or say yes. Nothing is booked or changed until they do.";
 
 /// An error for the model, saying plainly when the patient has to sign in first.
 fn signed_in_only(why: &'static str) -> impl FnOnce(crate::error::Error) -> ToolError {

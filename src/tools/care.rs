@@ -63,6 +63,16 @@ pub struct TaskLine {
     pub done: bool,
 }
 
+/// A reminder due now (or missed) that the patient has not checked in.
+#[derive(Clone, Debug, Serialize)]
+pub struct DueLine {
+    pub reminder_id: uuid::Uuid,
+    pub action: String,
+    /// In the patient's zone, e.g. `2026-12-01 08:00`.
+    pub local_time: String,
+    pub missed: bool,
+}
+
 /// The signed-in patient's plans in force and their next reminders.
 #[derive(Clone, Debug, Serialize)]
 pub struct MyPlan {
@@ -72,6 +82,46 @@ pub struct MyPlan {
     pub checklist: Vec<TaskLine>,
     /// The next reminders, soonest first, in the patient's zone (`2026-12-01 08:00`).
     pub next_reminders: Vec<String>,
+    /// Due now or missed in the last two days, not checked in.
+    pub due: Vec<DueLine>,
+    /// Checked in since the start of the patient's day.
+    pub done_today: Vec<String>,
+}
+
+/// The patient's reminders around now: those due (or missed) and not checked in, and
+/// those checked in today.
+async fn around_now(ctx: &ToolContext<'_>) -> Result<(Vec<DueLine>, Vec<String>), ToolError> {
+    use crate::domain::care::reminders::{self, ReminderStatus};
+    let now = ctx.now;
+    let grace = ctx.db.policy().reminder_grace;
+    let list = reminders::mine(
+        ctx.db,
+        ctx.actor,
+        now - chrono::Duration::days(2),
+        now + grace,
+    )
+    .await?;
+    let today = now.with_timezone(&ctx.time_zone).date_naive();
+    let mut due = Vec::new();
+    let mut done = Vec::new();
+    for r in list {
+        match r.status {
+            ReminderStatus::Scheduled | ReminderStatus::Missed => due.push(DueLine {
+                reminder_id: r.id,
+                action: r.action,
+                local_time: r.local_time,
+                missed: r.status == ReminderStatus::Missed,
+            }),
+            ReminderStatus::Done
+                if r.checked_in_at
+                    .is_some_and(|at| at.with_timezone(&ctx.time_zone).date_naive() == today) =>
+            {
+                done.push(format!("{} ({})", r.action, r.local_time));
+            }
+            _ => {}
+        }
+    }
+    Ok((due, done))
 }
 
 pub struct MyCarePlan;
@@ -90,7 +140,10 @@ impl Tool for MyCarePlan {
     async fn call(ctx: &ToolContext<'_>, _args: Self::Args) -> Result<Self::Output, ToolError> {
         let me = ctx.actor.principal().map_err(ToolError::from)?.user_id;
         let steps = care_plans::actionable_steps(ctx.db, ctx.actor, me).await?;
+        let (due, done_today) = around_now(ctx).await?;
         let mut mine = MyPlan {
+            due,
+            done_today,
             doctors: Vec::new(),
             plan: Vec::new(),
             checklist: Vec::new(),
@@ -119,5 +172,56 @@ impl Tool for MyCarePlan {
                 }));
         }
         Ok(mine)
+    }
+}
+
+pub struct ProposeCheckIn;
+
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeCheckInArgs {
+    /// The reminder the patient says they did, from my_care_plan's `due`; absent: the
+    /// earliest one due.
+    #[serde(default)]
+    pub reminder_id: Option<String>,
+}
+
+impl Tool for ProposeCheckIn {
+    const NAME: &'static str = "propose_check_in";
+    const AUDIENCE: Audience = Audience::SignedIn;
+    const DESCRIPTION: &'static str = "When the signed-in patient says they did what a due reminder asked (\"I took it\"), propose marking that reminder done. The patient must confirm; nothing is marked until they do.";
+    type Args = ProposeCheckInArgs;
+    type Output = crate::tools::booking::Proposed;
+
+    fn effect(output: &Self::Output) -> crate::tools::Effect {
+        crate::tools::Effect::Proposed(output.proposal.clone())
+    }
+
+    async fn call(ctx: &ToolContext<'_>, args: Self::Args) -> Result<Self::Output, ToolError> {
+        ctx.actor.principal().map_err(ToolError::from)?;
+        let (due, _) = around_now(ctx).await?;
+        let wanted = args
+            .reminder_id
+            .as_deref()
+            .map(|id| crate::tools::parse_id("reminder_id", id))
+            .transpose()?;
+        let r = match wanted {
+            Some(id) => due.into_iter().find(|r| r.reminder_id == id),
+            None => due.into_iter().next(),
+        }
+        .ok_or_else(|| {
+            ToolError::new("nothing_due", "No reminder is due to check in right now.")
+        })?;
+        Ok(crate::tools::booking::Proposed {
+            proposal: crate::tools::Proposal {
+                id: uuid::Uuid::now_v7(),
+                action: crate::tools::ProposedAction::CheckIn {
+                    reminder_id: r.reminder_id,
+                },
+                summary: format!("Mark \"{}\" (due {}) as done", r.action, r.local_time),
+                expires_at: None,
+            },
+            next_step: crate::tools::booking::ASK_TO_CONFIRM,
+        })
     }
 }

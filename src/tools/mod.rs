@@ -112,6 +112,10 @@ pub enum ProposedAction {
         appointment_id: Uuid,
         reason: String,
     },
+    /// The patient did what a due reminder of their care plan asked.
+    CheckIn {
+        reminder_id: Uuid,
+    },
 }
 
 /// Who a model may be offered a tool for (the tool still checks the caller itself).
@@ -294,6 +298,7 @@ impl Registry {
                 register::<booking::JoinWaitlist>(),
                 register::<care::ExtractCarePlan>(),
                 register::<care::MyCarePlan>(),
+                register::<care::ProposeCheckIn>(),
                 register::<records::MyLabResults>(),
                 register::<records::MyPrescriptions>(),
                 register::<records::PatientSummary>(),

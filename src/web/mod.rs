@@ -174,6 +174,9 @@ async fn widget() -> Response {
 }
 
 /// A clinic's page with the widget: the first active clinic by name.
+/// The demo accounts' shared password (the demo data's own; never a real account's).
+const DEMO_PASSWORD: &str = "demo-password";
+
 #[derive(serde::Deserialize)]
 struct DemoQuery {
     clinic: Option<uuid::Uuid>,
@@ -193,17 +196,9 @@ async fn demo_page(
     };
     let mut c = Context::new();
     // With the demo data loaded, its accounts, so each role can be tried in the browser.
-    let demo = match crate::demo::is_loaded(&s.db).await {
-        Ok(loaded) => loaded,
-        Err(e) => return pages::error_page(&e, service, None),
-    };
-    let accounts = if demo {
-        crate::demo::account_list()
-    } else {
-        Vec::new()
-    };
+    let accounts = s.demo_accounts.get().cloned().unwrap_or_default();
     c.insert("demo_accounts", &accounts);
-    c.insert("demo_password", crate::demo::PASSWORD);
+    c.insert("demo_password", DEMO_PASSWORD);
     let links: Vec<_> = clinics
         .iter()
         .map(|c| serde_json::json!({"id": c.id, "name": c.name, "address": c.address}))

@@ -239,7 +239,7 @@ async fn an_ollama_model_books_through_the_tools(backend: Backend) {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     assert!(names.contains(&"propose_booking") && !names.contains(&"confirm_booking"));
     assert!(names.contains(&"my_lab_results") && !names.contains(&"patient_summary"));
     assert_eq!(

@@ -16,6 +16,7 @@ on_both_backends!(
     a_patient_reads_their_own_results_and_prescriptions_in_the_chat,
     a_chat_on_a_clinics_site_searches_and_books_only_that_clinic,
     typing_a_listed_number_picks_that_time,
+    a_patient_checks_in_a_due_reminder_in_the_chat_after_confirming,
 );
 
 impl TestApp {
@@ -634,6 +635,102 @@ async fn typing_a_listed_number_picks_that_time(app: TestApp) {
             .await
             .assert_ok(200);
     }
+}
+
+async fn a_patient_checks_in_a_due_reminder_in_the_chat_after_confirming(app: TestApp) {
+    let care = app.care_setup().await;
+    app.submit_note(&care, "Take amoxicillin 500 mg twice daily for 7 days.")
+        .await
+        .assert_ok(201);
+    let session = app.chat_start(Some(&care.patient)).await;
+    // Nothing is due yet.
+    let text = app
+        .say(Some(&care.patient), &session, "I took it")
+        .await
+        .assert_ok(200)["reply"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("Nothing in your care plan is due"), "{text}");
+
+    // The first reminder falls due.
+    const FIRST: &str = "SELECT id FROM reminders WHERE patient_id = $1 ORDER BY due_at LIMIT 1";
+    let first: uuid::Uuid = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(FIRST)
+        .bind(care.patient_id)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    const DUE: &str = "UPDATE reminders SET due_at = $2 WHERE id = $1";
+    clinic::on_db!(&app.db, |pool| sqlx::query(DUE)
+        .bind(first)
+        .bind(chrono::Utc::now() - chrono::Duration::minutes(20))
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    const STATUS: &str = "SELECT status FROM reminders WHERE id = $1";
+    let status = || async {
+        clinic::on_db!(&app.db, |pool| sqlx::query_scalar::<_, String>(STATUS)
+            .bind(first)
+            .fetch_one(pool)
+            .await)
+        .unwrap()
+    };
+    let asked = app
+        .say(
+            Some(&care.patient),
+            &session,
+            "did I take my medicine today?",
+        )
+        .await;
+    let text = asked.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(text.contains("Due now: Take amoxicillin 500 mg"), "{text}");
+
+    // "I took it" proposes; nothing changes until the patient confirms.
+    let proposed = app
+        .say(Some(&care.patient), &session, "I've taken my medicine")
+        .await;
+    let proposed = proposed.assert_ok(200);
+    assert_eq!(proposed["pending"]["kind"], "check_in", "{proposed:#}");
+    assert!(
+        proposed["pending"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Take amoxicillin 500 mg"),
+        "{proposed:#}"
+    );
+    assert_eq!(status().await, "scheduled");
+    let done = app.say(Some(&care.patient), &session, "yes").await;
+    let text = done.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("Checked in: Take amoxicillin 500 mg"),
+        "{text}"
+    );
+    assert_eq!(status().await, "done");
+    let text = app
+        .say(
+            Some(&care.patient),
+            &session,
+            "did I take my medicine today?",
+        )
+        .await
+        .assert_ok(200)["reply"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("Done today: Take amoxicillin 500 mg"),
+        "{text}"
+    );
+    // Nothing more is due; a stranger's chat never checks anything in.
+    let text = app
+        .say(Some(&care.patient), &session, "I took it")
+        .await
+        .assert_ok(200)["reply"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("Nothing in your care plan is due"), "{text}");
 }
 
 /// `clinic eval` runs every conversation in `tests/scenarios/` through the HTTP API with

@@ -187,7 +187,7 @@ crate::text_enum! {
     }
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct Reminder {
     pub id: Uuid,
     pub plan_id: Uuid,
