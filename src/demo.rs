@@ -12,7 +12,7 @@ use crate::domain::clinics::{self, ClinicApplication};
 use crate::domain::identity::people::{self, NewUser};
 use crate::domain::scheduling::schedules::ScheduleForm;
 use crate::domain::scheduling::slots;
-use crate::state::{AppState, DemoAccount};
+use crate::state::{AppState, DemoAccount, DemoAccounts};
 
 /// Every demo account signs in with this password.
 pub const PASSWORD: &str = "demo-password";
@@ -323,7 +323,10 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
         .iter()
         .any(|c| c.name == CLINICS[0].name)
     {
-        let _ = state.demo_accounts.set(account_list());
+        let _ = state.demo_accounts.set(DemoAccounts {
+            password: PASSWORD,
+            accounts: account_list(),
+        });
         return Ok(Summary {
             clinics: CLINICS.len(),
             doctors: 0,
@@ -418,7 +421,10 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
     clinics::apply(db, &system, pending)
         .await
         .map_err(anyhow_of)?;
-    let _ = state.demo_accounts.set(account_list());
+    let _ = state.demo_accounts.set(DemoAccounts {
+        password: PASSWORD,
+        accounts: account_list(),
+    });
     Ok(Summary {
         clinics: CLINICS.len(),
         doctors: doctor_count,
@@ -459,23 +465,19 @@ pub async fn show_accounts_if_loaded(state: &AppState) -> anyhow::Result<()> {
         .map_err(anyhow_of)?
         .is_some()
     {
-        let _ = state.demo_accounts.set(account_list());
+        let _ = state.demo_accounts.set(DemoAccounts {
+            password: PASSWORD,
+            accounts: account_list(),
+        });
     }
     Ok(())
 }
 
 pub fn accounts() -> Vec<String> {
-    let mut lines = vec![
-        format!("system admin   {ADMIN}"),
-        format!("patient        {PATIENT}"),
-    ];
-    for c in CLINICS {
-        lines.push(format!("clinic admin   {} ({})", c.admin, c.name));
-    }
-    lines.push(format!(
-        "doctor         {} ({})",
-        CLINICS[0].doctors[0].1, CLINICS[0].doctors[0].0
-    ));
+    let mut lines: Vec<String> = account_list()
+        .iter()
+        .map(|a| format!("{:<40} {}", a.role, a.email))
+        .collect();
     lines.push(format!("password for all: {PASSWORD}"));
     lines
 }

@@ -31,7 +31,14 @@ pub struct AppState {
     /// Public slot listings kept in memory briefly (`SLOT_LISTING_CACHE_MS`).
     pub listings: Arc<ListingCache>,
     /// With the demo data in the database: its accounts, for the demo page to list.
-    pub demo_accounts: Arc<std::sync::OnceLock<Vec<DemoAccount>>>,
+    pub demo_accounts: Arc<std::sync::OnceLock<DemoAccounts>>,
+}
+
+/// The demo data's accounts and their shared password.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DemoAccounts {
+    pub password: &'static str,
+    pub accounts: Vec<DemoAccount>,
 }
 
 /// A demo account as the demo page lists it.

@@ -682,6 +682,14 @@ pub struct AudioQuery {
     pub name: Option<String>,
 }
 
+/// A recording over `max` bytes (`MAX_AUDIO_MB`).
+pub fn audio_too_large(max: usize) -> Error {
+    Error::new(
+        Code::PayloadTooLarge,
+        format!("A recording may be at most {} MiB.", max / (1024 * 1024)),
+    )
+}
+
 /// The media type of a recording, read from its content (MP3, WAV, OGG, FLAC, M4A, WebM).
 pub fn audio_type(audio: &[u8]) -> Result<&'static str> {
     infer::get(audio)
@@ -718,12 +726,9 @@ async fn transcribe_audio(
 ) -> Result<(StatusCode, Json<Transcript>)> {
     transcripts::require_writer(&s.db, &actor, id).await?;
     let max = s.config.llm.max_audio_bytes;
-    let audio = axum::body::to_bytes(body, max + 1).await.map_err(|_| {
-        Error::new(
-            Code::PayloadTooLarge,
-            format!("A recording may be at most {} MiB.", max / (1024 * 1024)),
-        )
-    })?;
+    let audio = axum::body::to_bytes(body, max + 1)
+        .await
+        .map_err(|_| audio_too_large(max))?;
     let mime = audio_type(&audio)?;
     let name = q.name.unwrap_or_else(|| "audio".into());
     let (text, model) = s.agent.transcribe(&audio, &name, mime).await?;

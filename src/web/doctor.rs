@@ -25,7 +25,7 @@ use crate::domain::clinics::doctors;
 use crate::domain::scheduling::appointments::{self, Visit};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::state::AppState;
-use crate::web::pages::{error_page, render};
+use crate::web::pages::{Fields, act, error_page, render};
 use crate::web::session::{ConsoleUser, SignedIn};
 
 fn service(s: &AppState) -> &str {
@@ -431,18 +431,7 @@ fn prescription_row(p: &Prescription) -> PrescriptionRow {
     }
 }
 
-/// A form's fields as sent (a name may repeat; the first counts).
-struct Fields(Vec<(String, String)>);
-
 impl Fields {
-    fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
     /// The record the form describes; rows left empty are skipped.
     fn record(&self) -> Result<records::RecordBody> {
         let mut vitals = serde_json::Map::new();
@@ -512,21 +501,6 @@ fn number<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>> {
     })
 }
 
-/// A form's action: CSRF checked, then `act`; on success to the page it names, otherwise
-/// the error page.
-async fn act<F>(s: &AppState, user: &ConsoleUser, csrf: &str, act: F) -> Response
-where
-    F: Future<Output = Result<String>>,
-{
-    if let Err(e) = user.check_csrf(csrf) {
-        return error_page(&e, service(s), Some(user));
-    }
-    match act.await {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) => error_page(&e, service(s), Some(user)),
-    }
-}
-
 /// What a chart form did, said on the chart it returns to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -587,7 +561,7 @@ pub async fn new_record(
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
     let f = Fields(f);
-    act(&s, &user, f.get("csrf"), async {
+    act(service(&s), &user, f.get("csrf"), async {
         records::create(&s.db, &user.actor, id, &f.record()?).await?;
         Ok(chart_of(id, Done::RecordSaved))
     })
@@ -602,7 +576,7 @@ pub async fn update_record(
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
     let f = Fields(f);
-    act(&s, &user, f.get("csrf"), async {
+    act(service(&s), &user, f.get("csrf"), async {
         let r = records::update(&s.db, &user.actor, id, &f.record()?).await?;
         Ok(chart_of(r.patient_id, Done::RecordSaved))
     })
@@ -620,7 +594,7 @@ pub async fn sign_record(
     Path(id): Path<Uuid>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    act(&s, &user, &f.csrf, async {
+    act(service(&s), &user, &f.csrf, async {
         let signed = records::sign(&s.db, &user.actor, id).await?;
         Ok(chart_of(signed.record.patient_id, Done::Signed))
     })
@@ -641,7 +615,7 @@ pub async fn amend_record(
     Path(id): Path<Uuid>,
     Form(f): Form<AddendumForm>,
 ) -> Response {
-    act(&s, &user, &f.csrf, async {
+    act(service(&s), &user, &f.csrf, async {
         let r = records::amend(&s.db, &user.actor, id, &f.reason, &f.text).await?;
         Ok(chart_of(r.patient_id, Done::Amended))
     })
@@ -661,7 +635,7 @@ pub async fn paste_transcript(
     Path(id): Path<Uuid>,
     Form(f): Form<TranscriptForm>,
 ) -> Response {
-    act(&s, &user, &f.csrf, async {
+    act(service(&s), &user, &f.csrf, async {
         transcripts::store(&s.db, &user.actor, id, Source::Pasted, &f.text, None).await?;
         let r = records::get(&s.db, &user.actor, id).await?;
         Ok(chart_of(r.patient_id, Done::Transcript))
@@ -746,7 +720,7 @@ async fn attach(s: &AppState, user: &ConsoleUser, to: files::Attach, form: Multi
         Ok(u) => u,
         Err(e) => return error_page(&e, service(s), Some(user)),
     };
-    act(s, user, &upload.csrf, async {
+    act(service(s), user, &upload.csrf, async {
         let (name, declared) = (&upload.name, upload.declared.as_deref());
         let store = s.files.as_ref();
         let bytes = &upload.bytes;
@@ -774,15 +748,12 @@ pub async fn upload_audio(
     form: Multipart,
 ) -> Response {
     let max = s.config.llm.max_audio_bytes;
-    let too_large = Error::new(
-        Code::PayloadTooLarge,
-        format!("A recording may be at most {} MiB.", max / (1024 * 1024)),
-    );
+    let too_large = crate::http::clinical::audio_too_large(max);
     let upload = match upload_of(form, max, too_large).await {
         Ok(u) => u,
         Err(e) => return error_page(&e, service(&s), Some(&user)),
     };
-    act(&s, &user, &upload.csrf, async {
+    act(service(&s), &user, &upload.csrf, async {
         transcripts::require_writer(&s.db, &user.actor, id).await?;
         let mime = crate::http::clinical::audio_type(&upload.bytes)?;
         let (text, model) = s
@@ -815,7 +786,7 @@ pub async fn order_lab(
             name: None,
         }],
     };
-    act(&s, &user, &f.csrf, async {
+    act(service(&s), &user, &f.csrf, async {
         labs::order(&s.db, &user.actor, id, &body).await?;
         Ok(chart_of(f.patient, Done::Ordered))
     })
@@ -830,7 +801,7 @@ pub async fn lab_results(
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
     let f = Fields(f);
-    act(&s, &user, f.get("csrf"), async {
+    act(service(&s), &user, f.get("csrf"), async {
         let mut values = Vec::new();
         for (key, value) in &f.0 {
             let Some(code) = key.strip_prefix("value.") else {
@@ -871,7 +842,7 @@ pub async fn lab_review(
     Path(id): Path<Uuid>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    act(&s, &user, &f.csrf, async {
+    act(service(&s), &user, &f.csrf, async {
         let order = labs::review(&s.db, &user.actor, id).await?;
         Ok(chart_of(order.patient_id, Done::Reviewed))
     })

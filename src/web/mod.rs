@@ -174,9 +174,6 @@ async fn widget() -> Response {
 }
 
 /// A clinic's page with the widget: the first active clinic by name.
-/// The demo accounts' shared password (the demo data's own; never a real account's).
-const DEMO_PASSWORD: &str = "demo-password";
-
 #[derive(serde::Deserialize)]
 struct DemoQuery {
     clinic: Option<uuid::Uuid>,
@@ -196,9 +193,12 @@ async fn demo_page(
     };
     let mut c = Context::new();
     // With the demo data loaded, its accounts, so each role can be tried in the browser.
-    let accounts = s.demo_accounts.get().cloned().unwrap_or_default();
-    c.insert("demo_accounts", &accounts);
-    c.insert("demo_password", DEMO_PASSWORD);
+    let demo = s.demo_accounts.get();
+    c.insert(
+        "demo_accounts",
+        &demo.map(|d| d.accounts.as_slice()).unwrap_or_default(),
+    );
+    c.insert("demo_password", &demo.map_or("", |d| d.password));
     let links: Vec<_> = clinics
         .iter()
         .map(|c| serde_json::json!({"id": c.id, "name": c.name, "address": c.address}))

@@ -183,3 +183,32 @@ impl Chart {
         }
     }
 }
+
+/// A form's fields as sent, for forms whose names repeat or are numbered (a name may
+/// repeat; the first counts; absent is empty).
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// A form's action: its CSRF token checked, then `act`; on success to the page `act`
+/// names, otherwise the error page.
+pub async fn act<F>(service: &str, user: &ConsoleUser, csrf: &str, act: F) -> Response
+where
+    F: Future<Output = crate::error::Result<String>>,
+{
+    if let Err(e) = user.check_csrf(csrf) {
+        return error_page(&e, service, Some(user));
+    }
+    match act.await {
+        Ok(to) => axum::response::Redirect::to(&to).into_response(),
+        Err(e) => error_page(&e, service, Some(user)),
+    }
+}

@@ -15,7 +15,7 @@ use crate::domain::clinical::{labs, prescriptions, profiles, records};
 use crate::domain::clinics;
 use crate::domain::scheduling::appointments::{self, AppointmentStatus};
 use crate::state::AppState;
-use crate::web::pages::{error_page, render};
+use crate::web::pages::{Fields, act, error_page, render};
 use crate::web::session::SignedIn;
 
 pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
@@ -103,6 +103,10 @@ pub async fn file(
     }
 }
 
+fn service(s: &AppState) -> &str {
+    &s.config.agent.service_name
+}
+
 /// One item per line (or comma), blanks dropped.
 fn items(text: &str) -> Vec<String> {
     text.split(['\n', ','])
@@ -113,14 +117,9 @@ fn items(text: &str) -> Vec<String> {
 }
 
 /// The profile form as the API's body: empty fields are absent; up to two contacts.
-fn profile_body(f: &[(String, String)]) -> crate::error::Result<profiles::ProfileBody> {
+fn profile_body(f: &Fields) -> crate::error::Result<profiles::ProfileBody> {
     use serde_json::{Value, json};
-    let get = |name: &str| {
-        f.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .unwrap_or("")
-    };
+    let get = |name: &str| f.get(name).trim();
     let optional = |name: &str| match get(name) {
         "" => Value::Null,
         v => Value::String(v.to_owned()),
@@ -159,28 +158,18 @@ fn profile_body(f: &[(String, String)]) -> crate::error::Result<profiles::Profil
     })
 }
 
-fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
-    f.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
-}
-
 /// The patient saves their profile (audited in the domain); back to the portal.
 pub async fn save_profile(
     State(s): State<AppState>,
     SignedIn(user): SignedIn,
     axum::Form(f): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let service = s.config.agent.service_name.as_str();
-    let saved = async {
-        user.check_csrf(field(&f, "csrf"))?;
-        profiles::update_mine(&s.db, &user.actor, &profile_body(&f)?).await
-    };
-    match saved.await {
-        Ok(_) => axum::response::Redirect::to("/me#profile").into_response(),
-        Err(e) => error_page(&e, service, Some(&user)),
-    }
+    let f = Fields(f);
+    act(service(&s), &user, f.get("csrf"), async {
+        profiles::update_mine(&s.db, &user.actor, &profile_body(&f)?).await?;
+        Ok("/me#profile".into())
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]
@@ -195,15 +184,11 @@ pub async fn revoke_qr(
     SignedIn(user): SignedIn,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Response {
-    let service = s.config.agent.service_name.as_str();
-    let revoked = async {
-        user.check_csrf(&f.csrf)?;
-        profiles::revoke_qr(&s.db, &user.actor).await
-    };
-    match revoked.await {
-        Ok(()) => axum::response::Redirect::to("/me#qr").into_response(),
-        Err(e) => error_page(&e, service, Some(&user)),
-    }
+    act(service(&s), &user, &f.csrf, async {
+        profiles::revoke_qr(&s.db, &user.actor).await?;
+        Ok("/me#qr".into())
+    })
+    .await
 }
 
 /// An appointment as the portal lists it: local time, and whether the patient may still
@@ -268,21 +253,12 @@ pub async fn cancel_appointment(
     axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Response {
-    let service = s.config.agent.service_name.as_str();
-    let cancelled = async {
-        user.check_csrf(&f.csrf)?;
-        appointments::cancel(
-            &s.db,
-            &user.actor,
-            id,
-            "Cancelled by the patient in the portal",
-        )
-        .await
-    };
-    match cancelled.await {
-        Ok(_) => axum::response::Redirect::to("/me#appointments").into_response(),
-        Err(e) => error_page(&e, service, Some(&user)),
-    }
+    act(service(&s), &user, &f.csrf, async {
+        let reason = "Cancelled by the patient in the portal";
+        appointments::cancel(&s.db, &user.actor, id, reason).await?;
+        Ok("/me#appointments".into())
+    })
+    .await
 }
 
 /// One tap: the patient did what a due reminder asked.
@@ -292,13 +268,9 @@ pub async fn check_in(
     axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
     axum::Form(f): axum::Form<CsrfForm>,
 ) -> Response {
-    let service = s.config.agent.service_name.as_str();
-    let done = async {
-        user.check_csrf(&f.csrf)?;
-        reminders::check_in(&s.db, &user.actor, id).await
-    };
-    match done.await {
-        Ok(_) => axum::response::Redirect::to("/me#care").into_response(),
-        Err(e) => error_page(&e, service, Some(&user)),
-    }
+    act(service(&s), &user, &f.csrf, async {
+        reminders::check_in(&s.db, &user.actor, id).await?;
+        Ok("/me#care".into())
+    })
+    .await
 }

@@ -88,6 +88,26 @@ impl TestApp {
         }
     }
 
+    /// Moves the patient's first reminder to `minutes_ago` minutes ago, so it is due now.
+    pub async fn first_reminder_due(&self, patient_id: Uuid, minutes_ago: i64) -> Uuid {
+        const FIRST: &str =
+            "SELECT id FROM reminders WHERE patient_id = $1 ORDER BY due_at LIMIT 1";
+        let first: Uuid = clinic::on_db!(&self.db, |pool| sqlx::query_scalar(FIRST)
+            .bind(patient_id)
+            .fetch_one(pool)
+            .await)
+        .unwrap();
+        const DUE: &str = "UPDATE reminders SET due_at = $2 WHERE id = $1";
+        clinic::on_db!(&self.db, |pool| sqlx::query(DUE)
+            .bind(first)
+            .bind(Utc::now() - chrono::Duration::minutes(minutes_ago))
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .unwrap();
+        first
+    }
+
     pub async fn submit_note(&self, care: &Care, text: &str) -> crate::helpers::Answer {
         self.post_as(
             &care.doctor,

@@ -819,20 +819,7 @@ async fn a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal(app: T
     .await
     .assert_ok(201);
     // The first reminder falls due now.
-    const FIRST: &str = "SELECT id FROM reminders WHERE patient_id = $1 ORDER BY due_at LIMIT 1";
-    let first: uuid::Uuid = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(FIRST)
-        .bind(care.patient_id)
-        .fetch_one(pool)
-        .await)
-    .unwrap();
-    const DUE: &str = "UPDATE reminders SET due_at = $2 WHERE id = $1";
-    clinic::on_db!(&app.db, |pool| sqlx::query(DUE)
-        .bind(first)
-        .bind(chrono::Utc::now() - chrono::Duration::minutes(30))
-        .execute(pool)
-        .await
-        .map(|_| ()))
-    .unwrap();
+    let first = app.first_reminder_due(care.patient_id, 30).await;
 
     let mut portal = Browser::new(&app);
     assert_eq!(portal.sign_in("pat@example.org").await, "/me");
