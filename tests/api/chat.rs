@@ -641,6 +641,16 @@ async fn a_patient_checks_in_a_due_reminder_in_the_chat_after_confirming(app: Te
     app.submit_note(&care, "Take amoxicillin 500 mg twice daily for 7 days.")
         .await
         .assert_ok(201);
+    // Every reminder days ahead (a reminder counts as due from two hours before its time,
+    // which would make this test depend on the hour it runs).
+    const LATER: &str = "UPDATE reminders SET due_at = $2 WHERE patient_id = $1";
+    clinic::on_db!(&app.db, |pool| sqlx::query(LATER)
+        .bind(care.patient_id)
+        .bind(chrono::Utc::now() + chrono::Duration::days(3))
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
     let session = app.chat_start(Some(&care.patient)).await;
     // Nothing is due yet.
     let text = app
@@ -653,20 +663,7 @@ async fn a_patient_checks_in_a_due_reminder_in_the_chat_after_confirming(app: Te
     assert!(text.contains("Nothing in your care plan is due"), "{text}");
 
     // The first reminder falls due.
-    const FIRST: &str = "SELECT id FROM reminders WHERE patient_id = $1 ORDER BY due_at LIMIT 1";
-    let first: uuid::Uuid = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(FIRST)
-        .bind(care.patient_id)
-        .fetch_one(pool)
-        .await)
-    .unwrap();
-    const DUE: &str = "UPDATE reminders SET due_at = $2 WHERE id = $1";
-    clinic::on_db!(&app.db, |pool| sqlx::query(DUE)
-        .bind(first)
-        .bind(chrono::Utc::now() - chrono::Duration::minutes(20))
-        .execute(pool)
-        .await
-        .map(|_| ()))
-    .unwrap();
+    let first = app.first_reminder_due(care.patient_id, 20).await;
     const STATUS: &str = "SELECT status FROM reminders WHERE id = $1";
     let status = || async {
         clinic::on_db!(&app.db, |pool| sqlx::query_scalar::<_, String>(STATUS)
