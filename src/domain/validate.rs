@@ -51,6 +51,16 @@ pub fn query_dates<'a>(
     }
 }
 
+/// A date a body names, within [`EARLIEST_DATE`, `LATEST_DATE`].
+pub fn check_date(checks: &mut Checks, field: &str, date: NaiveDate) {
+    if !(EARLIEST_DATE..=LATEST_DATE).contains(&date) {
+        checks.fail(
+            field,
+            format!("must be between {EARLIEST_DATE} and {LATEST_DATE}"),
+        );
+    }
+}
+
 /// [`query_dates`] for instants (by their UTC date).
 pub fn query_instants<'a>(
     instants: impl IntoIterator<Item = (&'a str, Option<DateTime<Utc>>)>,

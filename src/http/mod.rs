@@ -17,6 +17,7 @@ pub mod identity;
 pub mod middleware;
 pub mod scheduling;
 pub mod server;
+pub mod shifts;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -69,6 +70,7 @@ pub fn api(
         .merge(clinics::routes())
         .merge(clinics::team::routes())
         .merge(scheduling::routes())
+        .merge(shifts::routes())
         .merge(care::routes())
         .merge(clinical::routes())
         .merge(chat::routes())

@@ -23,6 +23,7 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(hold, release))
+        .routes(routes!(desk_hold, desk_release))
         .routes(routes!(confirm))
         .routes(routes!(book_for))
         .routes(routes!(my_appointments))
@@ -33,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(doctor_day))
         .routes(routes!(clinic_day))
         .routes(routes!(join_waitlist))
+        .routes(routes!(waitlist_for))
         .routes(routes!(my_offers))
         .routes(routes!(accept_offer))
 }
@@ -106,6 +108,35 @@ async fn release(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
     appointments::release(&s.db, &actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Holds a free slot for the front desk (the clinic's staff) for 10 minutes while it talks
+/// to the patient; `POST /slots/{id}/book` by the same person then books it.
+#[utoipa::path(post, path = "/slots/{id}/desk-hold", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 201, body = Hold),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Taken or too soon", body = Problem, content_type = "application/problem+json"),
+))]
+async fn desk_hold(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<Hold>)> {
+    let hold = appointments::hold_for_desk(&s.db, &actor, id).await?;
+    Ok((StatusCode::CREATED, Json(hold)))
+}
+
+/// The desk lets go of its hold.
+#[utoipa::path(delete, path = "/slots/{id}/desk-hold", tag = "booking", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 204),
+))]
+async fn desk_release(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    appointments::release_desk_hold(&s.db, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -341,6 +372,32 @@ pub struct WaitlistBody {
     #[serde(default)]
     #[schema(schema_with = crate::domain::validate::schema::short_note)]
     pub note: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitlistForBody {
+    pub doctor_id: Uuid,
+    #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::short_note)]
+    pub note: String,
+}
+
+/// Puts a patient the clinic knows on the waitlist for one of its doctors (its staff).
+#[utoipa::path(post, path = "/patients/{id}/waitlist", tag = "care", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = WaitlistForBody, responses(
+    (status = 201, body = waitlist::WaitlistEntry),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such doctor, or a patient the clinic does not know", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Already waiting", body = Problem, content_type = "application/problem+json"),
+))]
+async fn waitlist_for(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(body): Json<WaitlistForBody>,
+) -> Result<(StatusCode, Json<waitlist::WaitlistEntry>)> {
+    let entry = waitlist::join_for(&s.db, &actor, id, body.doctor_id, &body.note).await?;
+    Ok((StatusCode::CREATED, Json(entry)))
 }
 
 /// Puts the signed-in patient on the waitlist: when a matching time is freed, it is

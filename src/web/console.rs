@@ -64,8 +64,10 @@ impl FromRequestParts<AppState> for Admin {
 fn home_of(user: &ConsoleUser) -> &'static str {
     if !user.is_admin() && user.is_doctor() {
         "/doctor"
-    } else if user.is_admin() || user.principal.has_role(Role::ClinicStaff) {
+    } else if user.is_admin() {
         "/admin"
+    } else if user.principal.has_role(Role::ClinicStaff) {
+        "/desk"
     } else {
         "/me"
     }

@@ -4,10 +4,13 @@
 //! cross-origin calls only from the sites clinics list as embedding the widget.
 
 pub mod console;
+pub mod desk;
 pub mod doctor;
 pub mod pages;
 pub mod portal;
 pub mod session;
+pub mod setup;
+pub mod shifts;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -41,6 +44,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     // An upload form carries the file and a few small fields besides.
     let file_limit = state.config.max_file_bytes + 64 * 1024;
     let audio_limit = state.config.llm.max_audio_bytes + 64 * 1024;
+    let logo_limit = crate::domain::clinics::branding::MAX_LOGO_BYTES + 64 * 1024;
     let pages = Router::new()
         .route("/", get(demo_page))
         .route(
@@ -86,6 +90,35 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/admin/outbox/{id}/retry",
             post(console::retry_notification),
         )
+        .route("/desk", get(desk::home))
+        .route("/desk/identify", post(desk::identify))
+        .route("/desk/appointments/{id}/mark", post(desk::mark))
+        .route("/desk/appointments/{id}/cancel", post(desk::cancel))
+        .route("/desk/appointments/{id}/reschedule", post(desk::reschedule))
+        .route("/desk/book", get(desk::book_page).post(desk::book))
+        .route("/desk/hold", post(desk::hold))
+        .route("/desk/release", post(desk::release))
+        .route("/desk/waitlist", post(desk::join_waitlist))
+        .route("/admin/shifts", get(shifts::page).post(shifts::add))
+        .route("/admin/shifts/hours", post(shifts::save_hours))
+        .route("/admin/shifts/{id}/delete", post(shifts::remove))
+        .route("/admin/shifts/{id}/exception", post(shifts::exception))
+        .route("/admin/clinic", get(setup::page))
+        .route("/admin/clinic/profile", post(setup::save_profile))
+        .route(
+            "/admin/clinic/logo",
+            post(setup::upload_logo).layer(DefaultBodyLimit::max(logo_limit)),
+        )
+        .route("/admin/clinic/prices", post(setup::save_prices))
+        .route("/admin/clinic/team", post(setup::invite))
+        .route("/admin/clinic/doctors", post(setup::add_doctor))
+        .route(
+            "/admin/doctors/{id}",
+            get(setup::doctor_page).post(setup::save_doctor),
+        )
+        .route("/admin/doctors/{id}/schedule", post(setup::save_schedule))
+        .route("/admin/doctors/{id}/override", post(setup::save_override))
+        .route("/admin/doctors/{id}/time-off", post(setup::add_time_off))
         .route("/me", get(portal::home))
         .route("/files/{id}", get(portal::file))
         .route("/doctor", get(doctor::today))

@@ -30,6 +30,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("doctor.html", include_str!("templates/doctor.html")),
     ("patient.html", include_str!("templates/patient.html")),
     ("portal.html", include_str!("templates/portal.html")),
+    ("desk.html", include_str!("templates/desk.html")),
+    ("desk_book.html", include_str!("templates/desk_book.html")),
+    ("shifts.html", include_str!("templates/shifts.html")),
+    ("setup.html", include_str!("templates/setup.html")),
+    (
+        "setup_doctor.html",
+        include_str!("templates/setup_doctor.html"),
+    ),
     ("index.html", include_str!("assets/index.html")),
 ];
 
@@ -49,6 +57,8 @@ pub struct Viewer<'a> {
     pub admin: bool,
     pub system_admin: bool,
     pub doctor: bool,
+    /// Works a clinic's front desk (its staff and admins).
+    pub desk: bool,
 }
 
 pub fn viewer(user: &ConsoleUser) -> Viewer<'_> {
@@ -59,6 +69,7 @@ pub fn viewer(user: &ConsoleUser) -> Viewer<'_> {
         admin: user.is_admin(),
         system_admin: user.is_system_admin(),
         doctor: user.is_doctor(),
+        desk: crate::web::desk::works_a_desk(user),
     }
 }
 

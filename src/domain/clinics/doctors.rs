@@ -378,6 +378,70 @@ pub async fn create(
     find(db, id).await
 }
 
+/// Changes a doctor's profile: name, bio, languages, fee and specialties (their clinic's
+/// admins), audited. The sign-in address is not changed here (`email` must be absent).
+pub async fn update(db: &Db, actor: &Actor, id: Uuid, form: DoctorForm) -> Result<Doctor> {
+    let doctor = find(db, id).await?;
+    clinics::require_admin_of(actor, doctor.clinic_id)?;
+    let mut checks = Checks::new();
+    let (name, bio, languages, currency) = check_form(&mut checks, &form);
+    if form.email.is_some() {
+        checks.fail(
+            "email",
+            "the account is invited when the doctor is added; leave it out here",
+        );
+    }
+    let mut specialty_ids = Vec::new();
+    for slug in &form.specialties {
+        match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {
+            Some(s) if !specialty_ids.contains(&s.id) => specialty_ids.push(s.id),
+            Some(_) => {}
+            None => checks.fail("specialties", format!("unknown specialty {slug:?}")),
+        }
+    }
+    checks.finish()?;
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    const UPDATE: &str = "UPDATE doctors SET display_name = $2, bio = $3, languages = $4, fee_cents = $5, currency = $6, updated_at = $7 WHERE id = $1";
+    const CLEAR: &str = "DELETE FROM doctor_specialties WHERE doctor_id = $1";
+    const SPECIALTY: &str =
+        "INSERT INTO doctor_specialties (doctor_id, specialty_id) VALUES ($1, $2)";
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(UPDATE)
+            .bind(id)
+            .bind(&name)
+            .bind(&bio)
+            .bind(&languages)
+            .bind(form.fee_cents)
+            .bind(&currency)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(CLEAR).bind(id).execute(&mut *conn).await?;
+        for sid in &specialty_ids {
+            sqlx::query(SPECIALTY)
+                .bind(id)
+                .bind(sid)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    })?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "doctor.updated",
+            subject: format!("doctor:{id}"),
+            clinic_id: Some(doctor.clinic_id),
+            details: json!({"fee_cents": form.fee_cents, "specialties": form.specialties.len()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    find(db, id).await
+}
+
 /// A doctor that exists, or `not_found`.
 pub async fn find(db: &Db, id: Uuid) -> Result<Doctor> {
     get(db, id).await?.ok_or_else(|| Error::not_found("doctor"))

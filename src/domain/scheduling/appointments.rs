@@ -247,6 +247,65 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
     })
 }
 
+/// How long the front desk holds a time while it talks to the patient.
+pub const DESK_HOLD_MINUTES: i64 = 10;
+
+/// Holds a free slot for the front desk (its clinic's staff) while they talk to a patient;
+/// only that member of staff then books it (`book_for`) or lets it go (`release_desk_hold`),
+/// and it lapses by itself after [`DESK_HOLD_MINUTES`].
+pub async fn hold_for_desk(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<Hold> {
+    let staff = actor.principal()?.user_id;
+    let now = Utc::now();
+    let Bookable {
+        slot,
+        doctor_name,
+        clinic_name,
+        time_zone,
+        ..
+    } = bookable(db, slot_id, now).await?;
+    clinics::require_staff_of(actor, slot.clinic_id)?;
+    let expires_at = now + Duration::minutes(DESK_HOLD_MINUTES);
+    let mut tx = db.begin().await?;
+    let claimed = crate::exec_tx!(&mut tx, HOLD_CLAIM_SQL, slot_id, staff, expires_at, now)?;
+    if claimed == 0 {
+        return Err(slot_taken());
+    }
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "slot.held",
+            subject: format!("slot:{slot_id}"),
+            clinic_id: Some(slot.clinic_id),
+            details: json!({"expires_at": expires_at, "desk": true}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Hold {
+        slot_id,
+        doctor_id: slot.doctor_id,
+        doctor_name,
+        clinic_id: slot.clinic_id,
+        clinic_name,
+        starts_at: slot.starts_at,
+        ends_at: slot.ends_at,
+        local_date: slot.local_date,
+        local_time: slot.local_time(),
+        time_zone,
+        expires_at,
+    })
+}
+
+/// The desk lets go of its hold.
+pub async fn release_desk_hold(db: &Db, actor: &Actor, slot_id: Uuid) -> Result<()> {
+    let staff = actor.principal()?.user_id;
+    let mut tx = db.begin().await?;
+    crate::exec_tx!(&mut tx, RELEASE_HOLD_SQL, slot_id, staff, Utc::now())?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A patient letting go of their hold.
 pub(crate) const RELEASE_HOLD_SQL: &str = "UPDATE slots SET status = 'open', held_by = NULL, hold_expires_at = NULL, updated_at = $3 \
     WHERE id = $1 AND status = 'held' AND held_by = $2";
@@ -605,12 +664,14 @@ pub async fn book_for(
     let mut tx = db.begin().await?;
     const CLAIM: &str = claim_returning!(
         "UPDATE slots SET status = 'booked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
-         WHERE id = $1 AND starts_at > $2 AND (status = 'open' OR (status = 'held' AND hold_expires_at <= $2))"
+         WHERE id = $1 AND starts_at > $2 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $2 OR held_by = $4)))"
     );
+    // Free, lapsed, or held by this member of staff at the desk.
     let claimed = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(CLAIM)
         .bind(slot_id)
         .bind(now)
         .bind(patient_id)
+        .bind(staff)
         .fetch_optional(&mut *conn)
         .await)?;
     let Some(claimed) = claimed else {

@@ -3,5 +3,6 @@
 
 pub mod appointments;
 pub mod schedules;
+pub mod shifts;
 pub mod slots;
 pub mod waitlist;

@@ -234,17 +234,110 @@ pub async fn sync(db: &Db, doctor: &Doctor, now: DateTime<Utc>) -> Result<SyncRe
         return Ok(SyncReport::default());
     };
     let schedule = row.rules.0.check()?;
+    let desired = desired(db, doctor, &schedule, now, None).await?;
+    reconcile(db, doctor, desired, now).await
+}
+
+/// The future intervals a schedule gives a doctor over its horizon, with their overrides
+/// and time off (and a change not yet saved).
+async fn desired(
+    db: &Db,
+    doctor: &Doctor,
+    schedule: &crate::domain::scheduling::schedules::Schedule,
+    now: DateTime<Utc>,
+    change: Option<&Change<'_>>,
+) -> Result<Vec<Interval>> {
     let tz = doctor.time_zone.tz();
     let from = now.with_timezone(&tz).date_naive();
     let to = from + chrono::Days::new(u64::try_from(schedule.horizon_days).unwrap_or(60));
-    let overrides = load_overrides(db, doctor.id, from, to).await?;
-    let time_off = load_time_off(db, doctor.id, now).await?;
-    let desired: Vec<Interval> = schedule
+    let mut overrides = load_overrides(db, doctor.id, from, to).await?;
+    let mut time_off = load_time_off(db, doctor.id, now).await?;
+    match change {
+        Some(Change::Override(o)) => {
+            let mut checks = Checks::new();
+            let hours = o.hours(&mut checks);
+            checks.finish()?;
+            overrides.insert(o.date, hours);
+        }
+        Some(Change::TimeOff(a, b)) => time_off.push((*a, *b)),
+        _ => {}
+    }
+    Ok(schedule
         .expand(tz, from, to, &overrides, &time_off)
         .into_iter()
         .filter(|i| i.starts_at > now)
-        .collect();
-    reconcile(db, doctor, desired, now).await
+        .collect())
+}
+
+/// A change to a doctor's hours, looked at before it is saved.
+pub enum Change<'a> {
+    Schedule(&'a ScheduleForm),
+    Override(&'a DateOverride),
+    TimeOff(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// What saving a change would leave uncovered, without saving it: the booked (or now
+/// held) slots the doctor's hours would no longer have (staff see them before they save;
+/// saving keeps them, for staff to resolve).
+pub async fn preview(
+    db: &Db,
+    actor: &Actor,
+    doctor_id: Uuid,
+    change: Change<'_>,
+) -> Result<Vec<Conflict>> {
+    let doctor = doctors::for_staff(db, actor, doctor_id).await?;
+    let schedule = match &change {
+        Change::Schedule(form) => form.check()?,
+        _ => match schedule_of(db, doctor_id).await? {
+            Some(form) => form.check()?,
+            // No schedule, no slots: nothing to uncover.
+            None => return Ok(Vec::new()),
+        },
+    };
+    let now = Utc::now();
+    let wanted: HashMap<DateTime<Utc>, DateTime<Utc>> =
+        desired(db, &doctor, &schedule, now, Some(&change))
+            .await?
+            .into_iter()
+            .map(|i| (i.starts_at, i.ends_at))
+            .collect();
+    const SQL: &str = "SELECT s.id, s.starts_at, s.ends_at, s.status, a.id AS appointment_id FROM slots s \
+        LEFT JOIN appointments a ON a.slot_id = s.id AND a.status <> 'cancelled' \
+        WHERE s.doctor_id = $1 AND s.starts_at > $2 AND (s.status = 'booked' OR (s.status = 'held' AND s.hold_expires_at > $2)) \
+        ORDER BY s.starts_at";
+    #[derive(sqlx::FromRow)]
+    struct Busy {
+        id: Uuid,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+        status: SlotStatus,
+        appointment_id: Option<Uuid>,
+    }
+    let busy: Vec<Busy> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(doctor_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+    Ok(busy
+        .into_iter()
+        .filter(|b| wanted.get(&b.starts_at) != Some(&b.ends_at))
+        .map(|b| Conflict {
+            slot_id: b.id,
+            starts_at: b.starts_at,
+            status: b.status,
+            appointment_id: b.appointment_id,
+        })
+        .collect())
+}
+
+/// A doctor's stored schedule, if any.
+pub async fn schedule_of(db: &Db, doctor_id: Uuid) -> Result<Option<ScheduleForm>> {
+    const SQL: &str = "SELECT rules FROM schedules WHERE doctor_id = $1";
+    Ok(on_db!(db, |pool| sqlx::query_as::<_, ScheduleRow>(SQL)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?
+    .map(|r| r.rules.0))
 }
 
 async fn load_overrides(

@@ -43,9 +43,6 @@ pub async fn join(
             "Only patient accounts join waitlists.",
         ));
     }
-    let mut checks = crate::domain::validate::Checks::new();
-    let note = checks.text("note", note, 0, 500);
-    checks.finish()?;
     let doctor = match doctor_id {
         Some(id) => Some(doctors::find(db, id).await?),
         None => None,
@@ -64,6 +61,37 @@ pub async fn join(
         }
         _ => None,
     };
+    insert(db, actor, p.user_id, doctor, specialty, note).await
+}
+
+/// Puts a patient the clinic knows on the waitlist for one of its doctors (its staff, at
+/// the desk or on the phone).
+pub async fn join_for(
+    db: &Db,
+    actor: &Actor,
+    patient_id: Uuid,
+    doctor_id: Uuid,
+    note: &str,
+) -> Result<WaitlistEntry> {
+    let doctor = doctors::find(db, doctor_id).await?;
+    crate::domain::clinics::require_staff_of(actor, doctor.clinic_id)?;
+    if !crate::domain::clinics::patients::knows_now(db, doctor.clinic_id, patient_id).await? {
+        return Err(Error::not_found("patient"));
+    }
+    insert(db, actor, patient_id, Some(doctor), None, note).await
+}
+
+async fn insert(
+    db: &Db,
+    actor: &Actor,
+    patient_id: Uuid,
+    doctor: Option<doctors::Doctor>,
+    specialty: Option<specialties::Specialty>,
+    note: &str,
+) -> Result<WaitlistEntry> {
+    let mut checks = crate::domain::validate::Checks::new();
+    let note = checks.text("note", note, 0, 500);
+    checks.finish()?;
     let now = Utc::now();
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
@@ -71,7 +99,7 @@ pub async fn join(
         VALUES ($1, $2, $3, $4, $5, $6, $6)";
     on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(id)
-        .bind(p.user_id)
+        .bind(patient_id)
         .bind(specialty.as_ref().map(|s| s.id))
         .bind(doctor.as_ref().map(|d| d.id))
         // What the patient wrote, sealed like a visit's reason (read by no one yet).

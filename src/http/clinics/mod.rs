@@ -36,7 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(specialty_slots))
         .routes(routes!(browse_doctors))
         .routes(routes!(create_doctor))
-        .routes(routes!(get_doctor))
+        .routes(routes!(get_doctor, update_doctor))
+        .routes(routes!(preview_schedule))
         .routes(routes!(set_schedule))
         .routes(routes!(set_override))
         .routes(routes!(add_time_off))
@@ -190,6 +191,42 @@ async fn create_doctor(
     Ok((
         StatusCode::CREATED,
         Json(doctors::create(&s.db, &s.mailer, &actor, id, form).await?),
+    ))
+}
+
+/// Changes a doctor's profile: name, bio, languages, fee, specialties (the clinic's admins).
+#[utoipa::path(put, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = DoctorForm, responses(
+    (status = 200, body = Doctor),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn update_doctor(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(form): Json<DoctorForm>,
+) -> Result<Json<Doctor>> {
+    Ok(Json(doctors::update(&s.db, &actor, id, form).await?))
+}
+
+/// What saving this schedule would leave uncovered, without saving it: the booked (or
+/// held) times it no longer has (the clinic's staff).
+#[utoipa::path(post, path = "/doctors/{id}/schedule/preview", tag = "schedules", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ScheduleForm, responses(
+    (status = 200, body = Vec<slots::Conflict>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn preview_schedule(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(form): Json<ScheduleForm>,
+) -> Result<Json<Vec<slots::Conflict>>> {
+    Ok(Json(
+        slots::preview(&s.db, &actor, id, slots::Change::Schedule(&form)).await?,
     ))
 }
 
