@@ -2,7 +2,7 @@
 -- the yardstick for shift coverage gaps.
 CREATE TABLE clinic_hours (
     clinic_id   UUID NOT NULL REFERENCES clinics (id) ON DELETE CASCADE,
-    weekday     INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+    weekday     BIGINT NOT NULL CHECK (weekday BETWEEN 0 AND 6),
     start_local TEXT NOT NULL,
     end_local   TEXT NOT NULL,
     PRIMARY KEY (clinic_id, weekday, start_local)
@@ -18,7 +18,7 @@ CREATE TABLE shifts (
     role        TEXT NOT NULL CHECK (role IN ('doctor', 'clinic_staff', 'clinic_admin', 'pharmacist')),
     doctor_id   UUID REFERENCES doctors (id) ON DELETE CASCADE,
     user_id     UUID REFERENCES users (id) ON DELETE CASCADE,
-    weekday     INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+    weekday     BIGINT NOT NULL CHECK (weekday BETWEEN 0 AND 6),
     start_local TEXT NOT NULL,
     end_local   TEXT NOT NULL,
     valid_from  DATE NOT NULL,

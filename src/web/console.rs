@@ -243,7 +243,7 @@ fn signed_in(s: &AppState, pair: &crate::domain::identity::TokenPair, next: &str
     } else if roles.contains(&Role::Doctor) {
         "/doctor"
     } else if roles.contains(&Role::ClinicStaff) {
-        "/admin"
+        "/desk"
     } else {
         "/me"
     };

@@ -124,6 +124,9 @@ pub fn problem_page(status: StatusCode, message: &str) -> Response {
 /// An error from the domain, as a page with the same status.
 pub fn error_page(e: &crate::error::Error, service: &str, user: Option<&ConsoleUser>) -> Response {
     let status = e.code().status();
+    if status.is_server_error() {
+        tracing::error!(error = %e, "a page failed");
+    }
     let mut context = Context::new();
     context.insert("message", &e.for_people());
     let mut response = render(

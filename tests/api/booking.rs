@@ -16,6 +16,7 @@ on_both_backends!(
     rescheduling_claims_the_new_slot_and_frees_the_old,
     patients_see_only_their_own_appointments,
     a_schedule_change_keeps_bookings_and_reports_them,
+    a_schedule_change_keeps_cancelled_visits_history_and_reopens_their_time,
     the_visit_moves_through_check_in_to_completion,
     sixty_four_clients_racing_for_twenty_slots_get_twenty_bookings,
     concurrent_reschedules_onto_one_slot_move_exactly_one,
@@ -755,4 +756,63 @@ async fn listings_show_this_services_writes_at_once_and_another_replicas_within_
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(!offered(&app.free_slots(doctor, "").await, &blocked));
     assert!(offered(&app.free_slots(doctor, "").await, &held));
+}
+
+/// A cancelled visit still names its slot: a schedule that drops that time keeps the slot
+/// (blocked, never offered) instead of failing, and one that wants the time back offers it.
+async fn a_schedule_change_keeps_cancelled_visits_history_and_reopens_their_time(app: TestApp) {
+    let clinic = app.approved_clinic("Faro Skin", "Europe/Lisbon").await;
+    let doctor = app
+        .doctor_with_schedule(&clinic, "Dr. Gil", TestApp::all_week(), 0)
+        .await;
+    // Far enough ahead that the patient may still cancel.
+    let slot = app.free_slots(doctor, "").await[20]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, ana) = app.user_with("ana@faro.example.org", &[]).await;
+    let appt = book(&app, &ana, &slot).await.str("id");
+    app.post_as(
+        &ana,
+        &format!("/api/v1/appointments/{appt}/cancel"),
+        json!({"reason": "better now"}),
+    )
+    .await
+    .assert_ok(200);
+    let schedule = |rules: Value| {
+        let app = &app;
+        let admin = clinic.admin.clone();
+        async move {
+            app.request(
+                Method::PUT,
+                &format!("/api/v1/doctors/{doctor}/schedule"),
+                Some(&admin),
+                Some(json!({"rules": rules, "slot_minutes": 30, "min_notice_minutes": 0, "horizon_days": 14})),
+            )
+            .await
+        }
+    };
+    let narrowed = schedule(json!([{"weekday": "sat", "start": "10:00", "end": "11:00"}])).await;
+    let narrowed = narrowed.assert_ok(200);
+    assert!(narrowed["removed"].as_u64().unwrap() > 100, "{narrowed:#}");
+    assert_eq!(narrowed["conflicts"], json!([]));
+    assert!(
+        !app.free_slots(doctor, "limit=200")
+            .await
+            .iter()
+            .any(|s| s["id"] == slot.as_str())
+    );
+    // The cancelled visit is still readable.
+    let read = app
+        .get_as(&ana, &format!("/api/v1/appointments/{appt}"))
+        .await;
+    assert_eq!(read.assert_ok(200)["status"], "cancelled");
+    // The whole week again: the same slot is offered.
+    schedule(TestApp::all_week()).await.assert_ok(200);
+    assert!(
+        app.free_slots(doctor, "limit=200")
+            .await
+            .iter()
+            .any(|s| s["id"] == slot.as_str())
+    );
 }

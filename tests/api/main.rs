@@ -24,6 +24,7 @@ mod roles;
 mod scheduling;
 mod schema_parity;
 mod security;
+mod shifts;
 mod team;
 mod time_zones;
 mod tokens;

@@ -17,6 +17,7 @@ on_both_backends!(
     a_patient_checks_in_a_reminder_and_cancels_a_visit_on_the_portal,
     an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password,
     the_home_page_says_how_to_start_or_lists_the_demo_accounts,
+    the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -1061,5 +1062,375 @@ async fn the_home_page_says_how_to_start_or_lists_the_demo_accounts(app: TestApp
     assert!(
         login.contains("/admin/login?mode=code&amp;next=%2Fdoctor"),
         "{login}"
+    );
+}
+
+/// The form redirect's target.
+fn location(headers: &HeaderMap) -> String {
+    headers["location"].to_str().unwrap().to_owned()
+}
+
+async fn the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic(app: TestApp) {
+    let clinic = app.approved_clinic("Desk Pages", "Europe/Lisbon").await;
+    let doctor = app
+        .doctor_with_schedule(&clinic, "Dr. Counter", TestApp::all_week(), 0)
+        .await;
+    app.user_with(
+        "desk@deskpages.example.org",
+        &[json!({"role": "clinic_staff", "clinic_id": clinic.id})],
+    )
+    .await;
+    let (patient, pat) = app.user_with("pat@deskpages.example.org", &[]).await;
+    let day = (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Lisbon)
+        + chrono::Duration::days(1))
+    .date_naive();
+    let slots = app
+        .free_slots(
+            doctor,
+            &format!("from={day}&to={}", day + chrono::Duration::days(1)),
+        )
+        .await;
+    let id = |i: usize| slots[i]["id"].as_str().unwrap().to_owned();
+    app.post_as(&pat, &format!("/api/v1/slots/{}/hold", id(0)), json!({}))
+        .await
+        .assert_ok(201);
+    let first = app
+        .post_as(
+            &pat,
+            &format!("/api/v1/slots/{}/confirm", id(0)),
+            json!({"reason": "mole check"}),
+        )
+        .await;
+    let first = first.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    let status_of = |a: String| {
+        let (app, pat) = (&app, pat.clone());
+        async move {
+            let r = app.get_as(&pat, &format!("/api/v1/appointments/{a}")).await;
+            r.assert_ok(200)["status"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Staff sign in to the desk, see the day and find the patient.
+    let mut desk = Browser::new(&app);
+    assert_eq!(desk.sign_in("desk@deskpages.example.org").await, "/desk");
+    let (status, _, page) = desk.get(&format!("/desk?date={day}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Dr. Counter") && page.contains("mole check"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("data-appointment=\"{first}\"")),
+        "{page}"
+    );
+    let csrf = Browser::csrf(&page);
+    let (_, _, found) = desk.get("/desk?q=test+pat").await;
+    assert!(
+        found.contains(&format!("data-patient=\"{patient}\"")),
+        "{found}"
+    );
+    let (_, _, none) = desk.get("/desk?q=nobody-here").await;
+    assert!(!none.contains("data-patient="), "{none}");
+
+    // Hold a time while talking to the patient, then book it for them.
+    let clinic_id = clinic.id.to_string();
+    let patient_id = patient.to_string();
+    let date = day.to_string();
+    let (status, headers, body) = desk
+        .post(
+            "/desk/hold",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("patient", &patient_id),
+                ("slot", &id(1)),
+                ("date", &date),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let held_page = location(&headers);
+    assert!(
+        held_page.contains(&format!("held={}", id(1))),
+        "{held_page}"
+    );
+    assert!(
+        !app.free_slots(
+            doctor,
+            &format!("from={day}&to={}", day + chrono::Duration::days(1))
+        )
+        .await
+        .iter()
+        .any(|s| s["id"] == id(1).as_str())
+    );
+    let (status, _, page) = desk.get(&held_page).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Book it for"), "{page}");
+    let (status, headers, body) = desk
+        .post(
+            "/desk/book",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("patient", &patient_id),
+                ("slot", &id(1)),
+                ("reason", "phoned in"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).ends_with("done=booked"));
+    let mine = app.get_as(&pat, "/api/v1/appointments/mine").await;
+    let mine = mine.assert_ok(200).as_array().unwrap().clone();
+    assert_eq!(mine.len(), 2);
+    let second = mine.iter().find(|a| a["id"] != first.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Check in, move, cancel, waitlist: each the API's rule.
+    let back = format!("/desk?clinic={clinic_id}&date={date}");
+    let (status, headers, _) = desk
+        .post(
+            &format!("/desk/appointments/{first}/mark"),
+            &[("csrf", &csrf), ("to", "checked_in"), ("back", &back)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(location(&headers).starts_with("/desk?clinic="));
+    assert_eq!(status_of(first.clone()).await, "checked_in");
+    let (status, _, page) = desk
+        .post(
+            &format!("/desk/appointments/{first}/mark"),
+            &[("csrf", &csrf), ("to", "lunch")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    let (status, _, page) = desk
+        .get(&format!("/desk/book?reschedule={second}&date={date}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Move to"), "{page}");
+    let (status, headers, _) = desk
+        .post(
+            &format!("/desk/appointments/{second}/reschedule"),
+            &[("csrf", &csrf), ("slot", &id(2))],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(location(&headers).ends_with("done=moved"));
+    let (status, _, _) = desk
+        .post(
+            &format!("/desk/appointments/{second}/cancel"),
+            &[
+                ("csrf", &csrf),
+                ("reason", "patient phoned"),
+                ("back", &back),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(second.clone()).await, "cancelled");
+    let doctor_id = doctor.to_string();
+    let (status, headers, _) = desk
+        .post(
+            "/desk/waitlist",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("patient", &patient_id),
+                ("doctor", &doctor_id),
+                ("note", "any morning"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(location(&headers).ends_with("done=waitlisted"));
+    // A forged form does nothing; patients have no desk; the desk has no setup pages.
+    let (status, _, _) = desk
+        .post(
+            &format!("/desk/appointments/{first}/mark"),
+            &[("csrf", "forged"), ("to", "completed")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(status_of(first.clone()).await, "checked_in");
+    let (status, _, _) = desk.get("/admin/shifts").await;
+    assert_eq!(status, 403);
+    let mut patient_browser = Browser::new(&app);
+    patient_browser.sign_in("pat@deskpages.example.org").await;
+    let (status, _, _) = patient_browser.get("/desk").await;
+    assert_eq!(status, 403);
+
+    // The admin sets the clinic up: profile, prices.
+    let mut admin = Browser::new(&app);
+    admin.sign_in("admin@deskpages.example.org").await;
+    let (status, _, page) = admin.get("/admin/clinic").await;
+    assert_eq!(status, 200, "{page}");
+    let csrf = Browser::csrf(&page);
+    let (status, headers, body) = admin
+        .post(
+            "/admin/clinic/profile",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("name", "Desk Pages"),
+                ("address", "2 Side Street"),
+                ("description", ""),
+                ("contact_email", "desk@deskpages.example.org"),
+                ("contact_phone", "+351 210 000 001"),
+                ("cutoff_hours", "12"),
+                (
+                    "widget_origins",
+                    "https://deskpages.example\nhttps://www.deskpages.example",
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).ends_with("done=profile"));
+    let public = app.get(&format!("/api/v1/clinics/{clinic_id}")).await;
+    let public = public.assert_ok(200);
+    assert_eq!(public["cancellation_cutoff_minutes"], 720);
+    assert_eq!(public["address"], "2 Side Street");
+    assert_eq!(public["widget_origins"].as_array().unwrap().len(), 2);
+    let (status, _, body) = admin
+        .post(
+            "/admin/clinic/prices",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("visit_type.0", "first_visit"),
+                ("doctor.0", ""),
+                ("amount.0", "60.50"),
+                ("currency.0", "eur"),
+                ("visit_type.1", ""),
+                ("doctor.1", ""),
+                ("amount.1", ""),
+                ("currency.1", "EUR"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let prices = app
+        .get(&format!("/api/v1/clinics/{clinic_id}/prices"))
+        .await;
+    assert_eq!(prices.assert_ok(200)[0]["amount_cents"], 6050);
+    let (status, _, _) = admin
+        .post(
+            "/admin/clinic/prices",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("visit_type.0", "first_visit"),
+                ("amount.0", "sixty"),
+                ("currency.0", "EUR"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+
+    // A schedule that leaves the checked-in visit outside it is shown before it is saved.
+    let (status, _, page) = admin.get(&format!("/admin/doctors/{doctor}")).await;
+    assert_eq!(status, 200, "{page}");
+    let narrow = [
+        ("csrf", csrf.as_str()),
+        ("weekday.0", "mon"),
+        ("start.0", "09:00"),
+        ("end.0", "10:00"),
+        ("breaks.0", ""),
+        ("slot_minutes", "30"),
+        ("buffer_minutes", "0"),
+        ("min_notice_minutes", "0"),
+        ("horizon_days", "14"),
+    ];
+    let (status, _, page) = admin
+        .post(&format!("/admin/doctors/{doctor}/schedule"), &narrow, None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Save anyway") && page.contains("name=\"confirmed\""),
+        "{page}"
+    );
+    let still_free = app
+        .free_slots(
+            doctor,
+            &format!("from={day}&to={}", day + chrono::Duration::days(1)),
+        )
+        .await;
+    assert!(still_free.len() > 10, "nothing saved yet");
+    let mut confirmed = narrow.to_vec();
+    confirmed.push(("confirmed", "yes"));
+    let (status, headers, body) = admin
+        .post(
+            &format!("/admin/doctors/{doctor}/schedule"),
+            &confirmed,
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).ends_with("done=schedule"));
+    assert_eq!(
+        status_of(first.clone()).await,
+        "checked_in",
+        "kept, never moved"
+    );
+
+    // Shifts: opening hours and a doctor's shift from the page.
+    let (status, _, page) = admin.get("/admin/shifts").await;
+    assert_eq!(status, 200, "{page}");
+    let (status, _, _) = admin
+        .post(
+            "/admin/shifts/hours",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("open.mon.0", "08:00"),
+                ("close.mon.0", "20:00"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    let person = format!("doctor:{doctor}");
+    let (status, headers, body) = admin
+        .post(
+            "/admin/shifts",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic_id),
+                ("person", &person),
+                ("weekday", "mon"),
+                ("start", "09:00"),
+                ("end", "13:00"),
+                ("valid_from", ""),
+                ("valid_until", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).contains("uncovered="), "{:?}", headers);
+    let (_, _, page) = admin
+        .get(&format!("/admin/shifts?clinic={clinic_id}"))
+        .await;
+    assert!(
+        page.contains("data-shift=") && page.contains("Dr. Counter"),
+        "{page}"
+    );
+    assert!(
+        page.contains("no doctor"),
+        "Monday's gaps are shown: {page}"
     );
 }

@@ -410,7 +410,14 @@ async fn reconcile(
     let mut wanted: HashMap<DateTime<Utc>, Interval> =
         desired.into_iter().map(|i| (i.starts_at, i)).collect();
     let mut busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
-    const REMOVE: &str = "DELETE FROM slots WHERE id = $1 AND (status IN ('open', 'blocked') OR (status = 'held' AND hold_expires_at <= $2))";
+    // A free slot goes; one that cancelled visits still name (their history) is kept
+    // blocked, never offered, and opens again when the schedule wants its time back.
+    const REMOVE: &str = "DELETE FROM slots WHERE id = $1 AND (status IN ('open', 'blocked') OR (status = 'held' AND hold_expires_at <= $2)) \
+        AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.slot_id = slots.id)";
+    const BLOCK: &str = "UPDATE slots SET status = 'blocked', held_by = NULL, hold_expires_at = NULL, updated_at = $2 \
+        WHERE id = $1 AND (status = 'open' OR (status = 'held' AND hold_expires_at <= $2))";
+    const REOPEN: &str =
+        "UPDATE slots SET status = 'open', updated_at = $2 WHERE id = $1 AND status = 'blocked'";
     const BOOKED_BY: &str =
         "SELECT id FROM appointments WHERE slot_id = $1 AND status <> 'cancelled'";
     for slot in existing {
@@ -419,10 +426,20 @@ async fn reconcile(
             .is_some_and(|w| w.ends_at == slot.ends_at)
         {
             wanted.remove(&slot.starts_at);
+            if slot.status == SlotStatus::Blocked {
+                report.created += crate::exec_tx!(&mut tx, REOPEN, slot.id, now)?;
+            }
             continue;
         }
         let removed = crate::exec_tx!(&mut tx, REMOVE, slot.id, now)?;
         if removed == 1 {
+            report.removed += 1;
+            continue;
+        }
+        if slot.status == SlotStatus::Blocked {
+            continue;
+        }
+        if crate::exec_tx!(&mut tx, BLOCK, slot.id, now)? == 1 {
             report.removed += 1;
             continue;
         }
