@@ -18,6 +18,8 @@ use crate::state::{AppState, DemoAccount, DemoAccounts};
 pub const PASSWORD: &str = "demo-password";
 pub const ADMIN: &str = "admin@demo.clinic";
 pub const PATIENT: &str = "patient@demo.clinic";
+/// The first clinic's front desk.
+pub const DESK: &str = "desk@demo.clinic";
 
 struct DemoClinic {
     name: &'static str,
@@ -369,6 +371,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
             .await
             .map_err(anyhow_of)?;
         set_password(state, c.admin, &hash).await?;
+        let mut doctor_rules = Vec::new();
         for (name, email, languages, fee, specialties, hours) in c.doctors {
             let form = DoctorForm {
                 display_name: (*name).into(),
@@ -403,8 +406,15 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
                 .await
                 .map_err(anyhow_of)?
                 .created;
+            doctor_rules.push((doctor.id, hours.rules()));
             doctor_count += 1;
         }
+        let desk = if c.name == CLINICS[0].name {
+            Some(desk_account(state, clinic.id, &hash).await?)
+        } else {
+            None
+        };
+        plan_shifts(state, clinic.id, desk, &doctor_rules).await?;
     }
     if let Some(doctor) = first_doctor {
         submit_note(state, patient_id, doctor).await?;
@@ -444,6 +454,7 @@ pub fn account_list() -> Vec<DemoAccount> {
     let mut list = vec![
         account("System admin".into(), ADMIN, "/admin"),
         account("Patient".into(), PATIENT, "/me"),
+        account(format!("Front desk ({})", CLINICS[0].name), DESK, "/desk"),
         account(
             format!("Doctor ({})", CLINICS[0].doctors[0].0),
             CLINICS[0].doctors[0].1,
@@ -638,6 +649,96 @@ async fn account(
         .map_err(anyhow_of)?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// A receptionist at the clinic.
+async fn desk_account(
+    state: &AppState,
+    clinic_id: uuid::Uuid,
+    hash: &str,
+) -> anyhow::Result<uuid::Uuid> {
+    let id = account(state, DESK, "Rita Reception", hash, Role::Patient).await?;
+    let mut tx = state.db.begin().await?;
+    people::insert_grant(
+        &mut tx,
+        id,
+        Grant::in_clinic(Role::ClinicStaff, clinic_id),
+        Utc::now(),
+    )
+    .await
+    .map_err(anyhow_of)?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Opening hours (weekdays 08:00–20:00, Saturday mornings), each doctor on shift through
+/// their schedule's hours, and the desk on weekday mornings, so the shifts page shows
+/// the afternoons' front-desk gap.
+async fn plan_shifts(
+    state: &AppState,
+    clinic_id: uuid::Uuid,
+    desk: Option<uuid::Uuid>,
+    doctor_rules: &[(uuid::Uuid, serde_json::Value)],
+) -> anyhow::Result<()> {
+    use crate::domain::scheduling::shifts::{self, OpeningSpan, ShiftForm};
+    let system = Actor::System;
+    let db = &state.db;
+    let mut hours: Vec<OpeningSpan> = ["mon", "tue", "wed", "thu", "fri"]
+        .iter()
+        .map(|d| OpeningSpan {
+            weekday: (*d).into(),
+            start: "08:00".into(),
+            end: "20:00".into(),
+        })
+        .collect();
+    hours.push(OpeningSpan {
+        weekday: "sat".into(),
+        start: "09:00".into(),
+        end: "13:00".into(),
+    });
+    shifts::set_opening_hours(db, &system, clinic_id, hours)
+        .await
+        .map_err(anyhow_of)?;
+    let shift = |role: Role,
+                 doctor: Option<uuid::Uuid>,
+                 user: Option<uuid::Uuid>,
+                 day: &str,
+                 start: &str,
+                 end: &str| ShiftForm {
+        role,
+        doctor_id: doctor,
+        user_id: user,
+        weekday: day.into(),
+        start: start.into(),
+        end: end.into(),
+        valid_from: None,
+        valid_until: None,
+    };
+    for (doctor, rules) in doctor_rules {
+        for rule in rules.as_array().into_iter().flatten() {
+            let field = |k: &str| rule[k].as_str().unwrap_or_default().to_owned();
+            let form = shift(
+                Role::Doctor,
+                Some(*doctor),
+                None,
+                &field("weekday"),
+                &field("start"),
+                &field("end"),
+            );
+            shifts::create(db, &system, clinic_id, form)
+                .await
+                .map_err(anyhow_of)?;
+        }
+    }
+    if let Some(desk) = desk {
+        for day in ["mon", "tue", "wed", "thu", "fri"] {
+            let form = shift(Role::ClinicStaff, None, Some(desk), day, "08:00", "14:00");
+            shifts::create(db, &system, clinic_id, form)
+                .await
+                .map_err(anyhow_of)?;
+        }
+    }
+    Ok(())
 }
 
 async fn set_password(state: &AppState, email: &str, hash: &str) -> anyhow::Result<()> {

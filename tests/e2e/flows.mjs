@@ -313,6 +313,80 @@ try {
     await shot(page, "patient-profile-saved");
     await context.close();
   }
+  // ---- 5. Front desk: find the patient, hold a time while talking, book it, check in.
+  let bookedDoctor = "";
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "desk");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "desk@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/desk$/);
+    await page.fill("input[name=q]", "Pat Demo");
+    await page.click("button:has-text('Search')");
+    const found = page.locator("tr[data-patient]", { hasText: "Pat Demo" });
+    await found.waitFor();
+    await shot(page, "desk-search");
+    await found.locator("a", { hasText: "Book" }).click();
+    await page.waitForURL(/\/desk\/book/);
+    // The first day with a free time, from tomorrow on.
+    for (let i = 0; i < 7 && (await page.locator("ul.times button").count()) === 0; i++) {
+      await page.click("a:has-text('Day after')");
+      await page.waitForLoadState();
+    }
+    await page.locator("ul.times button").first().click();
+    const held = page.locator("#held");
+    await held.waitFor();
+    bookedDoctor = (await held.locator("h2").innerText()).split(" with ")[1] || "";
+    check(bookedDoctor.startsWith("Dr."), "the held time names its doctor: " + bookedDoctor);
+    await shot(page, "desk-held");
+    await held.locator("input[name=reason]").fill("Phoned: follow-up");
+    await held.locator("button", { hasText: "Book it" }).click();
+    await page.locator("p.flash", { hasText: "Booked." }).waitFor();
+    const row = page.locator("tr[data-appointment]", { hasText: "Phoned: follow-up" });
+    await row.waitFor();
+    await shot(page, "desk-booked");
+    await row.locator("button", { hasText: "Check in" }).click();
+    await page.locator("tr[data-appointment]", { hasText: "Phoned: follow-up" }).locator("td.status", { hasText: "checked in" }).waitFor();
+    await shot(page, "desk-checked-in");
+    await context.close();
+  }
+  // ---- 6. Clinic admin: shifts and gaps, setup, a schedule change shown before saving.
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "setup");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "lisbon-admin@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(BASE + "/admin");
+    await page.click("nav a:has-text('Shifts')");
+    await page.locator("table.coverage").waitFor();
+    check((await page.locator("table.coverage span.gap", { hasText: "no front desk" }).count()) > 0, "the afternoons' front-desk gap is shown");
+    check((await page.locator("tr[data-shift]").count()) > 5, "the demo's shifts are listed");
+    await shot(page, "admin-shifts");
+    await page.click("nav a:has-text('Clinic setup')");
+    await page.locator("#prices").waitFor();
+    await shot(page, "admin-clinic-setup");
+    await page.click(`#doctors a:has-text('${bookedDoctor}')`);
+    await page.locator("#schedule").waitFor();
+    for (const input of await page.locator("#schedule input[type=time]").all()) await input.fill("");
+    await page.locator("select[name='weekday.0']").selectOption("sun");
+    await page.fill("input[name='start.0']", "10:00");
+    await page.fill("input[name='end.0']", "11:00");
+    await page.click("button:has-text('Save the schedule')");
+    const pending = page.locator("#pending");
+    await pending.waitFor();
+    check((await pending.locator("ul.conflicts li").count()) >= 1, "the desk's booking is shown before saving");
+    await shot(page, "admin-schedule-conflicts");
+    await pending.locator("a", { hasText: "Do not save" }).click();
+    await page.locator("#schedule").waitFor();
+    check((await page.locator("#pending").count()) === 0, "nothing was saved");
+    await context.close();
+  }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));
   console.log(`ok: ${step} screenshots in ${SHOTS}`);
 } finally {
