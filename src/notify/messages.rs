@@ -170,6 +170,8 @@ pub struct Visit<'a> {
     pub doctor: &'a str,
     pub clinic: &'a str,
     pub starts_at: Moment,
+    /// Where the patient cancels or moves it (the portal; with `PUBLIC_URL`).
+    pub link: Option<String>,
 }
 
 /// A freed time held for a patient on the waitlist until `held_until`.
@@ -188,6 +190,8 @@ pub struct Task<'a> {
     pub patient: &'a str,
     /// What to do, as the plan says it, e.g. `take ibuprofen 400 mg`.
     pub task: &'a str,
+    /// A signed, expiring link that checks in without signing in (with `PUBLIC_URL`).
+    pub link: Option<String>,
 }
 
 /// A one-time code by mail.
@@ -397,6 +401,7 @@ mod tests {
             doctor: "Dr Rui Costa",
             clinic: "Harbour Clinic",
             starts_at: lisbon(2026, 12, 8, 14, 0),
+            link: Some("https://clinic.example/me/appointments/0192".into()),
         }
     }
 
@@ -447,6 +452,7 @@ mod tests {
         let task = Task {
             patient: "Ana Silva",
             task: "take ibuprofen 400 mg",
+            link: Some("https://clinic.example/r/token".into()),
         };
         let code = Code {
             name: "Ana Silva",
@@ -583,9 +589,21 @@ mod tests {
         }
     }
 
-    /// The English texts are the ones the service has always sent.
+    /// The English texts are the ones the service has always sent (with the visit's link
+    /// when the service knows its address).
     #[test]
     fn english_reads_as_before() {
+        let unlinked = Visit {
+            link: None,
+            ..visit()
+        };
+        assert!(
+            Kind::AppointmentBooked(&unlinked)
+                .render(Language::En)
+                .unwrap()
+                .body
+                .ends_with("at 14:00 (WET).")
+        );
         let visit = visit();
         assert_eq!(
             Kind::AppointmentBooked(&visit)
@@ -594,7 +612,8 @@ mod tests {
             Rendered {
                 subject: "Your appointment is booked".into(),
                 body: "Hello Ana Silva, your appointment with Dr Rui Costa at Harbour Clinic is booked for \
-                    Tuesday 8 December 2026 at 14:00 (WET)."
+                    Tuesday 8 December 2026 at 14:00 (WET).\n\n\
+                    To cancel or move it: https://clinic.example/me/appointments/0192"
                     .into(),
             }
         );

@@ -163,6 +163,8 @@ pub async fn home(
                 });
             }
         }
+        // The doctors with visits that day (all of them when one is asked for).
+        days.retain(|d| !d.rows.is_empty() || q.doctor.is_some());
         let results = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(text) => Some(
                 profiles::search(&s.db, &user.actor, clinic.id, &search_of(text))

@@ -159,6 +159,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(portal::cancel_appointment),
         )
         .route("/me/reminders/{id}/check-in", post(portal::check_in))
+        .route("/me/appointments/{id}", get(portal::visit))
+        .route("/me/appointments/{id}/move", post(portal::move_appointment))
+        .route("/me/notifications", post(portal::save_notifications))
+        .route("/me/delete", post(portal::delete_me))
+        .route(
+            "/r/{token}",
+            get(portal::link_page).post(portal::link_check_in.layer(limit())),
+        )
         .layer(middleware::from_fn_with_state(state, session::layer))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

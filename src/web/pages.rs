@@ -34,6 +34,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("desk_book.html", include_str!("templates/desk_book.html")),
     ("shifts.html", include_str!("templates/shifts.html")),
     ("setup.html", include_str!("templates/setup.html")),
+    ("visit.html", include_str!("templates/visit.html")),
+    ("check_in.html", include_str!("templates/check_in.html")),
     (
         "setup_doctor.html",
         include_str!("templates/setup_doctor.html"),

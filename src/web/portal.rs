@@ -18,7 +18,16 @@ use crate::state::AppState;
 use crate::web::pages::{Fields, act, error_page, render};
 use crate::web::session::SignedIn;
 
-pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Response {
+#[derive(serde::Deserialize, Default)]
+pub struct HomeQuery {
+    done: Option<String>,
+}
+
+pub async fn home(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Query(q): axum::extract::Query<HomeQuery>,
+) -> Response {
     let service = s.config.agent.service_name.as_str();
     let me = user.principal.user_id;
     let page = async {
@@ -44,7 +53,18 @@ pub async fn home(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respon
             .filter(|r| matches!(r.status, ReminderStatus::Scheduled | ReminderStatus::Missed))
             .partition(|r| r.due_at <= now + grace);
         let svg = crate::http::clinical::qr_svg(&qr.token)?;
+        let notifications =
+            crate::domain::identity::people::notifications_of(&s.db, &user.actor).await?;
         let mut c = Context::new();
+        c.insert("notifications", &notifications);
+        c.insert(
+            "flash",
+            &match q.done.as_deref() {
+                Some("moved") => Some("Your visit is moved; a confirmation is on its way."),
+                Some("notifications") => Some("Saved: reminders will reach you that way."),
+                _ => None,
+            },
+        );
         c.insert("profile", &profile);
         c.insert("records", &records);
         c.insert("labs", &labs);
@@ -273,4 +293,204 @@ pub async fn check_in(
         Ok("/me#care".into())
     })
     .await
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct VisitQuery {
+    date: Option<chrono::NaiveDate>,
+}
+
+/// One visit, from the portal or a confirmation's link: when and with whom, cancel while
+/// the clinic's cutoff allows, or move it to another free time of the same doctor.
+pub async fn visit(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+    axum::extract::Query(q): axum::extract::Query<VisitQuery>,
+) -> Response {
+    let page = async {
+        let a = appointments::get(&s.db, &user.actor, id).await?;
+        if a.patient_id != user.principal.user_id {
+            // The portal is the patient's own; staff use the desk.
+            return Err(crate::error::Error::not_found("appointment"));
+        }
+        let tz = a.time_zone.tz();
+        let now = chrono::Utc::now();
+        let cutoff = clinics::get(&s.db, a.clinic_id)
+            .await?
+            .map_or(0, |c| c.cancellation_cutoff_minutes);
+        let changeable =
+            a.status == AppointmentStatus::Booked && a.starts_at - now >= Duration::minutes(cutoff);
+        let today = now.with_timezone(&tz).date_naive();
+        let from = q.date.unwrap_or(today).max(today);
+        crate::domain::validate::query_dates([("date", Some(from))])?;
+        let times: Vec<serde_json::Value> = if changeable {
+            crate::domain::scheduling::slots::free_for_doctor(
+                &s.db,
+                a.doctor_id,
+                &crate::domain::scheduling::slots::SlotQuery {
+                    from: Some(from),
+                    to: from.checked_add_days(chrono::Days::new(7)),
+                    limit: Some(60),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?
+            .into_iter()
+            .map(|sl| {
+                serde_json::json!({"id": sl.id, "when": sl.starts_at.with_timezone(&tz).format("%a %-d %b, %H:%M").to_string()})
+            })
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let mut c = Context::new();
+        c.insert("id", &a.id);
+        c.insert(
+            "when",
+            &format!(
+                "{} ({})",
+                a.starts_at.with_timezone(&tz).format("%a %-d %b %Y, %H:%M"),
+                a.time_zone
+            ),
+        );
+        c.insert("doctor", &a.doctor_name);
+        c.insert("clinic", &a.clinic_name);
+        c.insert("status", &a.status);
+        c.insert("changeable", &changeable);
+        c.insert("cutoff_hours", &(cutoff as f64 / 60.0));
+        c.insert("times", &times);
+        c.insert("next_week", &(from + chrono::Days::new(7)));
+        Ok::<_, crate::error::Error>(c)
+    };
+    match page.await {
+        Ok(c) => render("visit.html", "My appointment", service(&s), Some(&user), c),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct MoveForm {
+    csrf: String,
+    slot: uuid::Uuid,
+}
+
+/// The patient moves their visit (before the cutoff; the old time is freed at once).
+pub async fn move_appointment(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+    axum::Form(f): axum::Form<MoveForm>,
+) -> Response {
+    act(service(&s), &user, &f.csrf, async {
+        let a = appointments::get(&s.db, &user.actor, id).await?;
+        if a.patient_id != user.principal.user_id {
+            return Err(crate::error::Error::not_found("appointment"));
+        }
+        appointments::reschedule(&s.db, &user.actor, id, f.slot).await?;
+        Ok("/me?done=moved#appointments".into())
+    })
+    .await
+}
+
+/// How reminders reach the patient: email, SMS or WhatsApp (with a phone), and the zone
+/// their times are told in.
+pub async fn save_notifications(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = Fields(f);
+    act(service(&s), &user, f.get("csrf"), async {
+        let some = |name: &str| match f.get(name).trim() {
+            "" => None,
+            v => Some(v.to_owned()),
+        };
+        let settings = crate::domain::identity::people::NotificationSettings {
+            channel: f.get("channel").to_owned(),
+            phone: some("phone"),
+            time_zone: some("time_zone"),
+            language: None,
+        };
+        crate::domain::identity::people::set_notifications(&s.db, &user.actor, settings).await?;
+        Ok("/me?done=notifications#notifications".into())
+    })
+    .await
+}
+
+/// Deletes the account and its data (the same erasure as `DELETE /api/v1/me`), after the
+/// password; the login ends with it.
+pub async fn delete_me(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = Fields(f);
+    if let Err(e) = user.check_csrf(f.get("csrf")) {
+        return error_page(&e, service(&s), Some(&user));
+    }
+    let erase = async {
+        if f.get("understood") != "yes" {
+            return Err(crate::error::Error::new(
+                crate::error::Code::ValidationFailed,
+                "Tick the box to confirm that everything is deleted for good.",
+            ));
+        }
+        s.identity
+            .reauthenticate(&user.actor, Some(f.get("password")), None)
+            .await?;
+        crate::domain::erasure::erase_own(&s.db, &user.actor).await
+    };
+    match erase.await {
+        Ok(_) => {
+            let mut c = Context::new();
+            c.insert(
+                "message",
+                "Your account and your data are deleted. Thank you for having been with us.",
+            );
+            let mut response = render("message.html", "Deleted", service(&s), None, c);
+            for cookie in crate::web::session::cookies(&s, None) {
+                response
+                    .headers_mut()
+                    .append(axum::http::header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}
+
+/// A check-in link from a reminder: what it is for, and one button. No sign-in: the signed,
+/// expiring link is the permission, and it does nothing but check in the step due now.
+pub async fn link_page(
+    State(s): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    let view = reminders::by_link(&s.db, &token).await;
+    link_view(&s, &token, view)
+}
+
+pub async fn link_check_in(
+    State(s): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    let view = reminders::check_in_by_link(&s.db, &token).await;
+    link_view(&s, &token, view)
+}
+
+fn link_view(
+    s: &AppState,
+    token: &str,
+    view: crate::error::Result<reminders::LinkView>,
+) -> Response {
+    match view {
+        Ok(v) => {
+            let mut c = Context::new();
+            c.insert("token", token);
+            c.insert("view", &v);
+            render("check_in.html", "Check in", service(s), None, c)
+        }
+        Err(e) => error_page(&e, service(s), None),
+    }
 }

@@ -1434,3 +1434,196 @@ async fn the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic(app: TestApp
         "Monday's gaps are shown: {page}"
     );
 }
+
+/// Every notification of `kind` queued for `email`, opened as the dispatcher would.
+async fn queued_bodies(app: &TestApp, email: &str, kind: &str) -> Vec<String> {
+    const SQL: &str = "SELECT id, kind, channel, recipient, about, sealed, due_at, attempts FROM outbox \
+        WHERE recipient = $1 AND kind = $2 AND channel = 'email' ORDER BY due_at";
+    let rows = clinic::on_db!(&app.db, |pool| sqlx::query_as::<
+        _,
+        clinic::notify::outbox::Claimed,
+    >(SQL)
+    .bind(email)
+    .bind(kind)
+    .fetch_all(pool)
+    .await)
+    .unwrap();
+    rows.into_iter()
+        .map(|r| r.open(app.db.policy()).expect("the message opens").body)
+        .collect()
+}
+
+/// The path of the first `base…` link in `text`.
+fn link_path(text: &str, base: &str) -> String {
+    let at = text
+        .find(base)
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let rest = &text[at + base.len()..];
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_messages_check_in_and_manage_visits_on_sqlite() {
+    links_in_messages_check_in_and_manage_visits(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_messages_check_in_and_manage_visits_on_postgres() {
+    if Backend::postgres_url().is_none() {
+        eprintln!("TEST_DATABASE_URL is not set; PostgreSQL run skipped");
+        return;
+    }
+    links_in_messages_check_in_and_manage_visits(Backend::Postgres).await;
+}
+
+/// A reminder's signed link checks in without signing in (once, only what is due, never
+/// when altered); a booking's confirmation links to the visit in the portal, where the
+/// patient moves it; the portal also sets how reminders reach them and deletes the account.
+async fn links_in_messages_check_in_and_manage_visits(backend: Backend) {
+    let site = "https://clinic.example";
+    let app = TestApp::spawn_with(backend, &[("PUBLIC_URL", site)]).await;
+    let care = app.care_setup().await;
+    let visit = care.appointment.clone();
+    let booked = queued_bodies(&app, "pat@example.org", "appointment_confirmation").await;
+    assert!(
+        booked[0].contains(&format!(
+            "To cancel or move it: {site}/me/appointments/{visit}"
+        )),
+        "{booked:?}"
+    );
+    app.submit_note(&care, "Take amoxicillin 500 mg twice daily for 7 days.")
+        .await
+        .assert_ok(201);
+    let first = app.first_reminder_due(care.patient_id, 30).await;
+    let reminders = queued_bodies(&app, "pat@example.org", "plan_reminder").await;
+    assert!(!reminders.is_empty());
+    assert!(
+        reminders
+            .iter()
+            .all(|b| b.contains("tap to check in: https://clinic.example/r/")),
+        "{reminders:?}"
+    );
+    let path = format!("/r/{}", link_path(&reminders[0], &format!("{site}/r/")));
+
+    // Without signing in: the link shows the step and checks in the one due, once.
+    let mut anyone = Browser::new(&app);
+    let (status, _, page) = anyone.get(&path).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("amoxicillin") && page.contains("I did it"),
+        "{page}"
+    );
+    let (status, _, page) = anyone.post(&path, &[], None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("it is checked in"), "{page}");
+    const STATUS: &str = "SELECT status FROM reminders WHERE id = $1";
+    let done: String = clinic::on_db!(&app.db, |pool| sqlx::query_scalar(STATUS)
+        .bind(first)
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert_eq!(done, "done");
+    let (status, _, _) = anyone.post(&path, &[], None).await;
+    assert_eq!(status, 409, "nothing else is due");
+    // An altered link does nothing; nor does one posted from another site.
+    let mut forged = path.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (status, _, _) = anyone.get(&forged).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = anyone.post(&path, &[], Some("https://evil.example")).await;
+    assert_eq!(status, 403);
+
+    // The confirmation's link: the patient moves the visit from the portal.
+    let mut portal = Browser::new(&app);
+    portal.sign_in("pat@example.org").await;
+    let (status, _, page) = portal.get(&format!("/me/appointments/{visit}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Move it to another time"), "{page}");
+    let csrf = Browser::csrf(&page);
+    let at = page.find("name=\"slot\" value=\"").expect("a free time") + 19;
+    let slot = page[at..at + 36].to_owned();
+    let (status, headers, body) = portal
+        .post(
+            &format!("/me/appointments/{visit}/move"),
+            &[("csrf", &csrf), ("slot", &slot)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).contains("done=moved"));
+    let moved = app
+        .get_as(&care.patient, &format!("/api/v1/appointments/{visit}"))
+        .await;
+    assert_eq!(moved.assert_ok(200)["slot_id"], slot.as_str());
+    // Nobody else's visit opens there.
+    app.user_with("other@example.org", &[]).await;
+    let mut other = Browser::new(&app);
+    other.sign_in("other@example.org").await;
+    let (status, _, _) = other.get(&format!("/me/appointments/{visit}")).await;
+    assert_eq!(status, 404);
+
+    // How reminders reach the patient.
+    let (status, _, body) = portal
+        .post(
+            "/me/notifications",
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("phone", "+351912345678"),
+                ("time_zone", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = portal.get("/me").await;
+    assert!(page.contains("value=\"+351912345678\""), "{page}");
+    let (status, _, _) = portal
+        .post(
+            "/me/notifications",
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("phone", "12"),
+                ("time_zone", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+
+    // Deleting the account: the password first, then everything goes and the login ends.
+    let (status, _, _) = portal
+        .post(
+            "/me/delete",
+            &[
+                ("csrf", &csrf),
+                ("password", "wrong password"),
+                ("understood", "yes"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, headers, page) = portal
+        .post(
+            "/me/delete",
+            &[
+                ("csrf", &csrf),
+                ("password", PASSWORD),
+                ("understood", "yes"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("are deleted"), "{page}");
+    assert!(headers.get_all(SET_COOKIE).iter().count() >= 2);
+    app.post(
+        "/api/v1/auth/login",
+        json!({"email": "pat@example.org", "password": PASSWORD}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+}

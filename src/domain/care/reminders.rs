@@ -165,9 +165,17 @@ pub(crate) async fn schedule(
             .await
             .map(|r| r.rows_affected())
     })?;
+    // One link for the item's reminders: it checks in whichever is due when tapped, and
+    // lapses two days after the last one.
+    let last = rows.iter().map(|(_, _, at)| *at).max().unwrap_or(now);
+    let link = db.policy().site.as_deref().map(|site| {
+        let token = link_token(db.policy(), to.user_id, item_id, last + Duration::days(2));
+        format!("{}/r/{token}", site.trim_end_matches('/'))
+    });
     let task = messages::Task {
         patient: &to.display_name,
         task: action,
+        link,
     };
     let message: Message = Kind::PlanReminder(&task).render(to.language)?.into();
     let abouts: Vec<(String, DateTime<Utc>)> = rows
@@ -521,5 +529,176 @@ mod tests {
         );
         assert_eq!(daily_minutes(3), [480, 840, 1200]);
         assert_eq!(daily_minutes(1), [540]);
+    }
+}
+
+// ---- Check-in links ----------------------------------------------------------------------
+
+const LINK_PURPOSE: &str = "reminder-check-in-link";
+
+/// A signed, expiring token for a plan item's reminders of one patient: whoever holds it
+/// may check in the reminder that is due, and see what it is for; nothing else.
+pub fn link_token(
+    policy: &crate::db::Policy,
+    patient_id: Uuid,
+    item_id: Uuid,
+    expires: DateTime<Utc>,
+) -> String {
+    let value = format!("{item_id}.{patient_id}.{}", expires.timestamp());
+    format!("{value}.{}", policy.audit_key.digest(LINK_PURPOSE, &value))
+}
+
+/// The plan item and patient a token names, when it is genuine and has not lapsed.
+fn read_link(policy: &crate::db::Policy, token: &str, now: DateTime<Utc>) -> Result<(Uuid, Uuid)> {
+    let invalid = || {
+        Error::new(
+            Code::InvalidToken,
+            "This check-in link is not valid or has expired; sign in to check in.",
+        )
+    };
+    let (value, mac) = token.rsplit_once('.').ok_or_else(invalid)?;
+    if !policy.audit_key.matches(LINK_PURPOSE, value, mac) {
+        return Err(invalid());
+    }
+    let mut parts = value.split('.');
+    let (Some(item), Some(patient), Some(expires), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let expires: i64 = expires.parse().map_err(|_| invalid())?;
+    if now.timestamp() > expires {
+        return Err(invalid());
+    }
+    Ok((
+        item.parse().map_err(|_| invalid())?,
+        patient.parse().map_err(|_| invalid())?,
+    ))
+}
+
+/// What a check-in link shows: the step, the reminder due now (if any) and the next one.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkView {
+    pub patient_name: String,
+    pub action: String,
+    /// The reminder that checking in now marks done.
+    pub due: Option<Uuid>,
+    /// When, in the plan's zone.
+    pub due_at: Option<String>,
+    pub next_at: Option<String>,
+    /// Set when this visit to the link checked one in.
+    pub checked_in: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    plan_id: Uuid,
+    position: i64,
+    sealed: Vec<u8>,
+    time_zone: TimeZone,
+    patient_name: String,
+}
+
+/// Reads a check-in link (no sign-in: the token is the permission).
+pub async fn by_link(db: &Db, token: &str) -> Result<LinkView> {
+    let now = Utc::now();
+    let (item, patient) = read_link(db.policy(), token, now)?;
+    const ITEM: &str = "SELECT i.plan_id, i.position, p.sealed, p.time_zone, u.display_name AS patient_name FROM plan_items i \
+        JOIN care_plans p ON p.id = i.plan_id JOIN users u ON u.id = p.patient_id \
+        WHERE i.id = $1 AND p.patient_id = $2 AND u.erased_at IS NULL";
+    let row: LinkRow = on_db!(db, |pool| sqlx::query_as(ITEM)
+        .bind(item)
+        .bind(patient)
+        .fetch_optional(pool)
+        .await)?
+    .ok_or_else(|| Error::not_found("reminder"))?;
+    let action = care_plans::open_extraction(db, row.plan_id, &row.sealed)?
+        .plan
+        .get(usize::try_from(row.position).unwrap_or(usize::MAX))
+        .map(|p| p.action.clone())
+        .unwrap_or_default();
+    let tz = row.time_zone.tz();
+    let local = |at: DateTime<Utc>| at.with_timezone(&tz).format("%a %-d %b, %H:%M").to_string();
+    let earliest = now + db.policy().reminder_grace;
+    const DUE: &str = "SELECT id, due_at FROM reminders WHERE plan_item_id = $1 AND patient_id = $2 \
+        AND status IN ('scheduled', 'missed') AND due_at <= $3 ORDER BY due_at LIMIT 1";
+    const NEXT: &str = "SELECT due_at FROM reminders WHERE plan_item_id = $1 AND patient_id = $2 \
+        AND status = 'scheduled' AND due_at > $3 ORDER BY due_at LIMIT 1";
+    let due: Option<(Uuid, DateTime<Utc>)> = on_db!(db, |pool| sqlx::query_as(DUE)
+        .bind(item)
+        .bind(patient)
+        .bind(earliest)
+        .fetch_optional(pool)
+        .await)?;
+    let next: Option<(DateTime<Utc>,)> = on_db!(db, |pool| sqlx::query_as(NEXT)
+        .bind(item)
+        .bind(patient)
+        .bind(earliest)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(LinkView {
+        patient_name: row.patient_name,
+        action,
+        due: due.map(|d| d.0),
+        due_at: due.map(|d| local(d.1)),
+        next_at: next.map(|n| local(n.0)),
+        checked_in: false,
+    })
+}
+
+/// Checks in the reminder of the link's item that is due now, audited as done by link.
+pub async fn check_in_by_link(db: &Db, token: &str) -> Result<LinkView> {
+    let view = by_link(db, token).await?;
+    let (_, patient) = read_link(db.policy(), token, Utc::now())?;
+    let Some(id) = view.due else {
+        return Err(Error::new(Code::Conflict, "Nothing is due right now."));
+    };
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    const SQL: &str = "UPDATE reminders SET status = 'done', checked_in_at = $3, updated_at = $3 \
+        WHERE id = $1 AND patient_id = $2 AND status IN ('scheduled', 'missed')";
+    if crate::exec_tx!(&mut tx, SQL, id, patient, now)? == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "This reminder is already checked in.",
+        ));
+    }
+    outbox::cancel_about(&mut tx, &format!("reminder:{id}"), &["plan_reminder"]).await?;
+    audit::record_as(
+        &mut tx,
+        Some(patient),
+        Entry {
+            action: "reminder.checked_in",
+            subject: format!("reminder:{id}"),
+            clinic_id: None,
+            details: json!({"by": "link"}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let mut after = by_link(db, token).await?;
+    after.checked_in = true;
+    Ok(after)
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_genuine_unaltered_and_unexpired() {
+        let policy = crate::db::Policy::default();
+        let (patient, item) = (Uuid::now_v7(), Uuid::now_v7());
+        let now = Utc::now();
+        let token = link_token(&policy, patient, item, now + Duration::days(1));
+        assert_eq!(read_link(&policy, &token, now).unwrap(), (item, patient));
+        // Lapsed, altered, or signed with another key: refused.
+        assert!(read_link(&policy, &token, now + Duration::days(2)).is_err());
+        let other = Uuid::now_v7();
+        let forged = token.replacen(&patient.to_string(), &other.to_string(), 1);
+        assert!(read_link(&policy, &forged, now).is_err());
+        let elsewhere = crate::db::Policy::default();
+        assert!(read_link(&elsewhere, &token, now).is_err());
+        assert!(read_link(&policy, "nonsense", now).is_err());
     }
 }

@@ -832,6 +832,7 @@ async fn follow_up(
             doctor: &doctor.display_name,
             clinic: &clinic,
             starts_at: Moment::new(slot.starts_at, doctor.time_zone.tz()),
+            link: None,
         };
         let message: outbox::Message = Kind::FollowUpSuggested(&visit)
             .render(patient.language)?

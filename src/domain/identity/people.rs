@@ -491,6 +491,26 @@ pub struct NotificationSettings {
     pub language: Option<Language>,
 }
 
+/// How the signed-in user is reached now (the portal's form shows it).
+pub async fn notifications_of(
+    db: &crate::db::Db,
+    actor: &crate::domain::actor::Actor,
+) -> Result<NotificationSettings> {
+    let me = actor.principal()?.user_id;
+    const SQL: &str = "SELECT notify_channel, phone, time_zone, language FROM users WHERE id = $1";
+    let (channel, phone, time_zone, language): (String, Option<String>, Option<String>, String) =
+        crate::on_db!(db, |pool| sqlx::query_as(SQL)
+            .bind(me)
+            .fetch_one(pool)
+            .await)?;
+    Ok(NotificationSettings {
+        channel,
+        phone,
+        time_zone,
+        language: Language::parse(&language),
+    })
+}
+
 pub async fn set_notifications(
     db: &crate::db::Db,
     actor: &Actor,

@@ -501,12 +501,14 @@ struct VisitFacts<'a> {
 
 impl VisitFacts<'_> {
     /// What a message to `patient` says of the visit, in the clinic's zone.
-    fn told_to<'a>(&'a self, patient: &'a str) -> messages::Visit<'a> {
+    /// With `site`, the message links to the visit in the patient's portal.
+    fn told_to<'a>(&'a self, patient: &'a str, site: Option<&str>) -> messages::Visit<'a> {
         messages::Visit {
             patient,
             doctor: self.doctor_name,
             clinic: self.clinic_name,
             starts_at: Moment::new(self.starts_at, self.time_zone.tz()),
+            link: site.map(|s| format!("{}/me/appointments/{}", s.trim_end_matches('/'), self.id)),
         }
     }
 }
@@ -525,7 +527,7 @@ async fn notify_booked(
     if what != "booked" {
         outbox::cancel_about(tx, &about, &["appointment_reminder"]).await?;
     }
-    let told = visit.told_to(&to.display_name);
+    let told = visit.told_to(&to.display_name, policy.site.as_deref());
     let kind = if what == "booked" {
         Kind::AppointmentBooked(&told)
     } else {
@@ -624,10 +626,11 @@ pub async fn send_due_reminders(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
                 starts_at: r.starts_at,
                 ends_at: r.ends_at,
             };
-            let reminder: outbox::Message =
-                Kind::AppointmentReminder(&visit.told_to(&to.display_name))
-                    .render(to.language)?
-                    .into();
+            let reminder: outbox::Message = Kind::AppointmentReminder(
+                &visit.told_to(&to.display_name, db.policy().site.as_deref()),
+            )
+            .render(to.language)?
+            .into();
             outbox::enqueue(
                 &mut tx,
                 db.policy(),
@@ -927,7 +930,7 @@ pub async fn cancel(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<Ap
         starts_at: a.starts_at,
         ends_at: a.ends_at,
     };
-    let told = visit.told_to(&to.display_name);
+    let told = visit.told_to(&to.display_name, None);
     // The calendar event the confirmation carried is withdrawn with it.
     let summary = messages::calendar_summary(to.language, &told)?;
     let notice = outbox::Message {

@@ -289,6 +289,7 @@ pub(crate) async fn replace(
             let due = messages::Task {
                 patient: &patient.display_name,
                 task: &task.task,
+                link: None,
             };
             let message: outbox::Message =
                 Kind::ChecklistDue(&due).render(patient.language)?.into();
