@@ -624,7 +624,37 @@ impl Agent {
                 self.appointment_picked(actor, s, ctx, only, u, lang, actions)
                     .await
             }
-            _ => Ok(listed),
+            _ => {
+                // "Move my appointment with Dr. Costa": the one with that doctor, when only
+                // one is.
+                let named: Vec<String> = u
+                    .doctor
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| {
+                        !w.is_empty()
+                            && !["dr", "dra", "doctor", "doctora", "doutor", "doutora"].contains(w)
+                    })
+                    .map(str::to_owned)
+                    .collect();
+                let mut hits = s.state.listed.iter().filter(|a| {
+                    let doctor = a.doctor.to_lowercase();
+                    !named.is_empty() && named.iter().all(|w| doctor.contains(w.as_str()))
+                });
+                match (hits.next().cloned(), hits.next()) {
+                    (Some(one), None) => {
+                        let picked = Understanding {
+                            doctor: None,
+                            ..u.clone()
+                        };
+                        self.appointment_picked(actor, s, ctx, one, &picked, lang, actions)
+                            .await
+                    }
+                    _ => Ok(listed),
+                }
+            }
         }
     }
 
@@ -661,6 +691,7 @@ impl Agent {
                     Ok(replies::which_day_to_move(
                         lang,
                         &appointment_words(&a, lang),
+                        &a.doctor,
                     ))
                 }
             }

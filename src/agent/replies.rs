@@ -295,11 +295,13 @@ pub fn which_appointment(lang: Lang) -> &'static str {
     )
 }
 
-pub fn which_day_to_move(lang: Lang, what: &str) -> String {
+pub fn which_day_to_move(lang: Lang, what: &str, doctor: &str) -> String {
     match lang {
-        Lang::Pt => format!("Para que dia quer mudar a consulta de {what}?"),
-        Lang::Es => format!("¿A qué día quiere cambiar la cita del {what}?"),
-        _ => format!("Which day would you like to move your appointment on {what} to?"),
+        Lang::Pt => format!("Para que dia quer mudar a consulta de {what} com {doctor}?"),
+        Lang::Es => format!("¿A qué día quiere cambiar la cita del {what} con {doctor}?"),
+        _ => {
+            format!("Which day would you like to move your appointment on {what} with {doctor} to?")
+        }
     }
 }
 

@@ -17,6 +17,7 @@ on_both_backends!(
     a_chat_on_a_clinics_site_searches_and_books_only_that_clinic,
     typing_a_listed_number_picks_that_time,
     a_patient_checks_in_a_due_reminder_in_the_chat_after_confirming,
+    naming_the_doctor_picks_which_visit_to_move,
 );
 
 impl TestApp {
@@ -766,4 +767,50 @@ async fn every_scenario_passes_with_the_offline_assistant_through_clinic_eval() 
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+/// With several visits, "move my appointment with Dr. Mota" moves that one: the agent asks
+/// for the new day instead of listing them all again.
+async fn naming_the_doctor_picks_which_visit_to_move(app: TestApp) {
+    let clinic = app.approved_clinic("Two Doctors", "Europe/Lisbon").await;
+    let lobo = app
+        .doctor_with_schedule(&clinic, "Dr. Beatriz Lobo", TestApp::all_week(), 0)
+        .await;
+    let mota = app
+        .doctor_with_schedule(&clinic, "Dr. Carlos Mota", TestApp::all_week(), 0)
+        .await;
+    let (_, token) = app.user_with("two@example.org", &[]).await;
+    for doctor in [lobo, mota] {
+        let slot = app.free_slots(doctor, "").await[40]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.post_as(&token, &format!("/api/v1/slots/{slot}/hold"), json!({}))
+            .await
+            .assert_ok(201);
+        app.post_as(&token, &format!("/api/v1/slots/{slot}/confirm"), json!({}))
+            .await
+            .assert_ok(201);
+    }
+    let session = app.chat_start(Some(&token)).await;
+    let listed = app
+        .say(
+            Some(&token),
+            &session,
+            "I want to reschedule my appointment",
+        )
+        .await;
+    let text = listed.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(text.contains("Lobo") && text.contains("Mota"), "{text}");
+    let session = app.chat_start(Some(&token)).await;
+    let named = app
+        .say(
+            Some(&token),
+            &session,
+            "I want to move my appointment with Dr. Mota",
+        )
+        .await;
+    let text = named.assert_ok(200)["reply"].as_str().unwrap().to_owned();
+    assert!(text.contains("Mota") && !text.contains("Lobo"), "{text}");
+    assert!(!text.contains("Say its number"), "{text}");
 }
