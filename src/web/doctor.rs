@@ -85,7 +85,21 @@ pub async fn today(State(s): State<AppState>, SignedIn(user): SignedIn) -> Respo
             .collect();
         days.push(serde_json::json!({"doctor": doctor.display_name, "clinic": doctor.clinic_name, "appointments": rows}));
     }
+    let shifts = match crate::domain::scheduling::shifts::mine(
+        &s.db,
+        &user.actor,
+        &crate::domain::scheduling::shifts::DaysQuery {
+            from: None,
+            days: Some(7),
+        },
+    )
+    .await
+    {
+        Ok(list) => list,
+        Err(e) => return error_page(&e, service(&s), Some(&user)),
+    };
     let mut c = Context::new();
+    c.insert("my_shifts", &shifts);
     c.insert("today", &today_label);
     c.insert("days", &days);
     c.insert("patients", &patients.into_values().collect::<Vec<_>>());
