@@ -64,6 +64,10 @@ pub enum Code {
     RecordSigned,
     /// A lab order is not in the state this step needs (e.g. reviewing before results).
     InvalidTransition,
+    /// Not enough unexpired stock for what was asked.
+    InsufficientStock,
+    /// More than the prescription (with its refills) still allows.
+    ExceedsPrescription,
 }
 
 impl Code {
@@ -74,7 +78,9 @@ impl Code {
             InvalidBody | ValidationFailed | ConsentRequired | InvalidQrToken => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            RecordSigned | InvalidTransition => StatusCode::CONFLICT,
+            RecordSigned | InvalidTransition | InsufficientStock | ExceedsPrescription => {
+                StatusCode::CONFLICT
+            }
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidToken | TokenExpired | InvalidCredentials
@@ -151,6 +157,8 @@ impl Code {
             InvalidQrToken => "invalid_qr_token",
             RecordSigned => "record_signed",
             InvalidTransition => "invalid_transition",
+            InsufficientStock => "insufficient_stock",
+            ExceedsPrescription => "exceeds_prescription",
         }
     }
 
@@ -196,6 +204,8 @@ impl Code {
         Code::InvalidQrToken,
         Code::RecordSigned,
         Code::InvalidTransition,
+        Code::InsufficientStock,
+        Code::ExceedsPrescription,
     ];
 }
 

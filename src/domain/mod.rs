@@ -5,7 +5,8 @@
 //! someone is: sign-in, people, invitations), `clinics` (clinics, doctors, staff,
 //! specialties, prices, branding, reports), `scheduling` (schedules, slots, appointments,
 //! waitlist), `care` (notes, care plans, reminders, access to clinical data), `clinical`
-//! (profiles, visit records, prescriptions, labs), and `erasure`, which reaches into all
+//! (profiles, visit records, prescriptions, labs), `pharmacy` (catalogue, stock ledger,
+//! dispensing, alerts), and `erasure`, which reaches into all
 //! of them. `actor`, `audit`, `validate`,
 //! `idempotency`, `orchestration` and `outbox` sit below every area.
 
@@ -19,6 +20,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod orchestration;
 pub mod outbox;
+pub mod pharmacy;
 #[cfg(test)]
 mod query_plans;
 pub mod scheduling;

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod identity;
 pub mod middleware;
+pub mod pharmacy;
 pub mod scheduling;
 pub mod server;
 pub mod shifts;
@@ -73,6 +74,7 @@ pub fn api(
         .merge(shifts::routes())
         .merge(care::routes())
         .merge(clinical::routes())
+        .merge(pharmacy::routes())
         .merge(chat::routes())
         .merge(admin::routes());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

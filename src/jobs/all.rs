@@ -129,3 +129,18 @@ impl Job for PurgeExpiredRecords {
         ))
     }
 }
+
+/// The clinics' pharmacists hear of low stock and expiring batches, once a day.
+pub struct PharmacyAlerts;
+
+impl Job for PharmacyAlerts {
+    fn name(&self) -> &'static str {
+        "pharmacy_alerts"
+    }
+    fn every(&self) -> Duration {
+        DAILY_FOUR_TIMES
+    }
+    fn run<'a>(&'a self, db: &'a Db, now: DateTime<Utc>) -> JobFuture<'a> {
+        Box::pin(crate::domain::pharmacy::alerts::notify_all(db, now))
+    }
+}

@@ -21,8 +21,8 @@ pub use crate::db::Batch;
 use crate::db::Db;
 use crate::error::Result;
 pub use all::{
-    AppointmentReminders, ExpireOffers, ExtendSlots, ForgetLoginFailures, PurgeExpiredRecords,
-    ReleaseHolds, SweepMissedCheckIns,
+    AppointmentReminders, ExpireOffers, ExtendSlots, ForgetLoginFailures, PharmacyAlerts,
+    PurgeExpiredRecords, ReleaseHolds, SweepMissedCheckIns,
 };
 
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<Batch>> + Send + 'a>>;
@@ -45,6 +45,7 @@ pub fn all(files: std::sync::Arc<dyn crate::storage::FileStore>) -> Vec<Box<dyn 
         Box::new(SweepMissedCheckIns),
         Box::new(AppointmentReminders),
         Box::new(ExtendSlots),
+        Box::new(PharmacyAlerts),
         Box::new(ForgetLoginFailures),
         Box::new(PurgeExpiredRecords { files }),
     ]

@@ -55,6 +55,7 @@ const TEMPLATES: &[(&str, [&str; 3])] = templates![
     "follow_up_suggested",
     "lab_results_ready",
     "lab_abnormal",
+    "pharmacy_alert",
 ];
 
 /// Built once; a template that does not parse is reported by every render (and fails
@@ -244,6 +245,18 @@ pub struct LabNews<'a> {
     pub abnormal: String,
 }
 
+/// What a clinic's pharmacists are told each day: medicines below their threshold and
+/// batches about to expire.
+#[derive(Clone, Debug, Serialize)]
+pub struct StockNews<'a> {
+    pub name: &'a str,
+    pub clinic: &'a str,
+    /// e.g. `Amoxicillin 500 mg (12 left, alert below 20)`.
+    pub low: Vec<String>,
+    /// e.g. `Ibuprofen 400 mg batch B-17, 30 units, expires 2026-12-20`.
+    pub expiring: Vec<String>,
+}
+
 /// One kind of message, with what it says.
 #[derive(Clone, Debug)]
 pub enum Kind<'a> {
@@ -272,6 +285,8 @@ pub enum Kind<'a> {
     LabResultsReady(&'a LabNews<'a>),
     /// Results outside their range, for the ordering doctor.
     LabAbnormal(&'a LabNews<'a>),
+    /// Low stock and expiring batches, for the clinic's pharmacists.
+    PharmacyAlert(&'a StockNews<'a>),
 }
 
 /// A message ready to send.
@@ -314,6 +329,7 @@ impl Kind<'_> {
             Self::FollowUpSuggested(_) => "follow_up_suggested",
             Self::LabResultsReady(_) => "lab_results_ready",
             Self::LabAbnormal(_) => "lab_abnormal",
+            Self::PharmacyAlert(_) => "pharmacy_alert",
         }
     }
 
@@ -336,6 +352,7 @@ impl Kind<'_> {
             | Self::DoctorInvitation(i)
             | Self::ClinicApproved(i) => Context::from_serialize(i),
             Self::ClinicRejected(r) => Context::from_serialize(r),
+            Self::PharmacyAlert(n) => Context::from_serialize(n),
         };
         context.map_err(|e| Error::internal(format!("message {}: {}", self.name(), describe(&e))))
     }
@@ -413,7 +430,7 @@ mod tests {
         code: &'a Code<'a>,
         (joined, pending): (&'a Invitation<'a>, &'a Invitation<'a>),
         rejection: &'a Rejection<'a>,
-        lab: &'a LabNews<'a>,
+        (lab, stock): (&'a LabNews<'a>, &'a StockNews<'a>),
     ) -> Vec<Kind<'a>> {
         vec![
             Kind::AppointmentBooked(visit),
@@ -437,6 +454,7 @@ mod tests {
             Kind::FollowUpSuggested(visit),
             Kind::LabResultsReady(lab),
             Kind::LabAbnormal(lab),
+            Kind::PharmacyAlert(stock),
         ]
     }
 
@@ -488,6 +506,12 @@ mod tests {
             test: "Lipid panel",
             abnormal: "LDL cholesterol".into(),
         };
+        let stock = StockNews {
+            name: "Paula Farmácia",
+            clinic: "Harbour Clinic",
+            low: vec!["Amoxicillin 500 mg (12 left, alert below 20)".into()],
+            expiring: vec!["Ibuprofen 400 mg batch B-17, 30 units, expires 2026-12-20".into()],
+        };
         check(&every_kind(
             &visit,
             &offer,
@@ -495,7 +519,7 @@ mod tests {
             &code,
             (&joined, &pending),
             &rejection,
-            &lab,
+            (&lab, &stock),
         ));
     }
 

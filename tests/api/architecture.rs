@@ -24,6 +24,7 @@ const DOMAIN: &[&str] = &[
     "scheduling",
     "care",
     "clinical",
+    "pharmacy",
     "erasure",
 ];
 

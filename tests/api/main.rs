@@ -19,6 +19,7 @@ mod fuzz;
 mod jobs;
 mod messages;
 mod mfa;
+mod pharmacy;
 mod platform;
 mod roles;
 mod scheduling;
