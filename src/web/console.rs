@@ -244,6 +244,8 @@ fn signed_in(s: &AppState, pair: &crate::domain::identity::TokenPair, next: &str
         "/doctor"
     } else if roles.contains(&Role::ClinicStaff) {
         "/desk"
+    } else if roles.contains(&Role::Pharmacist) {
+        "/pharmacy"
     } else {
         "/me"
     };

@@ -7,6 +7,7 @@ pub mod console;
 pub mod desk;
 pub mod doctor;
 pub mod pages;
+pub mod pharmacy;
 pub mod portal;
 pub mod session;
 pub mod setup;
@@ -119,6 +120,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/doctors/{id}/schedule", post(setup::save_schedule))
         .route("/admin/doctors/{id}/override", post(setup::save_override))
         .route("/admin/doctors/{id}/time-off", post(setup::add_time_off))
+        .route("/pharmacy", get(pharmacy::home))
+        .route("/pharmacy/medicines", post(pharmacy::add_medicine))
+        .route(
+            "/pharmacy/medicines/{id}",
+            get(pharmacy::medicine_page).post(pharmacy::update_medicine),
+        )
+        .route("/pharmacy/medicines/{id}/receive", post(pharmacy::receive))
+        .route("/pharmacy/batches/{id}/adjust", post(pharmacy::adjust))
+        .route("/pharmacy/dispense", post(pharmacy::dispense))
         .route("/me", get(portal::home))
         .route("/files/{id}", get(portal::file))
         .route("/doctor", get(doctor::today))

@@ -35,6 +35,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("shifts.html", include_str!("templates/shifts.html")),
     ("setup.html", include_str!("templates/setup.html")),
     ("visit.html", include_str!("templates/visit.html")),
+    ("pharmacy.html", include_str!("templates/pharmacy.html")),
+    ("medicine.html", include_str!("templates/medicine.html")),
     ("check_in.html", include_str!("templates/check_in.html")),
     (
         "setup_doctor.html",
@@ -61,6 +63,8 @@ pub struct Viewer<'a> {
     pub doctor: bool,
     /// Works a clinic's front desk (its staff and admins).
     pub desk: bool,
+    /// Works a clinic's pharmacy.
+    pub pharmacist: bool,
 }
 
 pub fn viewer(user: &ConsoleUser) -> Viewer<'_> {
@@ -72,6 +76,7 @@ pub fn viewer(user: &ConsoleUser) -> Viewer<'_> {
         system_admin: user.is_system_admin(),
         doctor: user.is_doctor(),
         desk: crate::web::desk::works_a_desk(user),
+        pharmacist: crate::web::pharmacy::works_a_pharmacy(user),
     }
 }
 

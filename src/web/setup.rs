@@ -54,7 +54,7 @@ fn major(cents: i64) -> String {
 }
 
 /// `60`, `60.5` or `60.50` as minor units (no floating point on money).
-fn cents(text: &str) -> Option<i64> {
+pub fn cents(text: &str) -> Option<i64> {
     let text = text.trim();
     let (whole, frac) = text.split_once(['.', ',']).unwrap_or((text, ""));
     if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) || frac.len() > 2 {

@@ -18,6 +18,7 @@ on_both_backends!(
     an_invited_receptionist_signs_in_with_a_mailed_code_and_sets_a_password,
     the_home_page_says_how_to_start_or_lists_the_demo_accounts,
     the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic,
+    a_pharmacist_stocks_sells_and_dispenses_from_the_pages,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -1626,4 +1627,198 @@ async fn links_in_messages_check_in_and_manage_visits(backend: Backend) {
     )
     .await
     .assert_problem(401, "invalid_credentials");
+}
+
+async fn a_pharmacist_stocks_sells_and_dispenses_from_the_pages(app: TestApp) {
+    let care = app.care_setup().await;
+    let clinic = care.clinic.id.to_string();
+    app.user_with(
+        "pharm@example.org",
+        &[json!({"role": "pharmacist", "clinic_id": care.clinic.id})],
+    )
+    .await;
+    let mut b = Browser::new(&app);
+    assert_eq!(b.sign_in("pharm@example.org").await, "/pharmacy");
+    let (status, _, page) = b.get("/pharmacy").await;
+    assert_eq!(status, 200, "{page}");
+    let csrf = Browser::csrf(&page);
+    // The catalogue: an over-the-counter medicine and a prescription one.
+    for (name, rx) in [("Paracetamol", ""), ("Amoxicillin", "yes")] {
+        let (status, _, body) = b
+            .post(
+                "/pharmacy/medicines",
+                &[
+                    ("csrf", &csrf),
+                    ("clinic", &clinic),
+                    ("name", name),
+                    ("form", "tablet"),
+                    ("strength", "500 mg"),
+                    ("unit", "tablet"),
+                    ("unit_cost", "0.10"),
+                    ("unit_price", "0.25"),
+                    ("currency", "EUR"),
+                    ("low_stock_threshold", "5"),
+                    ("prescription_only", rx),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, 303, "{body}");
+    }
+    let (_, _, page) = b.get("/pharmacy").await;
+    assert!(page.contains("0.25 EUR"), "{page}");
+    let id_of = |page: &str, name: &str| {
+        let at = page.find(&format!(">{name} 500 mg</a>")).expect(name);
+        let start = page[..at].rfind("/pharmacy/medicines/").unwrap() + 20;
+        page[start..start + 36].to_owned()
+    };
+    let (para, amox) = (id_of(&page, "Paracetamol"), id_of(&page, "Amoxicillin"));
+    // Deliveries on the medicine's page.
+    let expiry = (chrono::Utc::now() + chrono::Duration::days(90))
+        .date_naive()
+        .to_string();
+    for id in [&para, &amox] {
+        let (status, _, body) = b
+            .post(
+                &format!("/pharmacy/medicines/{id}/receive"),
+                &[
+                    ("csrf", &csrf),
+                    ("batch_number", "B-1"),
+                    ("expiry_date", &expiry),
+                    ("quantity", "20"),
+                    ("location", "A"),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, 303, "{body}");
+    }
+    let (_, _, page) = b.get(&format!("/pharmacy/medicines/{para}")).await;
+    assert!(page.contains("20 tablet in stock"), "{page}");
+    // Over the counter; the prescription medicine is not sold that way.
+    let (status, headers, _) = b
+        .post(
+            "/pharmacy/dispense",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic),
+                ("medicine", &para),
+                ("quantity", "3"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(location(&headers).ends_with("done=sold"));
+    let (status, _, _) = b
+        .post(
+            "/pharmacy/dispense",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic),
+                ("medicine", &amox),
+                ("quantity", "1"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    // A signed prescription is found by the patient's name and dispensed.
+    let record = app
+        .post_as(
+            &care.doctor,
+            &format!("/api/v1/patients/{}/records", care.patient_id),
+            json!({"appointment_id": care.appointment, "chief_complaint": "Sore throat", "diagnoses": [{"text": "Tonsillitis"}],
+                   "prescriptions": [{"medicine": "amoxicillin", "dose": "500 mg", "route": "oral", "quantity": 14}]}),
+        )
+        .await;
+    let record = record.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        &care.doctor,
+        &format!("/api/v1/records/{record}/sign"),
+        json!({}),
+    )
+    .await
+    .assert_ok(200);
+    let (_, _, found) = b.get(&format!("/pharmacy?clinic={clinic}&q=test")).await;
+    assert!(
+        found.contains(&format!("data-patient=\"{}\"", care.patient_id)),
+        "{found}"
+    );
+    let (_, _, page) = b
+        .get(&format!(
+            "/pharmacy?clinic={clinic}&patient={}",
+            care.patient_id
+        ))
+        .await;
+    assert!(page.contains("data-prescription="), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{amox}\" selected>")),
+        "the prescribed medicine is suggested: {page}"
+    );
+    let at = page.find("name=\"prescription\" value=\"").unwrap() + 27;
+    let rx = page[at..at + 36].to_owned();
+    let (status, headers, body) = b
+        .post(
+            "/pharmacy/dispense",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic),
+                ("prescription", &rx),
+                ("medicine", &amox),
+                ("quantity", "14"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(location(&headers).ends_with("done=dispensed"));
+    let (_, _, page) = b
+        .get(&format!(
+            "/pharmacy?clinic={clinic}&patient={}",
+            care.patient_id
+        ))
+        .await;
+    assert!(
+        page.contains("14 / 14") && page.contains("all given"),
+        "{page}"
+    );
+    // A count correction needs a reason; below its threshold (6 − 2 < 5) the medicine is an
+    // alert.
+    let (_, _, page) = b.get(&format!("/pharmacy/medicines/{amox}")).await;
+    let at = page.find("data-batch=\"").unwrap() + 12;
+    let batch = page[at..at + 36].to_owned();
+    let (status, _, _) = b
+        .post(
+            &format!("/pharmacy/batches/{batch}/adjust"),
+            &[
+                ("csrf", &csrf),
+                ("kind", "adjusted"),
+                ("quantity", "-2"),
+                ("reason", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _, _) = b
+        .post(
+            &format!("/pharmacy/batches/{batch}/adjust"),
+            &[
+                ("csrf", &csrf),
+                ("kind", "adjusted"),
+                ("quantity", "-2"),
+                ("reason", "broken blister"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = b.get("/pharmacy").await;
+    assert!(page.contains("Amoxicillin 500 mg: 4 tablet left"), "{page}");
+    // Front-desk staff and patients have no pharmacy.
+    let mut patient = Browser::new(&app);
+    patient.sign_in("pat@example.org").await;
+    let (status, _, _) = patient.get("/pharmacy").await;
+    assert_eq!(status, 403);
 }

@@ -275,3 +275,55 @@ pub async fn dispense(
         created_at: now,
     })
 }
+
+/// A patient the pharmacy may dispense to.
+#[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct RxPatient {
+    pub patient_id: Uuid,
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+}
+
+/// The clinic's pharmacists find, by name, the patients with a signed prescription written
+/// at the clinic (nobody else), audited.
+pub async fn find_patients(
+    db: &Db,
+    actor: &Actor,
+    clinic_id: Uuid,
+    q: &str,
+) -> Result<Vec<RxPatient>> {
+    pharmacy::require_pharmacist_of(actor, clinic_id)?;
+    let mut checks = Checks::new();
+    let q = checks.line("q", q, 2, 100).to_lowercase();
+    checks.finish_query()?;
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    const SQL: &str = "SELECT u.id AS patient_id, u.display_name AS name, pp.date_of_birth FROM users u \
+        LEFT JOIN patient_profiles pp ON pp.patient_id = u.id \
+        WHERE u.erased_at IS NULL AND lower(u.display_name) LIKE $2 ESCAPE '\\' AND EXISTS (SELECT 1 FROM prescriptions p \
+        JOIN visit_records r ON r.id = p.record_id WHERE p.patient_id = u.id AND r.clinic_id = $1 AND r.status = 'signed' \
+        AND p.deleted_at IS NULL AND r.deleted_at IS NULL) ORDER BY u.display_name LIMIT 20";
+    let found = on_db!(db, |pool| sqlx::query_as::<_, RxPatient>(SQL)
+        .bind(clinic_id)
+        .bind(&pattern)
+        .fetch_all(pool)
+        .await)?;
+    let mut tx = db.begin().await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Entry {
+            action: "patient.searched",
+            subject: format!("clinic:{clinic_id}"),
+            clinic_id: Some(clinic_id),
+            details: json!({"results": found.len(), "for": "dispensing"}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(found)
+}
