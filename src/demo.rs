@@ -20,6 +20,8 @@ pub const ADMIN: &str = "admin@demo.clinic";
 pub const PATIENT: &str = "patient@demo.clinic";
 /// The first clinic's front desk.
 pub const DESK: &str = "desk@demo.clinic";
+/// The first clinic's pharmacist.
+pub const PHARMACIST: &str = "pharmacy@demo.clinic";
 
 struct DemoClinic {
     name: &'static str,
@@ -415,6 +417,9 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
             None
         };
         plan_shifts(state, clinic.id, desk, &doctor_rules).await?;
+        if c.name == CLINICS[0].name {
+            stock_pharmacy(state, clinic.id, &hash).await?;
+        }
     }
     if let Some(doctor) = first_doctor {
         submit_note(state, patient_id, doctor).await?;
@@ -455,6 +460,11 @@ pub fn account_list() -> Vec<DemoAccount> {
         account("System admin".into(), ADMIN, "/admin"),
         account("Patient".into(), PATIENT, "/me"),
         account(format!("Front desk ({})", CLINICS[0].name), DESK, "/desk"),
+        account(
+            format!("Pharmacist ({})", CLINICS[0].name),
+            PHARMACIST,
+            "/pharmacy",
+        ),
         account(
             format!("Doctor ({})", CLINICS[0].doctors[0].0),
             CLINICS[0].doctors[0].1,
@@ -649,6 +659,146 @@ async fn account(
         .map_err(anyhow_of)?;
     tx.commit().await?;
     Ok(id)
+}
+
+struct DemoMedicine {
+    name: &'static str,
+    form: &'static str,
+    strength: &'static str,
+    unit: &'static str,
+    cost: i64,
+    price: i64,
+    prescription_only: bool,
+    alert: i64,
+    /// (batch, days to expiry, units)
+    batches: &'static [(&'static str, u64, i64)],
+}
+
+const MEDICINES: &[DemoMedicine] = &[
+    DemoMedicine {
+        name: "Amoxicillin",
+        form: "capsule",
+        strength: "500 mg",
+        unit: "capsule",
+        cost: 8,
+        price: 20,
+        prescription_only: true,
+        alert: 30,
+        batches: &[("AMX-2611", 200, 120), ("AMX-2702", 400, 200)],
+    },
+    DemoMedicine {
+        name: "Ibuprofen",
+        form: "tablet",
+        strength: "400 mg",
+        unit: "tablet",
+        cost: 3,
+        price: 10,
+        prescription_only: false,
+        alert: 50,
+        batches: &[("IBU-2612", 12, 60), ("IBU-2705", 300, 240)],
+    },
+    DemoMedicine {
+        name: "Paracetamol",
+        form: "tablet",
+        strength: "500 mg",
+        unit: "tablet",
+        cost: 2,
+        price: 6,
+        prescription_only: false,
+        alert: 40,
+        batches: &[("PAR-2704", 250, 300)],
+    },
+    DemoMedicine {
+        name: "Cetirizine",
+        form: "tablet",
+        strength: "10 mg",
+        unit: "tablet",
+        cost: 4,
+        price: 12,
+        prescription_only: false,
+        alert: 20,
+        batches: &[("CET-2703", 180, 90)],
+    },
+    DemoMedicine {
+        name: "Salbutamol",
+        form: "inhaler",
+        strength: "100 mcg",
+        unit: "inhaler",
+        cost: 250,
+        price: 600,
+        prescription_only: true,
+        alert: 5,
+        batches: &[("SAL-2702", 200, 3)],
+    },
+];
+
+/// A pharmacist and a stocked pharmacy: a few medicines in batches, one batch expiring
+/// within the month and one medicine below its alert level, and a morning's sales.
+async fn stock_pharmacy(state: &AppState, clinic_id: uuid::Uuid, hash: &str) -> anyhow::Result<()> {
+    use crate::domain::actor::Principal;
+    use crate::domain::pharmacy::{self, Delivery, MedicineForm, dispensing};
+    let id = account(state, PHARMACIST, "Paula Farmácia", hash, Role::Patient).await?;
+    let grant = Grant::in_clinic(Role::Pharmacist, clinic_id);
+    let mut tx = state.db.begin().await?;
+    people::insert_grant(&mut tx, id, grant, Utc::now())
+        .await
+        .map_err(anyhow_of)?;
+    tx.commit().await?;
+    // The stock is received and sold as the pharmacist.
+    let pharmacist = Actor::User(Principal {
+        user_id: id,
+        session_id: uuid::Uuid::nil(),
+        email: PHARMACIST.into(),
+        grants: vec![Grant::global(Role::Patient), grant],
+    });
+    let db = &state.db;
+    let today = Utc::now().date_naive();
+    for d in MEDICINES {
+        let (name, rx) = (d.name, d.prescription_only);
+        let m = pharmacy::add_medicine(
+            db,
+            &pharmacist,
+            clinic_id,
+            MedicineForm {
+                name: name.into(),
+                generic_name: name.to_lowercase(),
+                form: d.form.into(),
+                strength: d.strength.into(),
+                dosage_guidance: String::new(),
+                unit: d.unit.into(),
+                unit_cost_cents: d.cost,
+                unit_price_cents: d.price,
+                currency: Some("EUR".into()),
+                prescription_only: rx,
+                low_stock_threshold: d.alert,
+                active: true,
+            },
+        )
+        .await
+        .map_err(anyhow_of)?;
+        for (number, days, quantity) in d.batches {
+            let delivery = Delivery {
+                batch_number: (*number).into(),
+                expiry_date: today + chrono::Days::new(*days),
+                quantity: *quantity,
+                location: "Shelf A".into(),
+            };
+            pharmacy::receive(db, &pharmacist, m.id, delivery)
+                .await
+                .map_err(anyhow_of)?;
+        }
+        if !rx {
+            let sale = dispensing::DispenseForm {
+                medicine_id: m.id,
+                quantity: 2,
+                prescription_id: None,
+            };
+            dispensing::dispense(db, &pharmacist, clinic_id, sale)
+                .await
+                .map_err(anyhow_of)?;
+        }
+    }
+    Ok(())
 }
 
 /// A receptionist at the clinic.

@@ -387,6 +387,31 @@ try {
     check((await page.locator("#pending").count()) === 0, "nothing was saved");
     await context.close();
   }
+  // ---- 7. Pharmacist: the alerts, then an over-the-counter sale from the oldest batch.
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "pharmacy");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "pharmacy@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/pharmacy$/);
+    await page.locator("#alerts li[data-kind=low_stock]", { hasText: "Salbutamol" }).waitFor();
+    await page.locator("#alerts li[data-kind=expiring]", { hasText: "IBU-2612" }).waitFor();
+    await shot(page, "pharmacy-alerts");
+    const before = await page.locator("tr[data-medicine]", { hasText: "Ibuprofen" }).locator("td.on-hand").innerText();
+    const sell = page.locator("#dispense form").last();
+    const ibuprofen = await sell.locator("option", { hasText: "Ibuprofen" }).getAttribute("value");
+    await sell.locator("select[name=medicine]").selectOption(ibuprofen);
+    await sell.locator("input[name=quantity]").fill("2");
+    await sell.locator("button", { hasText: "Sell" }).click();
+    await page.locator("p.flash", { hasText: "Sold." }).waitFor();
+    const after = await page.locator("tr[data-medicine]", { hasText: "Ibuprofen" }).locator("td.on-hand").innerText();
+    check(parseInt(after) === parseInt(before) - 2, `two tablets fewer: ${before} → ${after}`);
+    await shot(page, "pharmacy-sold");
+    await context.close();
+  }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));
   console.log(`ok: ${step} screenshots in ${SHOTS}`);
 } finally {
