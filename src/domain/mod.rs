@@ -6,12 +6,14 @@
 //! specialties, prices, branding, reports), `scheduling` (schedules, slots, appointments,
 //! waitlist), `care` (notes, care plans, reminders, access to clinical data), `clinical`
 //! (profiles, visit records, prescriptions, labs), `pharmacy` (catalogue, stock ledger,
-//! dispensing, alerts), and `erasure`, which reaches into all
+//! dispensing, alerts), `billing` (invoices, payments, credit notes), and `erasure`, which
+//! reaches into all
 //! of them. `actor`, `audit`, `validate`,
 //! `idempotency`, `orchestration` and `outbox` sit below every area.
 
 pub mod actor;
 pub mod audit;
+pub mod billing;
 pub mod care;
 pub mod clinical;
 pub mod clinics;
@@ -28,6 +30,7 @@ pub mod validate;
 
 #[cfg(test)]
 mod tests {
+    use super::billing::{InvoiceKind, InvoiceStatus, LineKind, PaymentMethod};
     use super::care::{care_plans::PlanStatus, reminders::ReminderStatus};
     use super::clinical::labs::{Flag, OrderStatus};
     use super::clinical::prescriptions::Route;
@@ -36,6 +39,7 @@ mod tests {
     use super::clinical::transcripts::Source;
     use super::clinics::{ClinicStatus, RequestStatus};
     use super::outbox::OutboxStatus;
+    use super::pharmacy::Movement;
     use super::scheduling::appointments::AppointmentStatus;
     use super::scheduling::slots::SlotStatus;
     use super::scheduling::waitlist::OfferStatus;
@@ -101,6 +105,26 @@ mod tests {
             ),
             ("lab_results", words("flag", Flag::ALL, Flag::as_str)),
             ("transcripts", words("source", Source::ALL, Source::as_str)),
+            (
+                "stock_ledger",
+                words("kind", Movement::ALL, Movement::as_str),
+            ),
+            (
+                "invoices",
+                words("kind", InvoiceKind::ALL, InvoiceKind::as_str),
+            ),
+            (
+                "invoices",
+                words("status", InvoiceStatus::ALL, InvoiceStatus::as_str),
+            ),
+            (
+                "invoice_lines",
+                words("kind", LineKind::ALL, LineKind::as_str),
+            ),
+            (
+                "payments",
+                words("method", PaymentMethod::ALL, PaymentMethod::as_str),
+            ),
         ];
         for backend in ["sqlite", "postgres"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,6 +5,7 @@
 //! [`Actor`](crate::domain::actor::Actor), and map the result.
 
 pub mod admin;
+pub mod billing;
 pub mod care;
 pub mod chat;
 pub mod client_ip;
@@ -75,6 +76,7 @@ pub fn api(
         .merge(care::routes())
         .merge(clinical::routes())
         .merge(pharmacy::routes())
+        .merge(billing::routes())
         .merge(chat::routes())
         .merge(admin::routes());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

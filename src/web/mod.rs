@@ -3,6 +3,7 @@
 //! carry a strict Content-Security-Policy (no inline script or style), and the API answers
 //! cross-origin calls only from the sites clinics list as embedding the widget.
 
+pub mod billing;
 pub mod console;
 pub mod desk;
 pub mod doctor;
@@ -100,6 +101,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/desk/hold", post(desk::hold))
         .route("/desk/release", post(desk::release))
         .route("/desk/waitlist", post(desk::join_waitlist))
+        .route(
+            "/desk/invoices",
+            get(billing::list_page).post(billing::create),
+        )
+        .route("/invoices/{id}", get(billing::page))
+        .route("/invoices/{id}/{action}", post(billing::action))
         .route("/admin/shifts", get(shifts::page).post(shifts::add))
         .route("/admin/shifts/hours", post(shifts::save_hours))
         .route("/admin/shifts/{id}/delete", post(shifts::remove))

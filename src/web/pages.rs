@@ -37,6 +37,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("visit.html", include_str!("templates/visit.html")),
     ("pharmacy.html", include_str!("templates/pharmacy.html")),
     ("medicine.html", include_str!("templates/medicine.html")),
+    ("invoices.html", include_str!("templates/invoices.html")),
+    ("invoice.html", include_str!("templates/invoice.html")),
     ("check_in.html", include_str!("templates/check_in.html")),
     (
         "setup_doctor.html",

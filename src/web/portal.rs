@@ -55,8 +55,10 @@ pub async fn home(
         let svg = crate::http::clinical::qr_svg(&qr.token)?;
         let notifications =
             crate::domain::identity::people::notifications_of(&s.db, &user.actor).await?;
+        let invoices = crate::web::billing::mine_for_portal(&s, &user.actor).await?;
         let mut c = Context::new();
         c.insert("notifications", &notifications);
+        c.insert("invoices", &invoices);
         c.insert(
             "flash",
             &match q.done.as_deref() {

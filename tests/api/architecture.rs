@@ -25,6 +25,7 @@ const DOMAIN: &[&str] = &[
     "care",
     "clinical",
     "pharmacy",
+    "billing",
     "erasure",
 ];
 

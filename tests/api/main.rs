@@ -9,6 +9,7 @@ mod architecture;
 mod audit;
 mod auth;
 mod bad_input;
+mod billing;
 mod booking;
 mod browser;
 mod care;

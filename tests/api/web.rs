@@ -19,6 +19,7 @@ on_both_backends!(
     the_home_page_says_how_to_start_or_lists_the_demo_accounts,
     the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic,
     a_pharmacist_stocks_sells_and_dispenses_from_the_pages,
+    the_desk_invoices_a_visit_takes_payment_and_the_patient_sees_it,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -1821,4 +1822,114 @@ async fn a_pharmacist_stocks_sells_and_dispenses_from_the_pages(app: TestApp) {
     patient.sign_in("pat@example.org").await;
     let (status, _, _) = patient.get("/pharmacy").await;
     assert_eq!(status, 403);
+}
+
+async fn the_desk_invoices_a_visit_takes_payment_and_the_patient_sees_it(app: TestApp) {
+    let care = app.care_setup().await;
+    let clinic = care.clinic.id.to_string();
+    app.user_with(
+        "desk@example.org",
+        &[json!({"role": "clinic_staff", "clinic_id": care.clinic.id})],
+    )
+    .await;
+    let visit = care.appointment.clone();
+    let mut desk = Browser::new(&app);
+    desk.sign_in("desk@example.org").await;
+    let (_, _, page) = desk.get("/desk").await;
+    let csrf = Browser::csrf(&page);
+    desk.post(
+        &format!("/desk/appointments/{visit}/mark"),
+        &[("csrf", &csrf), ("to", "checked_in")],
+        None,
+    )
+    .await;
+    let (status, _, page) = desk
+        .get(&format!("/desk/invoices?appointment={visit}"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Invoice the visit of Test Patient"), "{page}");
+    let (status, headers, body) = desk
+        .post(
+            "/desk/invoices",
+            &[
+                ("csrf", &csrf),
+                ("clinic", &clinic),
+                ("appointment", &visit),
+                ("visit_type", ""),
+                ("description", "Dressing"),
+                ("quantity", "2"),
+                ("unit_price", "2.50"),
+                ("discount", "1.00"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let invoice = location(&headers);
+    let (_, _, page) = desk.get(&invoice).await;
+    assert!(
+        page.contains("Invoice (draft)") && page.contains("Dressing"),
+        "{page}"
+    );
+    // The doctor's fee (60.00) and the dressing (5.00 − 1.00), no tax rates set.
+    assert!(page.contains("<td class=\"total\">64.00</td>"), "{page}");
+    let (status, _, _) = desk
+        .post(&format!("{invoice}/issue"), &[("csrf", &csrf)], None)
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = desk.get(&invoice).await;
+    assert!(page.contains("Invoice CAR-"), "{page}");
+    let (status, _, _) = desk
+        .post(
+            &format!("{invoice}/pay"),
+            &[
+                ("csrf", &csrf),
+                ("method", "card"),
+                ("amount", "100.00"),
+                ("reference", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "more than owed");
+    let (status, _, _) = desk
+        .post(
+            &format!("{invoice}/pay"),
+            &[
+                ("csrf", &csrf),
+                ("method", "card"),
+                ("amount", "64.00"),
+                ("reference", "POS 1"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = desk.get(&invoice).await;
+    assert!(page.contains("data-status=\"paid\""), "{page}");
+    // The patient sees it in the portal and opens it, without the desk's actions.
+    let mut portal = Browser::new(&app);
+    portal.sign_in("pat@example.org").await;
+    let (_, _, me) = portal.get("/me").await;
+    assert!(me.contains("My invoices") && me.contains("CAR-"), "{me}");
+    let (status, _, page) = portal.get(&invoice).await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("Take a payment") && !page.contains("credit note"),
+        "{page}"
+    );
+    // Voided by a credit note from its page.
+    let (status, headers, _) = desk
+        .post(
+            &format!("{invoice}/credit"),
+            &[("csrf", &csrf), ("reason", "wrong patient")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, _, note) = desk.get(&location(&headers)).await;
+    assert!(
+        note.contains("Credit note CAR-") && note.contains("-64.00"),
+        "{note}"
+    );
 }

@@ -1,0 +1,185 @@
+//! Billing over REST: tax rates, invoice drafts, issuing, payments, credit notes, the
+//! clinic's list and the patient's own.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::domain::actor::Actor;
+use crate::domain::billing::{self, DraftForm, Invoice, InvoiceQuery, PaymentForm, TaxRate};
+use crate::error::{Problem, Result};
+use crate::http::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_rates, put_rates))
+        .routes(routes!(list, create))
+        .routes(routes!(get_invoice, delete_draft))
+        .routes(routes!(issue))
+        .routes(routes!(pay))
+        .routes(routes!(credit))
+        .routes(routes!(mine))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxRates {
+    pub rates: Vec<TaxRate>,
+}
+
+/// The clinic's tax rates by line kind (public: they are on every invoice).
+#[utoipa::path(get, path = "/clinics/{id}/tax-rates", tag = "billing", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<TaxRate>),
+))]
+async fn get_rates(State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<Vec<TaxRate>>> {
+    Ok(Json(billing::tax_rates(&s.db, id).await?))
+}
+
+/// Replaces the clinic's tax rates (its admins).
+#[utoipa::path(put, path = "/clinics/{id}/tax-rates", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = TaxRates, responses(
+    (status = 200, body = Vec<TaxRate>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn put_rates(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<TaxRates>,
+) -> Result<Json<Vec<TaxRate>>> {
+    Ok(Json(
+        billing::set_tax_rates(&s.db, &actor, id, b.rates).await?,
+    ))
+}
+
+/// The clinic's invoices and credit notes (its front desk, admins and pharmacists).
+#[utoipa::path(get, path = "/clinics/{id}/invoices", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path), InvoiceQuery), responses(
+    (status = 200, body = Vec<Invoice>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn list(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<InvoiceQuery>,
+) -> Result<Json<Vec<Invoice>>> {
+    Ok(Json(billing::list(&s.db, &actor, id, &q).await?))
+}
+
+/// Opens a draft: a visit (its consultation priced from the price list), dispensings,
+/// other lines; each line taxed at the clinic's rate for its kind.
+#[utoipa::path(post, path = "/clinics/{id}/invoices", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = DraftForm, responses(
+    (status = 201, body = Invoice),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A dispensing already billed", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn create(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(f): Json<DraftForm>,
+) -> Result<(StatusCode, Json<Invoice>)> {
+    let inv = billing::create_draft(&s.db, &actor, id, f).await?;
+    Ok((StatusCode::CREATED, Json(inv)))
+}
+
+/// One invoice (its clinic's billing people, or its patient once issued).
+#[utoipa::path(get, path = "/invoices/{id}", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Invoice),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_invoice(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Invoice>> {
+    Ok(Json(billing::get(&s.db, &actor, id).await?))
+}
+
+/// Deletes a draft; an issued invoice stays (void it with a credit note).
+#[utoipa::path(delete, path = "/invoices/{id}", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+))]
+async fn delete_draft(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    billing::delete_draft(&s.db, &actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Issues a draft with the clinic's next number for the year (gap-free); it cannot change
+/// after.
+#[utoipa::path(post, path = "/invoices/{id}/issue", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Invoice),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Not a draft", body = Problem, content_type = "application/problem+json"),
+))]
+async fn issue(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Invoice>> {
+    Ok(Json(billing::issue(&s.db, &actor, id).await?))
+}
+
+/// Records a payment (partial ones too); more than is owed is refused.
+#[utoipa::path(post, path = "/invoices/{id}/payments", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = PaymentForm, responses(
+    (status = 200, body = Invoice),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "More than owed, or nothing to pay", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn pay(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(f): Json<PaymentForm>,
+) -> Result<Json<Invoice>> {
+    Ok(Json(billing::pay(&s.db, &actor, id, f).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditBody {
+    #[schema(schema_with = crate::domain::validate::schema::reason)]
+    pub reason: String,
+}
+
+/// Voids an issued or paid invoice by a credit note that names it (numbered like
+/// invoices); answers with the credit note.
+#[utoipa::path(post, path = "/invoices/{id}/credit-note", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = CreditBody, responses(
+    (status = 201, body = Invoice),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A draft, or already void", body = Problem, content_type = "application/problem+json"),
+))]
+async fn credit(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<CreditBody>,
+) -> Result<(StatusCode, Json<Invoice>)> {
+    let note = billing::credit(&s.db, &actor, id, &b.reason).await?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+/// The signed-in patient's invoices and credit notes, with what they owe.
+#[utoipa::path(get, path = "/me/invoices", tag = "billing", security(("bearer" = [])), responses(
+    (status = 200, body = Vec<Invoice>),
+))]
+async fn mine(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Invoice>>> {
+    Ok(Json(billing::mine(&s.db, &actor).await?))
+}

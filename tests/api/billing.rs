@@ -1,0 +1,270 @@
+//! Billing over the API: a visit's invoice from draft to paid (consultation from the price
+//! list, a dispensing, a discounted line, tax per kind), partial payments, what may not be
+//! done, voiding only by a credit note, the patient's view, and 64 invoices issued at once
+//! getting 64 consecutive numbers.
+
+use chrono::Datelike;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note,
+    sixty_four_invoices_issued_at_once_get_sixty_four_consecutive_numbers,
+);
+
+async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(app: TestApp) {
+    let care = app.care_setup().await;
+    let clinic = care.clinic.id;
+    let admin = &care.clinic.admin;
+    let (_, desk) = app
+        .user_with(
+            "desk@example.org",
+            &[json!({"role": "clinic_staff", "clinic_id": clinic})],
+        )
+        .await;
+    let (_, pharm) = app
+        .user_with(
+            "pharm@example.org",
+            &[json!({"role": "pharmacist", "clinic_id": clinic})],
+        )
+        .await;
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/clinics/{clinic}/prices"),
+        Some(admin),
+        Some(json!({"prices": [{"visit_type": "consultation", "amount_cents": 6000, "currency": "EUR"}]})),
+    )
+    .await
+    .assert_ok(200);
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/clinics/{clinic}/tax-rates"),
+        Some(admin),
+        Some(json!({"rates": [{"name": "consultation", "rate_bp": 0}, {"name": "medicine", "rate_bp": 600}, {"name": "other", "rate_bp": 2300}]})),
+    )
+    .await
+    .assert_ok(200);
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/clinics/{clinic}/tax-rates"),
+        Some(&desk),
+        Some(json!({"rates": []})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // A sale at the pharmacy to bill with the visit.
+    let medicine = app
+        .post_as(
+            &pharm,
+            &format!("/api/v1/clinics/{clinic}/medicines"),
+            json!({"name": "Paracetamol", "form": "tablet", "strength": "500 mg", "unit": "tablet",
+                   "unit_cost_cents": 10, "unit_price_cents": 25, "prescription_only": false}),
+        )
+        .await
+        .str("id");
+    let expiry = (chrono::Utc::now() + chrono::Duration::days(90)).date_naive();
+    app.post_as(
+        &pharm,
+        &format!("/api/v1/medicines/{medicine}/batches"),
+        json!({"batch_number": "B", "expiry_date": expiry, "quantity": 50}),
+    )
+    .await
+    .assert_ok(201);
+    let sale = app
+        .post_as(
+            &pharm,
+            &format!("/api/v1/clinics/{clinic}/dispensings"),
+            json!({"medicine_id": medicine, "quantity": 10}),
+        )
+        .await
+        .str("id");
+
+    let invoices = format!("/api/v1/clinics/{clinic}/invoices");
+    let draft = app
+        .post_as(&desk, &invoices, json!({"appointment_id": care.appointment, "dispensing_ids": [sale],
+            "lines": [{"kind": "other", "description": "Dressing", "quantity": 2, "unit_cents": 250, "discount_cents": 100}]}))
+        .await;
+    let draft = draft.assert_ok(201).clone();
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["number"], serde_json::Value::Null);
+    assert_eq!(draft["patient_id"], care.patient_id.to_string());
+    let totals = |v: &serde_json::Value| {
+        [
+            "subtotal_cents",
+            "discount_cents",
+            "tax_cents",
+            "total_cents",
+        ]
+        .map(|k| v[k].as_i64().unwrap())
+    };
+    // 6000 + 10×25 + 2×250 − 100; tax 0 + 15 (6 % of 250) + 92 (23 % of 400).
+    assert_eq!(totals(&draft), [6750, 100, 107, 6757]);
+    let lines = draft["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Consultation (consultation) with Dr. Ana Costa")
+    );
+    assert_eq!(
+        (
+            lines[1]["tax_cents"].as_i64(),
+            lines[2]["total_cents"].as_i64()
+        ),
+        (Some(15), Some(492))
+    );
+    let id = draft["id"].as_str().unwrap().to_owned();
+    // The same sale is billed once; bad lines are refused, nothing written.
+    app.post_as(&desk, &invoices, json!({"dispensing_ids": [sale]}))
+        .await
+        .assert_problem(409, "conflict");
+    app.post_as(
+        &desk,
+        &invoices,
+        json!({"lines": [{"kind": "other", "description": "X", "unit_cents": -5}]}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post_as(&desk, &invoices, json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.post_as(
+        &care.patient,
+        &invoices,
+        json!({"lines": [{"kind": "other", "description": "X", "unit_cents": 5}]}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // A draft is not the patient's to see.
+    app.get_as(&care.patient, &format!("/api/v1/invoices/{id}"))
+        .await
+        .assert_problem(404, "not_found");
+
+    let issued = app
+        .post_as(&desk, &format!("/api/v1/invoices/{id}/issue"), json!({}))
+        .await;
+    let year = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Lisbon)
+        .year();
+    assert_eq!(
+        issued.assert_ok(200)["number"],
+        format!("CAR-{year}-000001")
+    );
+    assert_eq!(issued.body["status"], "issued");
+    app.post_as(&desk, &format!("/api/v1/invoices/{id}/issue"), json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    app.request(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/invoices/{id}"),
+        Some(&desk),
+        None,
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+
+    // Partial payments; more than owed is refused.
+    let pay = format!("/api/v1/invoices/{id}/payments");
+    let part = app
+        .post_as(&desk, &pay, json!({"method": "card", "amount_cents": 1000}))
+        .await;
+    assert_eq!(
+        (
+            part.assert_ok(200)["paid_cents"].as_i64(),
+            part.body["balance_cents"].as_i64()
+        ),
+        (Some(1000), Some(5757))
+    );
+    app.post_as(&desk, &pay, json!({"method": "cash", "amount_cents": 6000}))
+        .await
+        .assert_problem(409, "conflict");
+    app.post_as(&desk, &pay, json!({"method": "cash", "amount_cents": 0}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let paid = app
+        .post_as(&desk, &pay, json!({"method": "cash", "amount_cents": 5757}))
+        .await;
+    assert_eq!(paid.assert_ok(200)["status"], "paid");
+    assert_eq!(paid.body["payments"].as_array().unwrap().len(), 2);
+    app.post_as(&desk, &pay, json!({"method": "cash", "amount_cents": 1}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    // The patient reads it now.
+    app.get_as(&care.patient, &format!("/api/v1/invoices/{id}"))
+        .await
+        .assert_ok(200);
+
+    // Void only by a credit note: numbered next, every line reversed.
+    let credit = format!("/api/v1/invoices/{id}/credit-note");
+    app.post_as(&desk, &credit, json!({"reason": ""}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let note = app
+        .post_as(
+            &desk,
+            &credit,
+            json!({"reason": "billed to the wrong insurer"}),
+        )
+        .await;
+    let note = note.assert_ok(201).clone();
+    assert_eq!(note["kind"], "credit_note");
+    assert_eq!(note["number"], format!("CAR-{year}-000002"));
+    assert_eq!(note["credits"], id.as_str());
+    assert_eq!(totals(&note), [-6750, -100, -107, -6757]);
+    let voided = app.get_as(&desk, &format!("/api/v1/invoices/{id}")).await;
+    assert_eq!(voided.assert_ok(200)["status"], "void");
+    app.post_as(&desk, &credit, json!({"reason": "again"}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    // Once void, the sale may be billed again.
+    app.post_as(&desk, &invoices, json!({"dispensing_ids": [sale]}))
+        .await
+        .assert_ok(201);
+    let mine = app.get_as(&care.patient, "/api/v1/me/invoices").await;
+    let mine = mine.assert_ok(200).as_array().unwrap().clone();
+    assert_eq!(
+        mine.len(),
+        2,
+        "the void invoice and its credit note, not the new draft"
+    );
+    // Another clinic's staff see nothing of it.
+    let other = app.approved_clinic("Other Billing", "Europe/Lisbon").await;
+    app.get_as(&other.admin, &format!("/api/v1/invoices/{id}"))
+        .await
+        .assert_problem(404, "not_found");
+    app.get_as(&other.admin, &invoices)
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+async fn sixty_four_invoices_issued_at_once_get_sixty_four_consecutive_numbers(app: TestApp) {
+    let clinic = app.approved_clinic("Numbers Clinic", "Europe/Lisbon").await;
+    let invoices = format!("/api/v1/clinics/{}/invoices", clinic.id);
+    let mut ids = Vec::new();
+    for i in 0..64 {
+        let draft = app
+            .post_as(&clinic.admin, &invoices, json!({"lines": [{"kind": "other", "description": format!("Item {i}"), "unit_cents": 100}]}))
+            .await;
+        ids.push(draft.str("id"));
+    }
+    let attempts = ids.iter().map(|id| {
+        let (app, token) = (&app, clinic.admin.clone());
+        async move {
+            app.post_as(&token, &format!("/api/v1/invoices/{id}/issue"), json!({}))
+                .await
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let mut numbers: Vec<i64> = answers
+        .iter()
+        .map(|a| {
+            let n = a.assert_ok(200)["number"].as_str().unwrap().to_owned();
+            n.rsplit('-').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=64).collect::<Vec<_>>());
+}
