@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_invoice, delete_draft))
         .routes(routes!(issue))
+        .routes(routes!(pdf))
         .routes(routes!(pay))
         .routes(routes!(credit))
         .routes(routes!(mine))
@@ -182,4 +183,34 @@ async fn credit(
 ))]
 async fn mine(State(s): State<AppState>, actor: Actor) -> Result<Json<Vec<Invoice>>> {
     Ok(Json(billing::mine(&s.db, &actor).await?))
+}
+
+/// The invoice as a PDF (its clinic's billing people, or its patient once issued).
+#[utoipa::path(get, path = "/invoices/{id}/pdf", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)), responses(
+    (status = 200, content_type = "application/pdf", body = Vec<u8>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn pdf(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+) -> Result<axum::response::Response> {
+    let (name, bytes) = billing::pdf_of(&s.db, &actor, id).await?;
+    Ok(pdf_response(&name, bytes))
+}
+
+/// A PDF download.
+pub fn pdf_response(name: &str, bytes: Vec<u8>) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+    use axum::response::IntoResponse;
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (CONTENT_DISPOSITION, crate::http::clinical::attachment(name)),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        bytes,
+    )
+        .into_response()
 }

@@ -129,6 +129,7 @@ impl Dispatcher {
                     &message.subject,
                     &message.body,
                     message.ics.as_deref(),
+                    message.attachment.as_ref(),
                 )
                 .await
                 .map_err(SendError::transient),

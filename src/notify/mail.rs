@@ -98,6 +98,7 @@ impl Mailer {
         subject: &str,
         body: &str,
         ics: Option<&str>,
+        attachment: Option<&crate::notify::outbox::Attachment>,
     ) -> Result<(), String> {
         let Some(smtp) = &self.smtp else {
             tracing::info!(target: "mail", to, subject, "notification kept in the log (no SMTP_URL)");
@@ -126,7 +127,18 @@ impl Mailer {
                     Attachment::new("appointment.ics".into()).body(ics.to_owned(), calendar),
                 ))
             }
-            None => builder.singlepart(text),
+            None => match attachment {
+                Some(file) => {
+                    let kind = ContentType::parse(&file.media_type).map_err(|e| e.to_string())?;
+                    let bytes = file.bytes().map_err(|e| e.to_string())?;
+                    builder.multipart(
+                        MultiPart::mixed()
+                            .singlepart(text)
+                            .singlepart(Attachment::new(file.name.clone()).body(bytes, kind)),
+                    )
+                }
+                None => builder.singlepart(text),
+            },
         }
         .map_err(|e| format!("building message: {e}"))?;
         smtp.send(message)

@@ -56,6 +56,7 @@ const TEMPLATES: &[(&str, [&str; 3])] = templates![
     "lab_results_ready",
     "lab_abnormal",
     "pharmacy_alert",
+    "invoice_issued",
 ];
 
 /// Built once; a template that does not parse is reported by every render (and fails
@@ -257,6 +258,18 @@ pub struct StockNews<'a> {
     pub expiring: Vec<String>,
 }
 
+/// An invoice issued to a patient (its PDF goes with the mail).
+#[derive(Clone, Debug, Serialize)]
+pub struct InvoiceNews<'a> {
+    pub name: &'a str,
+    pub clinic: &'a str,
+    pub number: &'a str,
+    /// e.g. `64.00 EUR`.
+    pub total: String,
+    /// Where the patient sees it (with `PUBLIC_URL`).
+    pub link: Option<String>,
+}
+
 /// One kind of message, with what it says.
 #[derive(Clone, Debug)]
 pub enum Kind<'a> {
@@ -287,6 +300,8 @@ pub enum Kind<'a> {
     LabAbnormal(&'a LabNews<'a>),
     /// Low stock and expiring batches, for the clinic's pharmacists.
     PharmacyAlert(&'a StockNews<'a>),
+    /// An invoice issued to the patient.
+    InvoiceIssued(&'a InvoiceNews<'a>),
 }
 
 /// A message ready to send.
@@ -302,6 +317,7 @@ impl From<Rendered> for outbox::Message {
             subject: r.subject,
             body: r.body,
             ics: None,
+            attachment: None,
         }
     }
 }
@@ -330,6 +346,7 @@ impl Kind<'_> {
             Self::LabResultsReady(_) => "lab_results_ready",
             Self::LabAbnormal(_) => "lab_abnormal",
             Self::PharmacyAlert(_) => "pharmacy_alert",
+            Self::InvoiceIssued(_) => "invoice_issued",
         }
     }
 
@@ -353,6 +370,7 @@ impl Kind<'_> {
             | Self::ClinicApproved(i) => Context::from_serialize(i),
             Self::ClinicRejected(r) => Context::from_serialize(r),
             Self::PharmacyAlert(n) => Context::from_serialize(n),
+            Self::InvoiceIssued(n) => Context::from_serialize(n),
         };
         context.map_err(|e| Error::internal(format!("message {}: {}", self.name(), describe(&e))))
     }
@@ -430,7 +448,7 @@ mod tests {
         code: &'a Code<'a>,
         (joined, pending): (&'a Invitation<'a>, &'a Invitation<'a>),
         rejection: &'a Rejection<'a>,
-        (lab, stock): (&'a LabNews<'a>, &'a StockNews<'a>),
+        (lab, stock, invoice): (&'a LabNews<'a>, &'a StockNews<'a>, &'a InvoiceNews<'a>),
     ) -> Vec<Kind<'a>> {
         vec![
             Kind::AppointmentBooked(visit),
@@ -455,6 +473,7 @@ mod tests {
             Kind::LabResultsReady(lab),
             Kind::LabAbnormal(lab),
             Kind::PharmacyAlert(stock),
+            Kind::InvoiceIssued(invoice),
         ]
     }
 
@@ -506,6 +525,13 @@ mod tests {
             test: "Lipid panel",
             abnormal: "LDL cholesterol".into(),
         };
+        let invoice = InvoiceNews {
+            name: "Ana Silva",
+            clinic: "Harbour Clinic",
+            number: "HAR-2026-000123",
+            total: "64.00 EUR".into(),
+            link: Some("https://clinic.example/invoices/0192".into()),
+        };
         let stock = StockNews {
             name: "Paula Farmácia",
             clinic: "Harbour Clinic",
@@ -519,7 +545,7 @@ mod tests {
             &code,
             (&joined, &pending),
             &rejection,
-            (&lab, &stock),
+            (&lab, &stock, &invoice),
         ));
     }
 

@@ -13,13 +13,42 @@ use crate::notify::language::Language;
 use crate::zone::TimeZone;
 use crate::{on_db, on_tx};
 
-/// What a notification says. `ics` is a calendar attachment (appointment messages).
+/// What a notification says. `ics` is a calendar attachment (appointment messages);
+/// `attachment` a file sent with a mail (an invoice's PDF).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub subject: String,
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ics: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file sent with a mail, its bytes in base64 (inside the sealed message).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    pub media_type: String,
+    pub base64: String,
+}
+
+impl Attachment {
+    pub fn new(name: &str, media_type: &str, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            name: name.to_owned(),
+            media_type: media_type.to_owned(),
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.base64)
+            .map_err(|e| Error::internal(format!("attachment {}: {e}", self.name)))
+    }
 }
 
 /// Where a user wants to hear from us.

@@ -269,3 +269,15 @@ pub async fn mine_for_portal(
         })
         .collect())
 }
+
+/// The invoice's PDF, for those who may read it.
+pub async fn pdf(
+    State(s): State<AppState>,
+    SignedIn(user): SignedIn,
+    Path(id): Path<Uuid>,
+) -> Response {
+    match billing::pdf_of(&s.db, &user.actor, id).await {
+        Ok((name, bytes)) => crate::http::billing::pdf_response(&name, bytes),
+        Err(e) => error_page(&e, service(&s), Some(&user)),
+    }
+}

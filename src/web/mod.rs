@@ -106,6 +106,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(billing::list_page).post(billing::create),
         )
         .route("/invoices/{id}", get(billing::page))
+        .route("/invoices/{id}/pdf", get(billing::pdf))
         .route("/invoices/{id}/{action}", post(billing::action))
         .route("/admin/shifts", get(shifts::page).post(shifts::add))
         .route("/admin/shifts/hours", post(shifts::save_hours))

@@ -157,6 +157,54 @@ async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(
     app.post_as(&desk, &format!("/api/v1/invoices/{id}/issue"), json!({}))
         .await
         .assert_problem(409, "invalid_transition");
+    // The PDF: opened and its text read back.
+    let pdf = app
+        .client
+        .get(app.url(&format!("/api/v1/invoices/{id}/pdf")))
+        .bearer_auth(&care.patient)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.unwrap();
+    let text = pdf_extract::extract_text_from_mem(&bytes).unwrap();
+    for expected in [
+        &format!("Invoice CAR-{year}-000001") as &str,
+        "Care Clinic",
+        "Test Patient",
+        "Dressing",
+        "67.57 EUR",
+        "Paracetamol 500 mg",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from the PDF's text: {text}"
+        );
+    }
+    // The patient is mailed it, the same PDF attached.
+    const SQL: &str = "SELECT id, kind, channel, recipient, about, sealed, due_at, attempts FROM outbox \
+        WHERE recipient = $1 AND kind = $2 AND channel = 'email'";
+    let row = clinic::on_db!(&app.db, |pool| sqlx::query_as::<
+        _,
+        clinic::notify::outbox::Claimed,
+    >(SQL)
+    .bind("pat@example.org")
+    .bind("invoice_issued")
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    let mail = row.open(app.db.policy()).unwrap();
+    assert!(
+        mail.subject
+            .starts_with(&format!("Invoice CAR-{year}-000001")),
+        "{}",
+        mail.subject
+    );
+    let attached = mail.attachment.expect("the PDF is attached");
+    assert_eq!(attached.media_type, "application/pdf");
+    let text = pdf_extract::extract_text_from_mem(&attached.bytes().unwrap()).unwrap();
+    assert!(text.contains("67.57 EUR"), "{text}");
     app.request(
         reqwest::Method::DELETE,
         &format!("/api/v1/invoices/{id}"),

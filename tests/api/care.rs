@@ -779,6 +779,7 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
             subject: "Reminder".into(),
             body: format!("message {i}"),
             ics: None,
+            attachment: None,
         };
         clinic::notify::outbox::enqueue(
             &mut tx,
@@ -842,6 +843,7 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
                 subject: "Reminder".into(),
                 body: format!("failing {i}"),
                 ics: None,
+                attachment: None,
             },
             Utc::now(),
         )
@@ -900,6 +902,7 @@ async fn two_dispatchers_send_each_notification_exactly_once(app: TestApp) {
             subject: "Reminder".into(),
             body: "by whatsapp".into(),
             ics: None,
+            attachment: None,
         },
         Utc::now(),
     )

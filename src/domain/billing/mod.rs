@@ -7,6 +7,8 @@
 //! names it. Its clinic's front desk, admins and pharmacists bill; the patient reads their
 //! issued invoices.
 
+pub mod pdf;
+
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -635,6 +637,47 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
             "Only a draft is issued, once.",
         ));
     }
+    // The patient gets it by mail, its PDF attached, in the same transaction.
+    if let Some(patient) = inv.patient_id {
+        let mut issued = inv.clone();
+        issued.number = Some(number.clone());
+        issued.status = InvoiceStatus::Issued;
+        issued.issued_at = Some(now);
+        issued.balance_cents = issued.total_cents - issued.paid_cents;
+        let to = crate::notify::outbox::contact(&mut tx, patient).await?;
+        let site = db.policy().site.as_deref();
+        let news = crate::notify::messages::InvoiceNews {
+            name: &to.display_name,
+            clinic: &clinic.name,
+            number: &number,
+            total: format!(
+                "{}.{:02} {}",
+                inv.total_cents / 100,
+                (inv.total_cents % 100).abs(),
+                inv.currency
+            ),
+            link: site.map(|s| format!("{}/invoices/{id}", s.trim_end_matches('/'))),
+        };
+        let mut message: crate::notify::outbox::Message =
+            crate::notify::messages::Kind::InvoiceIssued(&news)
+                .render(to.language)?
+                .into();
+        message.attachment = Some(crate::notify::outbox::Attachment::new(
+            &format!("{number}.pdf"),
+            "application/pdf",
+            &pdf::render(&issued, &clinic),
+        ));
+        crate::notify::outbox::enqueue(
+            &mut tx,
+            db.policy(),
+            "invoice_issued",
+            &format!("invoice:{id}"),
+            &to,
+            &message,
+            now,
+        )
+        .await?;
+    }
     audit::record(
         &mut tx,
         actor,
@@ -648,6 +691,16 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
     .await?;
     tx.commit().await?;
     load(db, id).await
+}
+
+/// The invoice as PDF, for whoever may read it, with its file name.
+pub async fn pdf_of(db: &Db, actor: &Actor, id: Uuid) -> Result<(String, Vec<u8>)> {
+    let inv = get(db, actor, id).await?;
+    let clinic = clinics::get(db, inv.clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))?;
+    let name = format!("{}.pdf", inv.number.as_deref().unwrap_or("draft"));
+    Ok((name, pdf::render(&inv, &clinic)))
 }
 
 /// Deletes a draft (nothing was issued).
