@@ -422,7 +422,9 @@ pub async fn load(state: &AppState) -> anyhow::Result<Summary> {
         }
     }
     if let Some(doctor) = first_doctor {
+        let clinic_id = doctor.2;
         submit_note(state, patient_id, doctor).await?;
+        bill_history(state, clinic_id, patient_id).await?;
     }
     let pending = ClinicApplication {
         name: "Porto Smile Dental".into(),
@@ -797,6 +799,83 @@ async fn stock_pharmacy(state: &AppState, clinic_id: uuid::Uuid, hash: &str) -> 
                 .await
                 .map_err(anyhow_of)?;
         }
+    }
+    Ok(())
+}
+
+/// The demo patient's bills for their two visits: the check-up paid by card, the rash
+/// visit issued and partly paid (so the portal shows what is owed).
+async fn bill_history(
+    state: &AppState,
+    clinic_id: uuid::Uuid,
+    patient_id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use crate::domain::billing::{
+        self, DraftForm, LineForm, LineKind, PaymentForm, PaymentMethod, TaxRate,
+    };
+    let db = &state.db;
+    let system = Actor::System;
+    let rates = vec![
+        TaxRate {
+            name: "consultation".into(),
+            rate_bp: 0,
+        },
+        TaxRate {
+            name: "medicine".into(),
+            rate_bp: 600,
+        },
+        TaxRate {
+            name: "other".into(),
+            rate_bp: 2300,
+        },
+    ];
+    billing::set_tax_rates(db, &system, clinic_id, rates)
+        .await
+        .map_err(anyhow_of)?;
+    let line = |kind, description: &str, quantity, unit_cents| LineForm {
+        kind,
+        description: description.into(),
+        quantity,
+        unit_cents,
+        discount_cents: 0,
+    };
+    let bills = [
+        (
+            vec![
+                line(LineKind::Consultation, "Annual check-up", 1, 6000),
+                line(LineKind::LabTest, "Lipid panel and HbA1c", 1, 3500),
+            ],
+            9500,
+        ),
+        (
+            vec![
+                line(LineKind::Consultation, "Dermatology consultation", 1, 6000),
+                line(LineKind::Other, "Patch test", 1, 2000),
+            ],
+            2000,
+        ),
+    ];
+    for (lines, paid) in bills {
+        let draft = DraftForm {
+            patient_id: Some(patient_id),
+            lines,
+            ..DraftForm::default()
+        };
+        let invoice = billing::create_draft(db, &system, clinic_id, draft)
+            .await
+            .map_err(anyhow_of)?;
+        billing::issue(db, &system, invoice.id)
+            .await
+            .map_err(anyhow_of)?;
+        let payment = PaymentForm {
+            method: PaymentMethod::Card,
+            amount_cents: paid,
+            paid_on: None,
+            reference: String::new(),
+        };
+        billing::pay(db, &system, invoice.id, payment)
+            .await
+            .map_err(anyhow_of)?;
     }
     Ok(())
 }
