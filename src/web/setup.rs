@@ -492,7 +492,16 @@ pub async fn save_doctor(
 ) -> Response {
     let f = Fields(f);
     act(service(&s), &user, f.get("csrf"), async {
-        doctors::update(&s.db, &user.actor, id, doctor_form(&f, false)?).await?;
+        let form = doctor_form(&f, false)?;
+        let profile = doctors::DoctorProfile {
+            display_name: form.display_name,
+            bio: form.bio,
+            languages: form.languages,
+            fee_cents: form.fee_cents,
+            currency: form.currency,
+            specialties: form.specialties,
+        };
+        doctors::update(&s.db, &user.actor, id, profile).await?;
         Ok(format!("/admin/doctors/{id}?done=doctor_saved"))
     })
     .await

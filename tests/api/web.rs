@@ -1696,6 +1696,31 @@ async fn a_pharmacist_stocks_sells_and_dispenses_from_the_pages(app: TestApp) {
     }
     let (_, _, page) = b.get(&format!("/pharmacy/medicines/{para}")).await;
     assert!(page.contains("20 tablet in stock"), "{page}");
+    // The catalogue entry changes from its page: a new price.
+    let (status, _, body) = b
+        .post(
+            &format!("/pharmacy/medicines/{para}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "Paracetamol"),
+                ("form", "tablet"),
+                ("strength", "500 mg"),
+                ("unit", "tablet"),
+                ("unit_cost", "0.1"),
+                ("unit_price", "0.3"),
+                ("currency", "EUR"),
+                ("low_stock_threshold", "5"),
+                ("prescription_only", ""),
+                ("retired", ""),
+                ("generic_name", ""),
+                ("dosage_guidance", ""),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, page) = b.get("/pharmacy").await;
+    assert!(page.contains("0.30 EUR"), "{page}");
     // Over the counter; the prescription medicine is not sold that way.
     let (status, headers, _) = b
         .post(

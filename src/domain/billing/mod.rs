@@ -81,6 +81,7 @@ pub struct TaxRate {
     pub name: String,
     /// Basis points: 2300 is 23 %.
     #[schema(minimum = 0, maximum = 10000)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     pub rate_bp: i64,
 }
 
@@ -100,6 +101,9 @@ pub async fn set_tax_rates(
     rates: Vec<TaxRate>,
 ) -> Result<Vec<TaxRate>> {
     clinics::require_admin_of(actor, clinic_id)?;
+    clinics::get(db, clinic_id)
+        .await?
+        .ok_or_else(|| Error::not_found("clinic"))?;
     let mut checks = Checks::new();
     for (i, r) in rates.iter().enumerate() {
         if r.name.parse::<LineKind>().is_err() {
@@ -168,9 +172,9 @@ pub struct LineForm {
     #[serde(deserialize_with = "crate::domain::validate::whole_number")]
     #[schema(minimum = 0, maximum = 100000000)]
     pub unit_cents: i64,
-    /// Taken off the line before tax, in minor units.
+    /// Taken off the line before tax, in minor units (at most the line's amount).
     #[serde(default, deserialize_with = "crate::domain::validate::whole_number")]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 100000000)]
     pub discount_cents: i64,
 }
 

@@ -378,19 +378,46 @@ pub async fn create(
     find(db, id).await
 }
 
+/// A doctor's profile as their clinic's admins change it (the sign-in address stays: the
+/// account was invited when the doctor was added).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorProfile {
+    #[schema(schema_with = crate::domain::validate::schema::person_name)]
+    pub display_name: String,
+    #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::long_text)]
+    pub bio: String,
+    /// ISO 639-1 codes, e.g. `["en", "pt"]`.
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100000000)]
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
+    pub fee_cents: i64,
+    #[serde(default)]
+    #[schema(schema_with = crate::domain::validate::schema::currency, nullable)]
+    pub currency: Option<String>,
+    #[schema(schema_with = crate::domain::clinics::specialties::slug_list_schema)]
+    pub specialties: Vec<String>,
+}
+
 /// Changes a doctor's profile: name, bio, languages, fee and specialties (their clinic's
-/// admins), audited. The sign-in address is not changed here (`email` must be absent).
-pub async fn update(db: &Db, actor: &Actor, id: Uuid, form: DoctorForm) -> Result<Doctor> {
+/// admins), audited.
+pub async fn update(db: &Db, actor: &Actor, id: Uuid, profile: DoctorProfile) -> Result<Doctor> {
     let doctor = find(db, id).await?;
     clinics::require_admin_of(actor, doctor.clinic_id)?;
+    let form = DoctorForm {
+        display_name: profile.display_name,
+        bio: profile.bio,
+        languages: profile.languages,
+        fee_cents: profile.fee_cents,
+        currency: profile.currency,
+        specialties: profile.specialties,
+        email: None,
+    };
     let mut checks = Checks::new();
     let (name, bio, languages, currency) = check_form(&mut checks, &form);
-    if form.email.is_some() {
-        checks.fail(
-            "email",
-            "the account is invited when the doctor is added; leave it out here",
-        );
-    }
     let mut specialty_ids = Vec::new();
     for slug in &form.specialties {
         match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {

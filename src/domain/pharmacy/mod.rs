@@ -166,6 +166,7 @@ pub struct Adjustment {
     /// Signed for `adjusted`; for `expired` the units written off, for `returned` those
     /// brought back (both positive).
     #[serde(deserialize_with = "crate::domain::validate::whole_number")]
+    #[schema(minimum = -1000000, maximum = 1000000)]
     pub quantity: i64,
     #[serde(default)]
     pub reason: String,

@@ -202,8 +202,11 @@ pub struct ShiftChange {
 #[serde(deny_unknown_fields)]
 pub struct DaysQuery {
     /// First local date (default: today at the clinic).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
     pub from: Option<NaiveDate>,
     /// How many days, 1 to 62 (default 7).
+    #[param(minimum = 1, maximum = 62)]
     pub days: Option<i64>,
 }
 

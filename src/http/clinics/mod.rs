@@ -196,7 +196,7 @@ async fn create_doctor(
 
 /// Changes a doctor's profile: name, bio, languages, fee, specialties (the clinic's admins).
 #[utoipa::path(put, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    request_body = DoctorForm, responses(
+    request_body = doctors::DoctorProfile, responses(
     (status = 200, body = Doctor),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -206,7 +206,7 @@ async fn update_doctor(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
-    Json(form): Json<DoctorForm>,
+    Json(form): Json<doctors::DoctorProfile>,
 ) -> Result<Json<Doctor>> {
     Ok(Json(doctors::update(&s.db, &actor, id, form).await?))
 }
