@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pay))
         .routes(routes!(credit))
         .routes(routes!(mine))
+        .routes(routes!(revenue))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -213,4 +214,50 @@ pub fn pdf_response(name: &str, bytes: Vec<u8>) -> axum::response::Response {
         bytes,
     )
         .into_response()
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueQuery {
+    /// First local date.
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
+    pub from: chrono::NaiveDate,
+    /// Last local date (included).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
+    pub to: chrono::NaiveDate,
+    /// `day`, `week` or `month` (default `month`).
+    #[param(pattern = "^(day|week|month)$")]
+    pub period: Option<String>,
+    /// `csv` for the periods as CSV.
+    pub format: Option<String>,
+}
+
+/// Revenue per period (invoiced less credit notes, and paid), per doctor, and what is
+/// still owed (the clinic's admins); `format=csv` for the periods as CSV.
+#[utoipa::path(get, path = "/clinics/{id}/reports/revenue", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path), RevenueQuery), responses(
+    (status = 200, body = billing::report::Revenue),
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn revenue(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<RevenueQuery>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    crate::domain::validate::query_dates([("from", Some(q.from)), ("to", Some(q.to))])?;
+    let period =
+        crate::domain::clinics::reports::Period::parse(q.period.as_deref().unwrap_or("month"))?;
+    let report = billing::report::revenue(&s.db, &actor, id, q.from, q.to, period).await?;
+    Ok(match q.format.as_deref() {
+        Some("csv") => (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.csv(),
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    })
 }

@@ -268,9 +268,51 @@ async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(
         .await
         .assert_problem(409, "invalid_transition");
     // Once void, the sale may be billed again.
-    app.post_as(&desk, &invoices, json!({"dispensing_ids": [sale]}))
+    let again = app
+        .post_as(&desk, &invoices, json!({"dispensing_ids": [sale]}))
+        .await;
+    let again = again.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    app.post_as(&desk, &format!("/api/v1/invoices/{again}/issue"), json!({}))
         .await
-        .assert_ok(201);
+        .assert_ok(200);
+    // Revenue today: the visit invoiced and credited (net 0) plus the sale (250 + 6 %);
+    // 6757 paid; the sale still owed.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Lisbon)
+        .date_naive();
+    let report = format!(
+        "/api/v1/clinics/{clinic}/reports/revenue?from={}&to={}&period=day",
+        today - chrono::Duration::days(1),
+        today + chrono::Duration::days(1)
+    );
+    let revenue = app.get_as(admin, &report).await;
+    let revenue = revenue.assert_ok(200);
+    assert_eq!(
+        revenue["periods"].as_array().unwrap().len(),
+        1,
+        "{revenue:#}"
+    );
+    assert_eq!(revenue["periods"][0]["invoiced_cents"], 265);
+    assert_eq!(revenue["periods"][0]["paid_cents"], 6757);
+    assert_eq!(revenue["outstanding_cents"], 265);
+    assert_eq!(revenue["by_doctor"][0]["invoiced_cents"], 0, "{revenue:#}");
+    let csv = app
+        .client
+        .get(app.url(&format!("{report}&format=csv")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv,
+        format!("period,invoiced_cents,paid_cents\n{today},265,6757\n")
+    );
+    app.get_as(&desk, &report)
+        .await
+        .assert_problem(403, "forbidden");
     let mine = app.get_as(&care.patient, "/api/v1/me/invoices").await;
     let mine = mine.assert_ok(200).as_array().unwrap().clone();
     assert_eq!(

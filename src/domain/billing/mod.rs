@@ -8,6 +8,7 @@
 //! issued invoices.
 
 pub mod pdf;
+pub mod report;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -770,7 +771,12 @@ pub async fn pay(db: &Db, actor: &Actor, id: Uuid, f: PaymentForm) -> Result<Inv
     if f.amount_cents <= 0 {
         checks.fail("amount_cents", "must be more than 0");
     }
-    let paid_on = f.paid_on.unwrap_or_else(|| Utc::now().date_naive());
+    // By default today at the clinic.
+    let today = match clinics::get(db, inv.clinic_id).await? {
+        Some(c) => Utc::now().with_timezone(&c.tz()).date_naive(),
+        None => Utc::now().date_naive(),
+    };
+    let paid_on = f.paid_on.unwrap_or(today);
     crate::domain::validate::check_date(&mut checks, "paid_on", paid_on);
     checks.finish()?;
     if inv.kind != InvoiceKind::Invoice || inv.status != InvoiceStatus::Issued {

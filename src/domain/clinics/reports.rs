@@ -33,7 +33,7 @@ impl Period {
     }
 
     /// The label of the period a local date falls in: `2026-11-24`, `2026-W48`, `2026-11`.
-    fn label(self, d: NaiveDate) -> String {
+    pub fn label(self, d: NaiveDate) -> String {
         match self {
             Self::Day => d.format("%Y-%m-%d").to_string(),
             Self::Week => {
