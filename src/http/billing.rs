@@ -219,19 +219,26 @@ pub fn pdf_response(name: &str, bytes: Vec<u8>) -> axum::response::Response {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RevenueQuery {
-    /// First local date.
+    /// First local date (default 30 days before `to`).
     /// Between 1900 and 2199.
     #[param(pattern = "^(19|2[01])[0-9]{2}-")]
-    pub from: chrono::NaiveDate,
-    /// Last local date (included).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last local date, included (default today).
     /// Between 1900 and 2199.
     #[param(pattern = "^(19|2[01])[0-9]{2}-")]
-    pub to: chrono::NaiveDate,
-    /// `day`, `week` or `month` (default `month`).
-    #[param(pattern = "^(day|week|month)$")]
-    pub period: Option<String>,
+    pub to: Option<chrono::NaiveDate>,
+    /// Per `day`, `week` or `month` (default `month`).
+    pub period: Option<ReportPeriod>,
     /// `csv` for the periods as CSV.
     pub format: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportPeriod {
+    Day,
+    Week,
+    Month,
 }
 
 /// Revenue per period (invoiced less credit notes, and paid), per doctor, and what is
@@ -248,10 +255,16 @@ async fn revenue(
     Query(q): Query<RevenueQuery>,
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
-    crate::domain::validate::query_dates([("from", Some(q.from)), ("to", Some(q.to))])?;
-    let period =
-        crate::domain::clinics::reports::Period::parse(q.period.as_deref().unwrap_or("month"))?;
-    let report = billing::report::revenue(&s.db, &actor, id, q.from, q.to, period).await?;
+    crate::domain::validate::query_dates([("from", q.from), ("to", q.to)])?;
+    use crate::domain::clinics::reports::Period;
+    let period = match q.period.unwrap_or(ReportPeriod::Month) {
+        ReportPeriod::Day => Period::Day,
+        ReportPeriod::Week => Period::Week,
+        ReportPeriod::Month => Period::Month,
+    };
+    let to = q.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = q.from.unwrap_or(to - chrono::Days::new(30));
+    let report = billing::report::revenue(&s.db, &actor, id, from, to, period).await?;
     Ok(match q.format.as_deref() {
         Some("csv") => (
             [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
