@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::billing::{
     self, DraftForm, Invoice, InvoiceQuery, InvoiceStatus, LineForm, LineKind, PaymentForm,
-    PaymentMethod,
+    PaymentMethod, money,
 };
 use crate::domain::clinics;
 use crate::error::{Code, Error, Result};
@@ -20,12 +20,6 @@ use crate::web::session::SignedIn;
 
 fn service(s: &AppState) -> &str {
     &s.config.agent.service_name
-}
-
-/// Minor units as `60.05`.
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
 /// An invoice with its amounts written out for the page.

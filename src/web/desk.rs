@@ -133,14 +133,7 @@ pub async fn home(
         let date = q.date.unwrap_or(today);
         crate::domain::validate::query_dates([("date", Some(date))])?;
         let list = appointments::clinic_day(&s.db, &user.actor, clinic.id, date).await?;
-        let team = doctors::browse(
-            &s.db,
-            &doctors::DoctorFilter {
-                clinic_id: Some(clinic.id),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let team = doctors::of_clinic(&s.db, clinic.id).await?;
         let mut days: Vec<DoctorDay> = team
             .iter()
             .filter(|d| q.doctor.is_none_or(|id| id == d.id))
@@ -342,14 +335,7 @@ pub async fn book_page(
         let today = now.with_timezone(&tz).date_naive();
         let date = q.date.unwrap_or(today);
         crate::domain::validate::query_dates([("date", Some(date))])?;
-        let team = doctors::browse(
-            &s.db,
-            &doctors::DoctorFilter {
-                clinic_id: Some(clinic.id),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let team = doctors::of_clinic(&s.db, clinic.id).await?;
         let doctor_id = q
             .doctor
             .or(moving.as_ref().map(|a| a.doctor_id))

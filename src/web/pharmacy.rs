@@ -129,9 +129,8 @@ pub async fn home(
             .iter()
             .map(|m| {
                 format!(
-                    "{}.{:02} {}",
-                    m.unit_price_cents / 100,
-                    m.unit_price_cents % 100,
+                    "{} {}",
+                    crate::domain::billing::money(m.unit_price_cents),
                     m.currency
                 )
             })

@@ -48,11 +48,6 @@ struct PriceRow {
     currency: String,
 }
 
-/// Minor units as `60.00`.
-fn major(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, (cents % 100).abs())
-}
-
 /// `60`, `60.5` or `60.50` as minor units (no floating point on money).
 pub fn cents(text: &str) -> Option<i64> {
     let text = text.trim();
@@ -96,7 +91,7 @@ pub async fn page(
             .map(|p| PriceRow {
                 visit_type: p.visit_type.clone(),
                 doctor_id: p.doctor_id,
-                amount: major(p.amount_cents),
+                amount: crate::domain::billing::money(p.amount_cents),
                 currency: p.currency.clone(),
             })
             .collect();
@@ -113,14 +108,7 @@ pub async fn page(
             });
         }
         let team = staff::list(&s.db, &user.actor, clinic.id).await?;
-        let doctors = doctors::browse(
-            &s.db,
-            &doctors::DoctorFilter {
-                clinic_id: Some(clinic.id),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let doctors = doctors::of_clinic(&s.db, clinic.id).await?;
         let mut c = Context::new();
         c.insert("clinics", &all);
         c.insert("clinic", &clinic);
@@ -451,7 +439,7 @@ async fn doctor_view(
         }
         let mut c = Context::new();
         c.insert("doctor", &doctor);
-        c.insert("fee", &major(doctor.fee_cents));
+        c.insert("fee", &crate::domain::billing::money(doctor.fee_cents));
         c.insert("rules", &rules);
         c.insert(
             "weekdays",
@@ -721,6 +709,6 @@ mod tests {
         assert_eq!(cents("-5"), None);
         assert_eq!(cents("abc"), None);
         assert_eq!(cents(""), None);
-        assert_eq!(major(6005), "60.05");
+        assert_eq!(crate::domain::billing::money(6005), "60.05");
     }
 }

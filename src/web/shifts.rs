@@ -114,14 +114,7 @@ pub async fn page(
             })
             .collect();
         let mut people = Vec::new();
-        let team = doctors::browse(
-            &s.db,
-            &doctors::DoctorFilter {
-                clinic_id: Some(clinic.id),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let team = doctors::of_clinic(&s.db, clinic.id).await?;
         for d in &team {
             people.push(Person {
                 value: format!("doctor:{}", d.id),

@@ -63,6 +63,12 @@ crate::text_enum! {
     }
 }
 
+/// Minor units written as a decimal amount: `6005` → `60.05`, `-5` → `-0.05`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}
+
 /// Who bills at a clinic: its front desk, admins and pharmacists.
 pub fn require_billing_of(actor: &Actor, clinic_id: Uuid) -> Result<()> {
     if clinics::require_staff_of(actor, clinic_id).is_ok()
@@ -364,7 +370,7 @@ pub async fn create_draft(
     f: DraftForm,
 ) -> Result<Invoice> {
     require_billing_of(actor, clinic_id)?;
-    let clinic = clinics::get(db, clinic_id)
+    clinics::get(db, clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
     let mut checks = Checks::new();
@@ -540,7 +546,6 @@ pub async fn create_draft(
     )
     .await?;
     tx.commit().await?;
-    let _ = clinic;
     load(db, id).await
 }
 
@@ -655,12 +660,7 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
             name: &to.display_name,
             clinic: &clinic.name,
             number: &number,
-            total: format!(
-                "{}.{:02} {}",
-                inv.total_cents / 100,
-                (inv.total_cents % 100).abs(),
-                inv.currency
-            ),
+            total: format!("{} {}", money(inv.total_cents), inv.currency),
             link: site.map(|s| format!("{}/invoices/{id}", s.trim_end_matches('/'))),
         };
         let mut message: crate::notify::outbox::Message =
@@ -854,7 +854,6 @@ pub async fn credit(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<In
     let clinic = clinics::get(db, inv.clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
-    let rates: Vec<TaxRate> = Vec::new();
     let now = Utc::now();
     let year = i64::from(now.with_timezone(&clinic.tz()).year());
     let note_id = Uuid::now_v7();
@@ -914,7 +913,6 @@ pub async fn credit(db: &Db, actor: &Actor, id: Uuid, reason: &str) -> Result<In
             -l.total_cents
         )?;
     }
-    let _ = rates;
     const TOTALS: &str = "UPDATE invoices SET subtotal_cents = $2, discount_cents = $3, tax_cents = $4, total_cents = $5 WHERE id = $1";
     crate::exec_tx!(
         &mut tx,

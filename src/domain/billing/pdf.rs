@@ -6,7 +6,7 @@
 
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
-use crate::domain::billing::{Invoice, InvoiceKind};
+use crate::domain::billing::{Invoice, InvoiceKind, money};
 use crate::domain::clinics::Clinic;
 
 const WIDTH: f32 = 595.0;
@@ -33,11 +33,6 @@ fn winansi(text: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
 }
 
 /// Pages of text, laid out top to bottom.

@@ -181,6 +181,18 @@ impl PartOfDay {
     }
 }
 
+/// A clinic's doctors, as its pages list them.
+pub async fn of_clinic(db: &Db, clinic_id: Uuid) -> Result<Vec<Doctor>> {
+    browse(
+        db,
+        &DoctorFilter {
+            clinic_id: Some(clinic_id),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// Doctors patients can book: active, at active clinics, matching every given filter.
 pub async fn browse(db: &Db, f: &DoctorFilter) -> Result<Vec<Doctor>> {
     const SQL: &str = "SELECT d.id, d.clinic_id, c.name AS clinic_name, c.time_zone, d.display_name, d.bio, d.languages, \

@@ -245,6 +245,14 @@ macro_rules! select_shifts {
     };
 }
 
+/// `mon` … `sun` for a stored weekday (0 is Monday).
+fn weekday_name(index: i64) -> &'static str {
+    WEEKDAYS
+        .get(usize::try_from(index).unwrap_or(0))
+        .copied()
+        .unwrap_or("mon")
+}
+
 fn weekday_index(d: Weekday) -> i64 {
     i64::from(d.num_days_from_monday())
 }
@@ -303,11 +311,7 @@ impl ShiftRow {
             doctor_id: self.doctor_id,
             user_id: self.user_id,
             name: self.name,
-            weekday: WEEKDAYS
-                .get(usize::try_from(self.weekday).unwrap_or(0))
-                .copied()
-                .unwrap_or("mon")
-                .to_owned(),
+            weekday: weekday_name(self.weekday).to_owned(),
             start: self.start_local,
             end: self.end_local,
             overnight: end <= start,
@@ -399,11 +403,7 @@ pub async fn opening_hours(db: &Db, clinic_id: Uuid) -> Result<Vec<OpeningSpan>>
     Ok(rows
         .into_iter()
         .map(|(w, start, end)| OpeningSpan {
-            weekday: WEEKDAYS
-                .get(usize::try_from(w).unwrap_or(0))
-                .copied()
-                .unwrap_or("mon")
-                .to_owned(),
+            weekday: weekday_name(w).to_owned(),
             start,
             end,
         })
@@ -625,10 +625,7 @@ fn check_overlap(checks: &mut Checks, others: &[ShiftRow], this: &Checked, skip:
                 "start",
                 format!(
                     "overlaps their {} {}–{} shift",
-                    WEEKDAYS
-                        .get(usize::try_from(o.weekday).unwrap_or(0))
-                        .copied()
-                        .unwrap_or("mon"),
+                    weekday_name(o.weekday),
                     o.start_local,
                     o.end_local
                 ),
@@ -1165,6 +1162,7 @@ pub async fn mine(db: &Db, actor: &Actor, q: &DaysQuery) -> Result<Vec<OnShift>>
         .bind(me)
         .fetch_all(pool)
         .await)?;
+    let my_doctors = doctors::ids_of_user(db, me).await?;
     let mut out = Vec::new();
     for (clinic_id,) in clinic_ids {
         let Some(clinic) = clinics::get(db, clinic_id).await? else {
@@ -1172,7 +1170,6 @@ pub async fn mine(db: &Db, actor: &Actor, q: &DaysQuery) -> Result<Vec<OnShift>>
         };
         let tz = clinic.tz();
         let (from, to) = range(q, tz)?;
-        let my_doctors = doctors::ids_of_user(db, me).await?;
         let rows: Vec<ShiftRow> = load_shifts(db, clinic_id)
             .await?
             .into_iter()
