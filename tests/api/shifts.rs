@@ -50,6 +50,18 @@ async fn shifts_show_gaps_and_report_visits_left_without_their_doctor(app: TestA
         .await;
     let (patient_id, _) = app.user_with("pat@shift.example.org", &[]).await;
     let hours_path = format!("/api/v1/clinics/{}/opening-hours", clinic.id);
+    // A specialty named twice, even apart, counts once.
+    let twice = app
+        .post_as(&clinic.admin, &format!("/api/v1/clinics/{}/doctors", clinic.id),
+            json!({"display_name": "Dr. Twice", "specialties": ["dermatology", "cardiology", "dermatology"]}))
+        .await;
+    assert_eq!(
+        twice.assert_ok(201)["specialties"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Opening hours: checked, then saved; public to read.
     put(&app, &clinic.admin, &hours_path, json!({"hours": [{"weekday": "mon", "start": "20:00", "end": "08:00"}, {"weekday": "funday", "start": "08:00", "end": "09:00"}]}))

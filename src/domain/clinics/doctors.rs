@@ -294,6 +294,20 @@ fn check_form(checks: &mut Checks, form: &DoctorForm) -> (String, String, String
     (name, bio, format!(",{},", languages.join(",")), currency)
 }
 
+/// The specialties named by slug, each once (a slug given twice, even apart, counts once);
+/// an unknown one fails the check.
+async fn specialty_ids(db: &Db, checks: &mut Checks, slugs: &[String]) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for slug in slugs {
+        match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {
+            Some(s) if !ids.contains(&s.id) => ids.push(s.id),
+            Some(_) => {}
+            None => checks.fail("specialties", format!("unknown specialty {slug:?}")),
+        }
+    }
+    Ok(ids)
+}
+
 /// Adds a doctor to a clinic (its admins). With an email, the account is invited
 /// (`invitations`): a new address gets an account linked to the profile with the doctor
 /// role there; an existing account is linked when it accepts. The invitation is mailed.
@@ -311,15 +325,8 @@ pub async fn create(
     let mut checks = Checks::new();
     let (name, bio, languages, currency) = check_form(&mut checks, &form);
     let email = form.email.as_deref().map(|e| checks.email("email", e));
-    let mut specialty_ids = Vec::new();
-    for slug in &form.specialties {
-        match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {
-            Some(s) => specialty_ids.push(s.id),
-            None => checks.fail("specialties", format!("unknown specialty {slug:?}")),
-        }
-    }
+    let specialty_ids = specialty_ids(db, &mut checks, &form.specialties).await?;
     checks.finish()?;
-    specialty_ids.dedup();
     let now = Utc::now();
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
@@ -430,14 +437,7 @@ pub async fn update(db: &Db, actor: &Actor, id: Uuid, profile: DoctorProfile) ->
     };
     let mut checks = Checks::new();
     let (name, bio, languages, currency) = check_form(&mut checks, &form);
-    let mut specialty_ids = Vec::new();
-    for slug in &form.specialties {
-        match crate::domain::clinics::specialties::by_slug(db, slug.trim()).await? {
-            Some(s) if !specialty_ids.contains(&s.id) => specialty_ids.push(s.id),
-            Some(_) => {}
-            None => checks.fail("specialties", format!("unknown specialty {slug:?}")),
-        }
-    }
+    let specialty_ids = specialty_ids(db, &mut checks, &form.specialties).await?;
     checks.finish()?;
     let now = Utc::now();
     let mut tx = db.begin().await?;
