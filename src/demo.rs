@@ -832,6 +832,21 @@ async fn bill_history(
     billing::set_tax_rates(db, &system, clinic_id, rates)
         .await
         .map_err(anyhow_of)?;
+    // Lab prices: a visit's invoice bills its lab orders at them.
+    let lab = |code: &str, cents| billing::lab_prices::LabPriceItem {
+        test_code: code.into(),
+        amount_cents: cents,
+        currency: "EUR".into(),
+    };
+    let lab_prices = vec![
+        lab("58410-2", 1200),
+        lab("57698-3", 2000),
+        lab("4548-4", 1500),
+        lab("custom", 2500),
+    ];
+    billing::lab_prices::replace(db, &system, clinic_id, lab_prices)
+        .await
+        .map_err(anyhow_of)?;
     let line = |kind, description: &str, quantity, unit_cents| LineForm {
         kind,
         description: description.into(),
@@ -864,7 +879,7 @@ async fn bill_history(
         let invoice = billing::create_draft(db, &system, clinic_id, draft)
             .await
             .map_err(anyhow_of)?;
-        billing::issue(db, &system, invoice.id)
+        billing::issue(db, state.files.as_ref(), &system, invoice.id)
             .await
             .map_err(anyhow_of)?;
         let payment = PaymentForm {

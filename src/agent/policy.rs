@@ -15,6 +15,7 @@ use crate::domain::care::care_plans::Extraction;
 use crate::domain::scheduling::appointments::MAX_REASON;
 use crate::error::Result;
 use crate::llm::Message;
+use crate::tools::billing::{MyInvoices, MyInvoicesArgs};
 use crate::tools::booking::{
     AppointmentLine, JoinWaitlist, JoinWaitlistArgs, MyAppointments, MyAppointmentsArgs,
     ProposeBooking, ProposeBookingArgs, ProposeCancellation, ProposeCancellationArgs,
@@ -109,6 +110,8 @@ pub fn merge(model: Understanding, rules: Understanding, message: &str) -> Under
                 | Intent::MyLabResults
                 | Intent::MyPrescriptions
                 | Intent::MyCarePlan
+                | Intent::MyInvoices
+                | Intent::Price
                 | Intent::CheckIn
         )
     };
@@ -235,6 +238,8 @@ impl Agent {
                     .await?
             }
             Intent::MyCarePlan => self.care_plan(actor, s, ctx, lang, &mut actions).await?,
+            Intent::MyInvoices => self.invoices(actor, s, ctx, lang, &mut actions).await?,
+            Intent::Price => self.prices(actor, s, ctx, &u, lang, &mut actions).await?,
             Intent::CheckIn => self.check_in(actor, s, ctx, lang, &mut actions).await?,
             Intent::Waitlist => self.waitlist(actor, s, ctx, lang).await?,
             Intent::Question => match self.specialty_for(s, ctx, &u).await?.first() {
@@ -817,6 +822,88 @@ impl Agent {
                 let day = replies::date(lang, at.with_timezone(&ctx.time_zone).date_naive());
                 text.push_str(&format!(" · {day}"));
             }
+        }
+        Ok(text)
+    }
+
+    /// What the signed-in patient owes, from their issued invoices.
+    async fn invoices(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let args = MyInvoicesArgs {
+            owed_only: false,
+            limit: Some(5),
+        };
+        let owing = match self.call::<MyInvoices>(actor, s, ctx, args).await? {
+            Ok(owing) => owing,
+            Err(e) => return Ok(self.private_read_failed(&e, lang, actions)),
+        };
+        if owing.invoices.is_empty() {
+            return Ok(replies::no_invoices(lang).into());
+        }
+        let mut text = if owing.owed.is_empty() {
+            replies::nothing_owed(lang).to_owned()
+        } else {
+            replies::you_owe(lang, &owing.owed.join(" + "))
+        };
+        for i in &owing.invoices {
+            let day = i
+                .issued_at
+                .map(|at| replies::date(lang, at.with_timezone(&ctx.time_zone).date_naive()))
+                .unwrap_or_default();
+            let state = replies::invoice_state(lang, i.status, &i.owed);
+            text.push_str(&format!(
+                "\n- {} · {} · {day}: {} ({state})",
+                i.number, i.clinic, i.total
+            ));
+        }
+        text.push('\n');
+        text.push_str(replies::invoices_on_portal(lang));
+        Ok(text)
+    }
+
+    /// What a consultation costs, for the specialty asked about (or at every doctor of
+    /// the chat's clinic), from the clinics' price lists.
+    async fn prices(
+        &self,
+        actor: &Actor,
+        s: &mut Session,
+        ctx: &ToolContext<'_>,
+        u: &Understanding,
+        lang: Lang,
+        actions: &mut Vec<Action>,
+    ) -> Result<String> {
+        let specialty = match self.specialty_for(s, ctx, u).await?.first() {
+            Some(found) => Some(found.clone()),
+            None => s.state.specialty.clone(),
+        };
+        let args = ListDoctorsArgs {
+            specialty: specialty.as_ref().map(|(slug, _)| slug.clone()),
+            ..Default::default()
+        };
+        let doctors = match self.call::<ListDoctors>(actor, s, ctx, args).await? {
+            Ok(list) => list,
+            Err(e) => return Ok(self.tool_failed(&e, lang, actions)),
+        };
+        if doctors.is_empty() {
+            return Ok(replies::no_prices(lang).into());
+        }
+        let named = specialty
+            .as_ref()
+            .map(|(slug, name)| replies::specialty(lang, slug, name));
+        let mut text = replies::prices_header(lang, named.as_deref());
+        for d in doctors.iter().take(8) {
+            text.push_str(&format!("\n- {} ({}): {}", d.name, d.clinic, d.fee));
+        }
+        if specialty.is_some() {
+            s.state.offered_search = true;
+            text.push('\n');
+            text.push_str(replies::look_for_times(lang));
         }
         Ok(text)
     }

@@ -623,3 +623,87 @@ pub fn checked_in(lang: Lang, action: &str) -> String {
         _ => format!("Checked in: {action}. Thank you!"),
     }
 }
+
+pub fn no_invoices(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You have no invoices with us yet, so you owe nothing.",
+        "Ainda não tem faturas connosco, por isso não deve nada.",
+        "Todavía no tiene facturas con nosotros, así que no debe nada.",
+    )
+}
+
+pub fn nothing_owed(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You owe nothing: every invoice is paid. Your latest invoices:",
+        "Não deve nada: todas as faturas estão pagas. As suas últimas faturas:",
+        "No debe nada: todas las facturas están pagadas. Sus últimas facturas:",
+    )
+}
+
+/// `owed`: the sums per currency, e.g. "45.00 EUR".
+pub fn you_owe(lang: Lang, owed: &str) -> String {
+    match lang {
+        Lang::Pt => format!("Tem {owed} por pagar. As suas últimas faturas:"),
+        Lang::Es => format!("Tiene {owed} pendiente de pago. Sus últimas facturas:"),
+        _ => format!("You owe {owed}. Your latest invoices:"),
+    }
+}
+
+/// An invoice's state in a few words: "paid", "void", "45.00 EUR to pay".
+pub fn invoice_state(
+    lang: Lang,
+    status: crate::domain::billing::InvoiceStatus,
+    owed: &str,
+) -> String {
+    use crate::domain::billing::InvoiceStatus;
+    match status {
+        InvoiceStatus::Paid => pick(lang, "paid", "paga", "pagada").into(),
+        InvoiceStatus::Void => pick(lang, "voided", "anulada", "anulada").into(),
+        _ => match lang {
+            Lang::Pt => format!("{owed} por pagar"),
+            Lang::Es => format!("{owed} pendiente"),
+            _ => format!("{owed} to pay"),
+        },
+    }
+}
+
+pub fn invoices_on_portal(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "You can open and download each invoice on your page (My invoices); the front desk takes payments.",
+        "Pode abrir e descarregar cada fatura na sua página (As minhas faturas); a receção recebe os pagamentos.",
+        "Puede abrir y descargar cada factura en su página (Mis facturas); la recepción cobra los pagos.",
+    )
+}
+
+pub fn no_prices(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "I could not find a price for that here. The front desk can tell you what it costs.",
+        "Não encontrei um preço para isso aqui. A receção pode dizer-lhe quanto custa.",
+        "No he encontrado un precio para eso aquí. La recepción puede decirle cuánto cuesta.",
+    )
+}
+
+/// The first line of a price answer, for a specialty when one was asked about.
+pub fn prices_header(lang: Lang, specialty: Option<&str>) -> String {
+    match (lang, specialty) {
+        (Lang::Pt, Some(s)) => format!("Uma consulta de {s} custa:"),
+        (Lang::Pt, None) => "O que custa uma consulta:".into(),
+        (Lang::Es, Some(s)) => format!("Una consulta de {s} cuesta:"),
+        (Lang::Es, None) => "Lo que cuesta una consulta:".into(),
+        (_, Some(s)) => format!("A consultation in {s} costs:"),
+        (_, None) => "What a consultation costs:".into(),
+    }
+}
+
+pub fn look_for_times(lang: Lang) -> &'static str {
+    pick(
+        lang,
+        "Would you like me to look for free times?",
+        "Quer que procure horários livres?",
+        "¿Quiere que busque horas libres?",
+    )
+}

@@ -27,6 +27,10 @@ pub enum Intent {
     MyPrescriptions,
     /// Asks what their care plan (treatment, reminders, what to do) is.
     MyCarePlan,
+    /// Asks what they owe (their invoices).
+    MyInvoices,
+    /// Asks what a visit costs.
+    Price,
     /// Says they did what a due reminder asked ("I took it").
     CheckIn,
     Waitlist,
@@ -102,7 +106,7 @@ impl Understanding {
         serde_json::json!({
             "type": "object",
             "properties": {
-                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "my_care_plan", "check_in", "waitlist", "question", "greeting", "other"]},
+                "intent": {"type": "string", "enum": ["book", "choose", "cancel", "reschedule", "my_appointments", "my_lab_results", "my_prescriptions", "my_care_plan", "my_invoices", "price", "check_in", "waitlist", "question", "greeting", "other"]},
                 "need": {"type": ["string", "null"]},
                 "day": {"type": ["string", "null"]},
                 "part_of_day": {"type": ["string", "null"], "enum": ["morning", "afternoon", "evening", null]},
@@ -238,6 +242,29 @@ const LEXICON: &[(&str, &str)] = &[
     ("recetas", "prescriptions"),
     ("receitou", "prescribed"),
     ("receto", "prescribed"),
+    ("quanto devo", "what do i owe"),
+    ("quanto lhe devo", "what do i owe"),
+    ("cuanto debo", "what do i owe"),
+    ("cuanto le debo", "what do i owe"),
+    ("devo alguma coisa", "do i owe anything"),
+    ("debo algo", "do i owe anything"),
+    ("minhas faturas", "my invoices"),
+    ("minha fatura", "my invoice"),
+    ("mis facturas", "my invoices"),
+    ("mi factura", "my invoice"),
+    ("faturas", "invoices"),
+    ("fatura", "invoice"),
+    ("facturas", "invoices"),
+    ("factura", "invoice"),
+    ("quanto custa", "how much is"),
+    ("quanto e", "how much is"),
+    ("cuanto cuesta", "how much is"),
+    ("cuanto vale", "how much is"),
+    ("cuanto es", "how much is"),
+    ("preco", "price"),
+    ("precos", "prices"),
+    ("precio", "price"),
+    ("precios", "prices"),
     ("minha medicacao", "my medication"),
     ("mi medicacion", "my medication"),
     ("meus medicamentos", "my medicines"),
@@ -499,6 +526,12 @@ const PT_WORDS: &[&str] = &[
     "ansiedade",
     "isso",
     "muito",
+    "quanto",
+    "devo",
+    "fatura",
+    "faturas",
+    "custa",
+    "preco",
 ];
 const ES_WORDS: &[&str] = &[
     "quiero",
@@ -808,6 +841,11 @@ const VOCABULARY: &[&str] = &[
     "medication",
     "medications",
     "results",
+    "invoice",
+    "invoices",
+    "balance",
+    "price",
+    "prices",
 ];
 
 /// The known word a slip of the keyboard away, if the word is not known as it is.
@@ -881,6 +919,23 @@ const MY_APPOINTMENTS: &[&str] = &[
     "do i have any|an",
 ];
 const WAITLIST: &[&str] = &["waitlist", "waiting list", "wait list"];
+/// Asking what one owes ("what do I owe?", "my bills", "quanto devo?").
+const MY_INVOICES: &[&str] = &[
+    "do i owe",
+    "i owe",
+    "my bill|bills|invoice|invoices|balance|receipt|receipts",
+    "outstanding|unpaid|open balance|bill|bills|invoice|invoices|payment|payments",
+    "invoice|invoices",
+    "pay my|the bill|bills|invoice|invoices|balance",
+];
+/// Asking what a visit costs ("how much is a dermatology visit?", "what's the fee?").
+/// Single words a slip away from others are left out ("costs" is near "Costa", "charge"
+/// near "change").
+const PRICE: &[&str] = &[
+    "how much is|does|do|for|would|will|are|to",
+    "price|prices|cost|fee|fees",
+    "what does it|a|the|one cost|costs",
+];
 /// Asking for one's own lab results ("what were my last lab results?", "my cholesterol
 /// results", "resultados dos exames").
 const MY_LAB_RESULTS: &[&str] = &[
@@ -994,6 +1049,8 @@ pub fn rules(message: &str, offered: usize) -> Understanding {
         Intent::Waitlist
     } else if choice.is_some() && day.is_none() {
         Intent::Choose
+    } else if has_any(&words, MY_INVOICES) {
+        Intent::MyInvoices
     } else if has_any(&words, MY_APPOINTMENTS) && !has_any(&words, &["book", "need"]) {
         Intent::MyAppointments
     } else if has_any(&words, CHECK_IN)
@@ -1006,6 +1063,8 @@ pub fn rules(message: &str, offered: usize) -> Understanding {
         Intent::MyLabResults
     } else if has_any(&words, MY_PRESCRIPTIONS) && !has_any(&words, &["book", "need", "want"]) {
         Intent::MyPrescriptions
+    } else if has_any(&words, PRICE) {
+        Intent::Price
     } else if has_any(&words, QUESTION) || (message.contains('?') && has_any(&words, CONDITIONS)) {
         Intent::Question
     } else if words.len() <= 4 && has_any(&words, GREETING) {
@@ -1188,6 +1247,35 @@ mod tests {
             rules("did I take my medicine today?", 0).intent,
             Intent::MyCarePlan
         );
+        for said in [
+            "I have a mole that changed colour",
+            "book me with Dr Costa",
+            "costa please",
+        ] {
+            assert_ne!(rules(said, 0).intent, Intent::Price, "{said}");
+        }
+        for asked in [
+            "what do I owe?",
+            "Do I owe you anything",
+            "show me my bills",
+            "any unpaid invoices?",
+            "I want to pay my bill",
+            "Quanto devo?",
+            "¿Cuánto debo?",
+            "mis facturas",
+        ] {
+            assert_eq!(rules(asked, 0).intent, Intent::MyInvoices, "{asked}");
+        }
+        for asked in [
+            "how much is a dermatology visit?",
+            "what does a consultation cost",
+            "what are your prices",
+            "what does it costs",
+            "Quanto custa uma consulta de dermatologia?",
+            "¿Cuánto cuesta una consulta con el dermatólogo?",
+        ] {
+            assert_eq!(rules(asked, 0).intent, Intent::Price, "{asked}");
+        }
         assert_ne!(rules("I forgot, I took nothing", 0).intent, Intent::CheckIn);
         // A wish for a test or a medicine is not a question about one's record.
         for asked in [

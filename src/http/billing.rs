@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::actor::Actor;
+use crate::domain::billing::lab_prices::{self, LabPrice, LabPriceItem};
 use crate::domain::billing::{self, DraftForm, Invoice, InvoiceQuery, PaymentForm, TaxRate};
 use crate::error::{Problem, Result};
 use crate::http::extract::{Json, Path, Query};
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_rates, put_rates))
+        .routes(routes!(get_lab_prices, put_lab_prices))
         .routes(routes!(list, create))
         .routes(routes!(get_invoice, delete_draft))
         .routes(routes!(issue))
@@ -60,6 +62,44 @@ async fn put_rates(
     ))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabPrices {
+    #[schema(max_items = 500)]
+    pub prices: Vec<LabPriceItem>,
+}
+
+/// What lab tests cost at the clinic (public, like its price list).
+#[utoipa::path(get, path = "/clinics/{id}/lab-prices", tag = "billing", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Vec<LabPrice>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+async fn get_lab_prices(
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<LabPrice>>> {
+    Ok(Json(lab_prices::list(&s.db, id).await?))
+}
+
+/// Replaces the clinic's lab prices (its admins): one per catalogue test code, and
+/// `custom` for tests ordered by name.
+#[utoipa::path(put, path = "/clinics/{id}/lab-prices", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = LabPrices, responses(
+    (status = 200, body = Vec<LabPrice>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn put_lab_prices(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Json(b): Json<LabPrices>,
+) -> Result<Json<Vec<LabPrice>>> {
+    Ok(Json(
+        lab_prices::replace(&s.db, &actor, id, b.prices).await?,
+    ))
+}
+
 /// The clinic's invoices and credit notes (its front desk, admins and pharmacists).
 #[utoipa::path(get, path = "/clinics/{id}/invoices", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path), InvoiceQuery), responses(
     (status = 200, body = Vec<Invoice>),
@@ -80,7 +120,7 @@ async fn list(
     request_body = DraftForm, responses(
     (status = 201, body = Invoice),
     (status = 403, body = Problem, content_type = "application/problem+json"),
-    (status = 409, description = "A dispensing already billed", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "A dispensing or lab order already billed", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 async fn create(
@@ -133,7 +173,9 @@ async fn issue(
     actor: Actor,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Invoice>> {
-    Ok(Json(billing::issue(&s.db, &actor, id).await?))
+    Ok(Json(
+        billing::issue(&s.db, s.files.as_ref(), &actor, id).await?,
+    ))
 }
 
 /// Records a payment (partial ones too); more than is owed is refused.
@@ -196,7 +238,7 @@ async fn pdf(
     actor: Actor,
     Path(id): Path<Uuid>,
 ) -> Result<axum::response::Response> {
-    let (name, bytes) = billing::pdf_of(&s.db, &actor, id).await?;
+    let (name, bytes) = billing::pdf_of(&s.db, s.files.as_ref(), &actor, id).await?;
     Ok(pdf_response(&name, bytes))
 }
 
@@ -241,6 +283,16 @@ pub enum ReportPeriod {
     Month,
 }
 
+/// A report's dates: checked, `to` defaulting to today and `from` to 30 days before it.
+pub fn report_dates(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> Result<(chrono::NaiveDate, chrono::NaiveDate)> {
+    crate::domain::validate::query_dates([("from", from), ("to", to)])?;
+    let to = to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    Ok((from.unwrap_or(to - chrono::Days::new(30)), to))
+}
+
 /// Revenue per period (invoiced less credit notes, and paid), per doctor, and what is
 /// still owed (the clinic's admins); `format=csv` for the periods as CSV.
 #[utoipa::path(get, path = "/clinics/{id}/reports/revenue", tag = "billing", security(("bearer" = [])), params(("id" = Uuid, Path), RevenueQuery), responses(
@@ -254,16 +306,14 @@ async fn revenue(
     Path(id): Path<Uuid>,
     Query(q): Query<RevenueQuery>,
 ) -> Result<axum::response::Response> {
-    use axum::response::IntoResponse;
-    crate::domain::validate::query_dates([("from", q.from), ("to", q.to)])?;
     use crate::domain::clinics::reports::Period;
+    use axum::response::IntoResponse;
+    let (from, to) = report_dates(q.from, q.to)?;
     let period = match q.period.unwrap_or(ReportPeriod::Month) {
         ReportPeriod::Day => Period::Day,
         ReportPeriod::Week => Period::Week,
         ReportPeriod::Month => Period::Month,
     };
-    let to = q.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let from = q.from.unwrap_or(to - chrono::Days::new(30));
     let report = billing::report::revenue(&s.db, &actor, id, from, to, period).await?;
     Ok(match q.format.as_deref() {
         Some("csv") => (

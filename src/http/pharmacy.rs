@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::actor::Actor;
 use crate::domain::pharmacy::alerts::{self, Alerts};
 use crate::domain::pharmacy::dispensing::{self, Dispensable, DispenseForm, Dispensing};
+use crate::domain::pharmacy::report::{self, StockReport};
 use crate::domain::pharmacy::{
     self, Adjustment, Batch, Delivery, LedgerEntry, Medicine, MedicineForm,
 };
@@ -29,6 +30,48 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(to_dispense))
         .routes(routes!(dispense))
         .routes(routes!(alerts_now))
+        .routes(routes!(stock_report))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StockQuery {
+    /// First local date of the movements (default 30 days before `to`).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last local date, included (default today).
+    /// Between 1900 and 2199.
+    #[param(pattern = "^(19|2[01])[0-9]{2}-")]
+    pub to: Option<chrono::NaiveDate>,
+    /// `csv` for one row per medicine.
+    pub format: Option<String>,
+}
+
+/// Stock on hand and its value at cost and at price per medicine, with the ledger's
+/// movements over the dates by kind (the clinic's pharmacists and admins); `format=csv`.
+#[utoipa::path(get, path = "/clinics/{id}/reports/stock", tag = "pharmacy", security(("bearer" = [])), params(("id" = Uuid, Path), StockQuery), responses(
+    (status = 200, body = StockReport),
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn stock_report(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<Uuid>,
+    Query(q): Query<StockQuery>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (from, to) = crate::http::billing::report_dates(q.from, q.to)?;
+    let report = report::stock(&s.db, &actor, id, from, to).await?;
+    Ok(match q.format.as_deref() {
+        Some("csv") => (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.csv()?,
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    })
 }
 
 /// The clinic's medicine catalogue with stock on hand (its pharmacists and admins).

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::billing;
 use crate::domain::clinics::doctors::{self, DoctorFilter, PartOfDay};
 use crate::domain::clinics::{self, specialties};
 use crate::domain::scheduling::slots::{self, SlotQuery};
@@ -122,13 +123,14 @@ pub struct DoctorHit {
     pub clinic: String,
     pub specialties: Vec<String>,
     pub languages: Vec<String>,
+    /// What a consultation costs (the clinic's price list, else the doctor's fee).
     pub fee: String,
+    pub fee_cents: i64,
 }
 
 impl Tool for ListDoctors {
     const NAME: &'static str = "list_doctors";
-    const DESCRIPTION: &'static str =
-        "List bookable doctors, filtered by specialty, language, clinic or fee.";
+    const DESCRIPTION: &'static str = "List bookable doctors, filtered by specialty, language, clinic or fee, with what a consultation costs: answers \"how much is a dermatology visit?\".";
     type Args = ListDoctorsArgs;
     type Output = Vec<DoctorHit>;
 
@@ -149,19 +151,22 @@ impl Tool for ListDoctors {
             max_fee_cents: args.max_fee_cents,
             ..DoctorFilter::default()
         };
-        Ok(doctors::browse(ctx.db, &filter)
-            .await?
-            .into_iter()
-            .take(20)
-            .map(|d| DoctorHit {
+        let mut hits = Vec::new();
+        for d in doctors::browse(ctx.db, &filter).await?.into_iter().take(20) {
+            // What a consultation costs: the clinic's price list, else the doctor's fee.
+            let (cents, currency) =
+                billing::consultation_price(ctx.db, d.clinic_id, d.id, "consultation").await?;
+            hits.push(DoctorHit {
                 doctor_id: d.id,
-                fee: format!("{:.2} {}", d.fee_cents as f64 / 100.0, d.currency),
+                fee: format!("{} {currency}", billing::money(cents)),
+                fee_cents: cents,
                 name: d.display_name,
                 clinic: d.clinic_name,
                 specialties: d.specialties,
                 languages: d.languages,
-            })
-            .collect())
+            });
+        }
+        Ok(hits)
     }
 }
 
@@ -272,7 +277,7 @@ impl ListAvailableSlots {
                 Ok(found
                     .iter()
                     .map(|s| {
-                        let fee = format!("{:.2} {}", s.fee_cents as f64 / 100.0, s.currency);
+                        let fee = format!("{} {}", billing::money(s.fee_cents), s.currency);
                         choice(
                             &s.slot,
                             s.doctor_name.clone(),

@@ -4,6 +4,7 @@
 //! REST. Side-effecting tools only *propose*; the orchestrator commits a proposal when the
 //! user confirms it.
 
+pub mod billing;
 pub mod booking;
 pub mod browse;
 pub mod care;
@@ -302,6 +303,7 @@ impl Registry {
                 register::<records::MyLabResults>(),
                 register::<records::MyPrescriptions>(),
                 register::<records::PatientSummary>(),
+                register::<billing::MyInvoices>(),
             ],
         }
     }

@@ -215,7 +215,7 @@ pub async fn action(
     act(service(&s), &user, f.get("csrf"), async {
         match what.as_str() {
             "issue" => {
-                billing::issue(&s.db, &user.actor, id).await?;
+                billing::issue(&s.db, s.files.as_ref(), &user.actor, id).await?;
             }
             "delete" => {
                 let inv = billing::get(&s.db, &user.actor, id).await?;
@@ -270,7 +270,7 @@ pub async fn pdf(
     SignedIn(user): SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
-    match billing::pdf_of(&s.db, &user.actor, id).await {
+    match billing::pdf_of(&s.db, s.files.as_ref(), &user.actor, id).await {
         Ok((name, bytes)) => crate::http::billing::pdf_response(&name, bytes),
         Err(e) => error_page(&e, service(&s), Some(&user)),
     }

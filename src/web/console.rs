@@ -24,6 +24,7 @@ use crate::domain::identity::LoginOutcome;
 use crate::domain::identity::people;
 use crate::domain::orchestration::{self, StatsQuery};
 use crate::domain::outbox;
+use crate::domain::{billing, pharmacy};
 use crate::state::AppState;
 use crate::web::pages::{Chart, error_page, render};
 use crate::web::session::{self, ConsoleUser, SignedIn};
@@ -717,12 +718,31 @@ pub struct ReportQuery {
     kind: String,
 }
 
-/// The clinics this user reports on, and the report asked for (or the first clinic's).
+/// What the reports page shows for one clinic: appointments, and where the user may read
+/// them, revenue and pharmacy stock.
+struct Reports {
+    clinics: Vec<clinics::Clinic>,
+    report: Option<reports::Report>,
+    revenue: Option<billing::report::Revenue>,
+    stock: Option<pharmacy::report::StockReport>,
+    period: Period,
+}
+
+/// A report the user may not read is left off the page.
+fn unless_forbidden<T>(r: crate::error::Result<T>) -> crate::error::Result<Option<T>> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(e) if e.code() == crate::error::Code::Forbidden => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The clinics this user reports on, and the reports asked for (or the first clinic's).
 async fn report_for(
     s: &AppState,
     user: &ConsoleUser,
     q: &ReportQuery,
-) -> crate::error::Result<(Vec<clinics::Clinic>, Option<reports::Report>, Period)> {
+) -> crate::error::Result<Reports> {
     let mut mine = clinics::list_all(&s.db, &user.actor).await?;
     if !user.is_system_admin() {
         mine.retain(|c| user.principal.administers_clinic(c.id));
@@ -737,13 +757,29 @@ async fn report_for(
         .and_then(|id| mine.iter().find(|c| c.id == id))
         .or_else(|| mine.first())
     else {
-        return Ok((mine, None, period));
+        return Ok(Reports {
+            clinics: mine,
+            report: None,
+            revenue: None,
+            stock: None,
+            period,
+        });
     };
     let (dfrom, dto) = reports::default_range(Utc::now(), clinic.tz());
     let from = NaiveDate::parse_from_str(&q.from, "%Y-%m-%d").unwrap_or(dfrom);
     let to = NaiveDate::parse_from_str(&q.to, "%Y-%m-%d").unwrap_or(dto);
-    let report = reports::clinic(&s.db, &user.actor, clinic.id, from, to, period).await?;
-    Ok((mine, Some(report), period))
+    let id = clinic.id;
+    let report = reports::clinic(&s.db, &user.actor, id, from, to, period).await?;
+    let revenue =
+        unless_forbidden(billing::report::revenue(&s.db, &user.actor, id, from, to, period).await)?;
+    let stock = unless_forbidden(pharmacy::report::stock(&s.db, &user.actor, id, from, to).await)?;
+    Ok(Reports {
+        clinics: mine,
+        report: Some(report),
+        revenue,
+        stock,
+        period,
+    })
 }
 
 pub async fn reports_page(
@@ -751,7 +787,13 @@ pub async fn reports_page(
     Admin(user): Admin,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    let (mine, report, period) = match report_for(&s, &user, &q).await {
+    let Reports {
+        clinics: mine,
+        report,
+        revenue,
+        stock,
+        period,
+    } = match report_for(&s, &user, &q).await {
         Ok(x) => x,
         Err(e) => return error_page(&e, service(&s), Some(&user)),
     };
@@ -800,19 +842,71 @@ pub async fn reports_page(
             .enumerate()
             .map(|(h, v)| (format!("{h:02}"), *v as f64))
             .collect();
-        let charts = vec![
+        let mut charts = vec![
             serde_json::json!({"chart": Chart::new("Appointments per period", "#0b5fff", &periods), "csv": link("periods")}),
             serde_json::json!({"chart": Chart::new("No-show rate per period (%)", "#c62828", &no_shows), "csv": link("periods")}),
             serde_json::json!({"chart": Chart::new("Demand by specialty", "#6a1b9a", &specialties), "csv": link("specialties")}),
             serde_json::json!({"chart": Chart::new("Demand by hour of day (local)", "#2e7d32", &hours), "csv": link("hours")}),
         ];
+        if let Some(rev) = &revenue {
+            // Whole units on the bars; the tables and the CSV carry the cents.
+            let units = |cents: i64| cents as f64 / 100.0;
+            let invoiced: Vec<(String, f64)> = rev
+                .periods
+                .iter()
+                .map(|p| (p.period.clone(), units(p.invoiced_cents)))
+                .collect();
+            let by_specialty: Vec<(String, f64)> = rev
+                .by_specialty
+                .iter()
+                .map(|p| (p.specialty.clone(), units(p.invoiced_cents)))
+                .collect();
+            charts.push(serde_json::json!({"chart": Chart::new("Invoiced per period", "#00838f", &invoiced), "csv": link("revenue")}));
+            charts.push(serde_json::json!({"chart": Chart::new("Invoiced by specialty", "#ef6c00", &by_specialty), "csv": link("revenue")}));
+        }
         c.insert("charts", &charts);
         c.insert("from", &r.from.to_string());
         c.insert("to", &r.to.to_string());
+        c.insert("revenue_csv", &link("revenue"));
+        c.insert("stock_csv", &link("stock"));
     } else {
         c.insert("from", "");
         c.insert("to", "");
     }
+    let money = |cents: i64| billing::money(cents);
+    c.insert(
+        "revenue",
+        &revenue.as_ref().map(|r| {
+            serde_json::json!({
+                "periods": r.periods.iter().map(|p| serde_json::json!({
+                    "period": p.period, "invoiced": money(p.invoiced_cents), "paid": money(p.paid_cents)})).collect::<Vec<_>>(),
+                "by_doctor": r.by_doctor.iter().map(|d| serde_json::json!({
+                    "name": d.doctor, "invoiced": money(d.invoiced_cents)})).collect::<Vec<_>>(),
+                "by_specialty": r.by_specialty.iter().map(|d| serde_json::json!({
+                    "name": d.specialty, "invoiced": money(d.invoiced_cents)})).collect::<Vec<_>>(),
+                "outstanding": r.outstanding.iter().map(|o| serde_json::json!({
+                    "id": o.invoice_id, "number": o.number, "bill_to": o.bill_to,
+                    "owed": money(o.total_cents - o.paid_cents)})).collect::<Vec<_>>(),
+                "outstanding_total": money(r.outstanding_cents),
+            })
+        }),
+    );
+    c.insert(
+        "stock",
+        &stock.as_ref().map(|st| {
+            serde_json::json!({
+                "lines": st.lines.iter().map(|l| serde_json::json!({
+                    "name": format!("{} {}", l.name, l.strength).trim().to_owned(),
+                    "on_hand": l.on_hand, "expired_on_hand": l.expired_on_hand, "unit": l.unit,
+                    "cost_value": money(l.cost_value_cents), "price_value": money(l.price_value_cents),
+                    "currency": l.currency, "received": l.movements.received, "dispensed": -l.movements.dispensed,
+                    "adjusted": l.movements.adjusted, "expired": -l.movements.expired, "returned": l.movements.returned,
+                })).collect::<Vec<_>>(),
+                "cost_value": money(st.cost_value_cents),
+                "price_value": money(st.price_value_cents),
+            })
+        }),
+    );
     c.insert("report", &report);
     render("reports.html", "Reports", service(&s), Some(&user), c)
 }
@@ -822,13 +916,19 @@ pub async fn report_csv(
     Admin(user): Admin,
     Query(q): Query<ReportQuery>,
 ) -> Response {
+    let kind = if q.kind.is_empty() {
+        "periods"
+    } else {
+        q.kind.as_str()
+    };
     let csv = match report_for(&s, &user, &q).await {
-        Ok((_, Some(report), _)) => report.csv(if q.kind.is_empty() {
-            "periods"
-        } else {
-            &q.kind
-        }),
-        Ok((_, None, _)) => Err(crate::error::Error::not_found("clinic")),
+        Ok(r) => match (kind, r.report, r.revenue, r.stock) {
+            ("revenue", _, Some(revenue), _) => Ok(revenue.csv()),
+            ("stock", _, _, Some(stock)) => stock.csv(),
+            ("revenue" | "stock", ..) => Err(crate::error::Error::forbidden()),
+            (_, Some(report), ..) => report.csv(kind),
+            (_, None, ..) => Err(crate::error::Error::not_found("clinic")),
+        },
         Err(e) => Err(e),
     };
     match csv {
@@ -837,14 +937,7 @@ pub async fn report_csv(
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (
                     header::CONTENT_DISPOSITION,
-                    format!(
-                        "attachment; filename=\"report-{}.csv\"",
-                        if q.kind.is_empty() {
-                            "periods"
-                        } else {
-                            q.kind.as_str()
-                        }
-                    ),
+                    format!("attachment; filename=\"report-{kind}.csv\""),
                 ),
             ],
             body,

@@ -119,6 +119,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(setup::upload_logo).layer(DefaultBodyLimit::max(logo_limit)),
         )
         .route("/admin/clinic/prices", post(setup::save_prices))
+        .route("/admin/clinic/lab-prices", post(setup::save_lab_prices))
         .route("/admin/clinic/team", post(setup::invite))
         .route("/admin/clinic/doctors", post(setup::add_doctor))
         .route(

@@ -136,6 +136,16 @@ pub async fn home(
             })
             .collect();
         c.insert("prices", &prices);
+        // What the shelf is worth (unexpired stock), at cost and at price.
+        let worth = |per: fn(&pharmacy::Medicine) -> i64| {
+            crate::domain::billing::money(catalogue.iter().map(|m| m.on_hand * per(m)).sum())
+        };
+        c.insert("worth_cost", &worth(|m| m.unit_cost_cents));
+        c.insert("worth_price", &worth(|m| m.unit_price_cents));
+        c.insert(
+            "worth_currency",
+            &catalogue.first().map_or("", |m| m.currency.as_str()),
+        );
         c.insert("medicines", &catalogue);
         c.insert("alerts", &now);
         c.insert("pharmacist", &pharmacist);

@@ -13,6 +13,7 @@ use tera::Context;
 use uuid::Uuid;
 
 use crate::domain::actor::Role;
+use crate::domain::billing::lab_prices::{self, LabPriceItem};
 use crate::domain::clinics::doctors::{self, Doctor, DoctorForm};
 use crate::domain::clinics::prices::{self, PriceItem};
 use crate::domain::clinics::staff::{self, StaffInvite};
@@ -68,6 +69,7 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "profile" => "The clinic's profile is saved.",
         "logo" => "The logo is saved.",
         "prices" => "The price list is saved.",
+        "lab_prices" => "The lab prices are saved.",
         "invited" => "The invitation is on its way.",
         "doctor" => "The doctor is added; with an address, their invitation is on its way.",
         "doctor_saved" => "The doctor's profile is saved.",
@@ -119,6 +121,26 @@ pub async fn page(
         );
         c.insert("has_logo", &clinic.logo_path.is_some());
         c.insert("prices", &rows);
+        // Every test of the catalogue, and tests ordered by name, with the clinic's price.
+        let labs = lab_prices::list(&s.db, clinic.id).await?;
+        let priced = |code: &str| {
+            labs.iter()
+                .find(|p| p.test_code == code)
+                .map(|p| crate::domain::billing::money(p.amount_cents))
+                .unwrap_or_default()
+        };
+        let mut lab_rows: Vec<serde_json::Value> = crate::domain::clinical::labs::catalogue()?
+            .iter()
+            .map(|t| serde_json::json!({"code": t.code, "name": t.name, "amount": priced(&t.code)}))
+            .collect();
+        lab_rows.push(serde_json::json!({"code": lab_prices::CUSTOM, "name": "Other tests (ordered by name)", "amount": priced(lab_prices::CUSTOM)}));
+        c.insert("lab_prices", &lab_rows);
+        c.insert(
+            "lab_currency",
+            &labs
+                .first()
+                .map_or(currency.as_str(), |p| p.currency.as_str()),
+        );
         c.insert("team", &team);
         c.insert("doctors", &doctors);
         c.insert("specialties", &specialties::all(&s.db).await?);
@@ -274,6 +296,44 @@ pub async fn save_prices(
         }
         prices::replace(&s.db, &user.actor, clinic, items).await?;
         Ok(format!("/admin/clinic?clinic={clinic}&done=prices"))
+    })
+    .await
+}
+
+/// The lab prices from the form: one amount per test (blank: no price), one currency.
+pub async fn save_lab_prices(
+    State(s): State<AppState>,
+    Admin(user): Admin,
+    axum::Form(f): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let f = Fields(f);
+    act(service(&s), &user, f.get("csrf"), async {
+        let clinic = clinic_of(&f)?;
+        let currency = f.get("currency").trim().to_uppercase();
+        let mut items = Vec::new();
+        for (key, amount) in &f.0 {
+            let (Some(code), amount) = (key.strip_prefix("lab."), amount.trim()) else {
+                continue;
+            };
+            if amount.is_empty() {
+                continue;
+            }
+            let amount_cents = cents(amount).ok_or_else(|| {
+                Error::new(
+                    Code::ValidationFailed,
+                    format!("{code}: {amount:?} is not an amount like 15.00"),
+                )
+            })?;
+            items.push(LabPriceItem {
+                test_code: code.to_owned(),
+                amount_cents,
+                currency: currency.clone(),
+            });
+        }
+        lab_prices::replace(&s.db, &user.actor, clinic, items).await?;
+        Ok(format!(
+            "/admin/clinic?clinic={clinic}&done=lab_prices#lab-prices"
+        ))
     })
     .await
 }

@@ -231,15 +231,16 @@ async fn an_ollama_model_books_through_the_tools(backend: Backend) {
     assert_eq!(requests.len(), 5);
     assert_eq!(requests[0]["model"], "scripted-model");
     // A signed-in patient is offered the tools a patient can use, their own lab results and
-    // prescriptions included (not the doctors' ones, nor the commit, which is the rules'
-    // alone).
+    // prescriptions and invoices included (not the doctors' ones, nor the commit, which is
+    // the rules' alone).
     let names: Vec<&str> = requests[0]["tools"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 13, "{names:?}");
+    assert_eq!(names.len(), 14, "{names:?}");
+    assert!(names.contains(&"my_invoices"));
     assert!(names.contains(&"propose_booking") && !names.contains(&"confirm_booking"));
     assert!(names.contains(&"my_lab_results") && !names.contains(&"patient_summary"));
     assert_eq!(

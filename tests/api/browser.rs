@@ -46,7 +46,7 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         run.status.success(),
         "browser flows failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok: 34 screenshots"), "{stdout}");
+    assert!(stdout.contains("ok: 37 screenshots"), "{stdout}");
 
     // What the browser did is in the database: the booking, the approval, the plan, the
     // signed visit record and its lab order.

@@ -460,6 +460,24 @@ async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: Te
     assert!(text.contains("Your care plan (from Dr."), "{text}");
     assert!(text.contains("cetirizine 10 mg, once a day"), "{text}");
     assert!(text.contains("Next reminders:"), "{text}");
+    // What they owe, from their issued invoices: the rash visit's 84.60 less 20.00 paid.
+    let text = reply_to(&app.say(Some(&token), &session, "what do I owe?").await);
+    assert!(text.contains("You owe 64.60 EUR"), "{text}");
+    assert!(text.contains("64.60 EUR to pay"), "{text}");
+    assert!(text.contains("paid"), "{text}");
+    let text = reply_to(&app.say(Some(&token), &session, "Quanto devo?").await);
+    assert!(text.contains("Tem 64.60 EUR por pagar"), "{text}");
+    // What a visit costs, from the price list, then an offer to look for times.
+    let text = reply_to(
+        &app.say(Some(&token), &session, "how much is a dermatology visit?")
+            .await,
+    );
+    assert!(
+        text.contains("A consultation in Dermatology costs:"),
+        "{text}"
+    );
+    assert!(text.contains(" EUR"), "{text}");
+    assert!(text.contains("look for free times"), "{text}");
     // The reads were the patient's own, audited like the REST ones.
     let me = app
         .get_as(&token, "/api/v1/me")
@@ -487,6 +505,13 @@ async fn a_patient_reads_their_own_results_and_prescriptions_in_the_chat(app: Te
             .await,
     );
     assert!(text.contains("no care plan in force"), "{text}");
+    let text = reply_to(&app.say(Some(&other), &session, "do I owe anything?").await);
+    assert!(text.contains("no invoices"), "{text}");
+    assert!(!text.contains("64.60"), "{text}");
+    // Nobody signed in is asked to log in.
+    let anonymous = app.chat_start(None).await;
+    let text = reply_to(&app.say(None, &anonymous, "what do I owe?").await);
+    assert!(text.contains("log in"), "{text}");
 }
 
 /// The slot buttons of a reply.

@@ -315,6 +315,7 @@ try {
   }
   // ---- 5. Front desk: find the patient, hold a time while talking, book it, check in.
   let bookedDoctor = "";
+  let invoiceNumber = "";
   {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
@@ -351,6 +352,42 @@ try {
     await row.locator("button", { hasText: "Check in" }).click();
     await page.locator("tr[data-appointment]", { hasText: "Phoned: follow-up" }).locator("td.status", { hasText: "checked in" }).waitFor();
     await shot(page, "desk-checked-in");
+    // The visit is invoiced: a draft priced from the list, issued, partly paid.
+    await page.locator("tr[data-appointment]", { hasText: "Phoned: follow-up" }).locator("a", { hasText: "Invoice" }).click();
+    await page.locator("#new-invoice").waitFor();
+    await page.click("button:has-text('Make the draft')");
+    await page.locator("#invoice[data-status=draft]").waitFor();
+    check((await page.locator("#invoice table.lines").innerText()).includes("Consultation"), "the consultation is a line");
+    await page.click("button:has-text('Issue it')");
+    await page.locator("#invoice[data-status=issued]").waitFor();
+    invoiceNumber = (await page.locator("#invoice h1").innerText()).replace(/^Invoice /, "").trim();
+    check(/^[A-Z0-9]{3}-\d{4}-\d{6}$/.test(invoiceNumber), "issued with a number: " + invoiceNumber);
+    await shot(page, "desk-invoice-issued");
+    await page.fill("#actions input[name=amount]", "10.00");
+    await page.click("button:has-text('Record the payment')");
+    await page.locator("#invoice li", { hasText: "10.00" }).waitFor();
+    const owed = await page.locator("#invoice td.balance").innerText();
+    check(owed !== "0.00" && owed !== "", "part of it still owed: " + owed);
+    await shot(page, "desk-invoice-paid-in-part");
+    await context.close();
+  }
+  // ---- 5b. The patient sees that invoice, with what is owed, and opens it.
+  {
+    const context = await browser.newContext({ viewport: { width: 360, height: 800 } });
+    const page = await context.newPage();
+    watch(page, "portal-invoice");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "patient@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(BASE + "/me");
+    const mine = page.locator("#invoices li", { hasText: invoiceNumber });
+    await mine.waitFor();
+    check((await mine.innerText()).includes("owed"), "the patient sees what is owed");
+    await mine.locator("a").click();
+    await page.locator("#invoice[data-status=issued]").waitFor();
+    check((await page.locator("#actions").count()) === 0, "the patient cannot take payments or void");
+    await shot(page, "patient-invoice");
     await context.close();
   }
   // ---- 6. Clinic admin: shifts and gaps, setup, a schedule change shown before saving.

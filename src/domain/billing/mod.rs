@@ -7,6 +7,7 @@
 //! names it. Its clinic's front desk, admins and pharmacists bill; the patient reads their
 //! issued invoices.
 
+pub mod lab_prices;
 pub mod pdf;
 pub mod report;
 
@@ -22,6 +23,7 @@ use crate::domain::audit::{self, Entry};
 use crate::domain::clinics::{self, doctors, prices};
 use crate::domain::validate::Checks;
 use crate::error::{Code, Error, Result};
+use crate::storage::FileStore;
 use crate::{on_db, on_tx};
 
 crate::text_enum! {
@@ -62,6 +64,9 @@ crate::text_enum! {
         Other = "other",
     }
 }
+
+/// The most lab prices one clinic's list may hold.
+pub const MAX_LAB_PRICES: usize = 500;
 
 /// Minor units written as a decimal amount: `6005` → `60.05`, `-5` → `-0.05`.
 pub fn money(cents: i64) -> String {
@@ -203,6 +208,10 @@ pub struct DraftForm {
     /// Dispensings of this clinic to bill (each on one live invoice at most).
     #[serde(default)]
     pub dispensing_ids: Vec<Uuid>,
+    /// Lab orders of this clinic to bill at its lab prices (each on one live invoice at
+    /// most). Absent with a visit: the visit's lab orders not yet billed that have a price.
+    #[serde(default)]
+    pub lab_order_ids: Option<Vec<Uuid>>,
     #[serde(default)]
     pub lines: Vec<LineForm>,
     /// The name and address on the invoice (default: the patient's name).
@@ -225,6 +234,7 @@ pub struct Line {
     pub tax_cents: i64,
     pub total_cents: i64,
     pub dispensing_id: Option<Uuid>,
+    pub lab_order_id: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -286,6 +296,7 @@ struct NewLine {
     unit_cents: i64,
     discount_cents: i64,
     dispensing_id: Option<Uuid>,
+    lab_order_id: Option<Uuid>,
 }
 
 macro_rules! select_invoices {
@@ -306,7 +317,7 @@ async fn load(db: &Db, id: Uuid) -> Result<Invoice> {
         .fetch_optional(pool)
         .await)?
     .ok_or_else(|| Error::not_found("invoice"))?;
-    const LINES: &str = "SELECT position, kind, description, quantity, unit_cents, discount_cents, tax_rate_bp, net_cents, tax_cents, total_cents, dispensing_id \
+    const LINES: &str = "SELECT position, kind, description, quantity, unit_cents, discount_cents, tax_rate_bp, net_cents, tax_cents, total_cents, dispensing_id, lab_order_id \
         FROM invoice_lines WHERE invoice_id = $1 ORDER BY position";
     inv.lines = on_db!(db, |pool| sqlx::query_as(LINES)
         .bind(id)
@@ -339,7 +350,7 @@ pub async fn get(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
 
 /// The consultation's price: the price list's for the doctor and visit type, else the
 /// clinic-wide one, else the doctor's fee.
-async fn consultation_price(
+pub async fn consultation_price(
     db: &Db,
     clinic_id: Uuid,
     doctor_id: Uuid,
@@ -405,6 +416,7 @@ pub async fn create_draft(
             unit_cents: cents,
             discount_cents: 0,
             dispensing_id: None,
+            lab_order_id: None,
         });
     }
     for d in &f.dispensing_ids {
@@ -440,11 +452,34 @@ pub async fn create_draft(
                     unit_cents: g.unit_price_cents,
                     discount_cents: 0,
                     dispensing_id: Some(*d),
+                    lab_order_id: None,
                 });
             }
             _ => checks.fail(
                 "dispensing_ids",
                 format!("{d} is not a dispensing of this clinic"),
+            ),
+        }
+    }
+    let lab_ids = lab_orders_to_bill(db, &f).await?;
+    for (i, (o, named)) in lab_ids.iter().enumerate() {
+        match lab_line(db, clinic_id, *o).await? {
+            LabLine::Line(l, patient, cur) => {
+                if patient_id.is_some_and(|p| p != patient) {
+                    checks.fail("lab_order_ids", "a lab order is for another patient");
+                }
+                patient_id = patient_id.or(Some(patient));
+                currency.get_or_insert(cur);
+                lines.push(l);
+            }
+            LabLine::Unpriced(name) if *named => checks.fail(
+                &format!("lab_order_ids[{i}]"),
+                format!("{name} has no lab price at this clinic"),
+            ),
+            LabLine::Unpriced(_) => {}
+            LabLine::NotHere => checks.fail(
+                &format!("lab_order_ids[{i}]"),
+                format!("{o} is not a lab order of this clinic"),
             ),
         }
     }
@@ -473,6 +508,7 @@ pub async fn create_draft(
             unit_cents: l.unit_cents,
             discount_cents: l.discount_cents,
             dispensing_id: None,
+            lab_order_id: None,
         });
     }
     if lines.is_empty() {
@@ -503,18 +539,25 @@ pub async fn create_draft(
     let now = Utc::now();
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
-    // A dispensing is billed once: on no other invoice that is not void.
-    for d in &f.dispensing_ids {
-        const BILLED: &str = "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+    // A dispensing or a lab order is billed once: on no other invoice that is not void.
+    for l in &lines {
+        const DISPENSING: &str = "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
             WHERE l.dispensing_id = $1 AND i.status <> 'void' AND i.kind = 'invoice'";
-        let (n,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(BILLED)
-            .bind(d)
+        const LAB: &str = "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+            WHERE l.lab_order_id = $1 AND i.status <> 'void' AND i.kind = 'invoice'";
+        let (sql, what, item) = match (l.dispensing_id, l.lab_order_id) {
+            (Some(d), _) => (DISPENSING, "A dispensing", d),
+            (_, Some(o)) => (LAB, "A lab order", o),
+            _ => continue,
+        };
+        let (n,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(sql)
+            .bind(item)
             .fetch_one(&mut *conn)
             .await)?;
         if n > 0 {
             return Err(Error::new(
                 Code::Conflict,
-                "A dispensing is already on another invoice.",
+                format!("{what} is already on another invoice."),
             ));
         }
     }
@@ -549,6 +592,77 @@ pub async fn create_draft(
     load(db, id).await
 }
 
+/// The lab orders a draft bills, each with whether it was named (rather than taken from
+/// the visit).
+async fn lab_orders_to_bill(db: &Db, f: &DraftForm) -> Result<Vec<(Uuid, bool)>> {
+    match (&f.lab_order_ids, f.appointment_id) {
+        (Some(ids), _) => {
+            let mut seen = std::collections::HashSet::new();
+            if ids.iter().any(|o| !seen.insert(*o)) {
+                let mut checks = Checks::new();
+                checks.fail("lab_order_ids", "names a lab order more than once");
+                checks.finish()?;
+            }
+            Ok(ids.iter().map(|o| (*o, true)).collect())
+        }
+        (None, Some(a)) => {
+            const SQL: &str = "SELECT o.id FROM lab_orders o JOIN visit_records r ON r.id = o.record_id \
+                WHERE r.appointment_id = $1 AND o.deleted_at IS NULL AND r.deleted_at IS NULL AND NOT EXISTS \
+                (SELECT 1 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+                 WHERE l.lab_order_id = o.id AND i.status <> 'void' AND i.kind = 'invoice') ORDER BY o.created_at, o.id";
+            let ids: Vec<(Uuid,)> =
+                on_db!(db, |pool| sqlx::query_as(SQL).bind(a).fetch_all(pool).await)?;
+            Ok(ids.into_iter().map(|(o,)| (o, false)).collect())
+        }
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+enum LabLine {
+    /// The line, the order's patient and the price's currency.
+    Line(NewLine, Uuid, String),
+    /// The test's name: the clinic has no price for it.
+    Unpriced(String),
+    NotHere,
+}
+
+/// A lab order of the clinic as a line at the clinic's price for its test.
+async fn lab_line(db: &Db, clinic_id: Uuid, order: Uuid) -> Result<LabLine> {
+    #[derive(sqlx::FromRow)]
+    struct Ordered {
+        clinic_id: Uuid,
+        patient_id: Uuid,
+        test_code: String,
+        test_name: String,
+    }
+    const SQL: &str = "SELECT clinic_id, patient_id, test_code, test_name FROM lab_orders WHERE id = $1 AND deleted_at IS NULL";
+    let ordered: Option<Ordered> = on_db!(db, |pool| sqlx::query_as(SQL)
+        .bind(order)
+        .fetch_optional(pool)
+        .await)?;
+    let Some(o) = ordered.filter(|o| o.clinic_id == clinic_id) else {
+        return Ok(LabLine::NotHere);
+    };
+    Ok(
+        match lab_prices::price_of(db, clinic_id, &o.test_code).await? {
+            Some(p) => LabLine::Line(
+                NewLine {
+                    kind: LineKind::LabTest,
+                    description: format!("Lab test: {}", o.test_name),
+                    quantity: 1,
+                    unit_cents: p.amount_cents,
+                    discount_cents: 0,
+                    dispensing_id: None,
+                    lab_order_id: Some(order),
+                },
+                o.patient_id,
+                p.currency,
+            ),
+            None => LabLine::Unpriced(o.test_name),
+        },
+    )
+}
+
 /// Writes lines (their tax at the clinic's rate for their kind, `sign` +1 or −1) and the
 /// invoice's totals.
 async fn write_lines(
@@ -560,7 +674,7 @@ async fn write_lines(
 ) -> Result<()> {
     let (mut subtotal, mut discount, mut tax_total, mut total) = (0, 0, 0, 0);
     const LINE: &str = "INSERT INTO invoice_lines (id, invoice_id, position, kind, description, quantity, unit_cents, discount_cents, tax_rate_bp, \
-        net_cents, tax_cents, total_cents, dispensing_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        net_cents, tax_cents, total_cents, dispensing_id, lab_order_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     for (i, l) in lines.iter().enumerate() {
         let bp = rates
             .iter()
@@ -589,7 +703,8 @@ async fn write_lines(
             net,
             tax,
             net + tax,
-            l.dispensing_id
+            l.dispensing_id,
+            l.lab_order_id
         )?;
     }
     const TOTALS: &str = "UPDATE invoices SET subtotal_cents = $2, discount_cents = $3, tax_cents = $4, total_cents = $5 WHERE id = $1";
@@ -626,7 +741,7 @@ async fn next_number(
 }
 
 /// Issues a draft: the next number, and no more changes.
-pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
+pub async fn issue(db: &Db, files: &dyn FileStore, actor: &Actor, id: Uuid) -> Result<Invoice> {
     let inv = load(db, id).await?;
     if require_billing_of(actor, inv.clinic_id).is_err() {
         return Err(Error::not_found("invoice"));
@@ -636,6 +751,11 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
         .ok_or_else(|| Error::not_found("clinic"))?;
     let now = Utc::now();
     let year = i64::from(now.with_timezone(&clinic.tz()).year());
+    // Read before the transaction: the mailed PDF carries it.
+    let logo = match inv.patient_id {
+        Some(_) => logo_of(files, &clinic).await,
+        None => None,
+    };
     let mut tx = db.begin().await?;
     // Only a draft, once: the status is checked in the same statement that changes it.
     let (seq, number) = next_number(&mut tx, inv.clinic_id, &clinic.name, year).await?;
@@ -670,7 +790,7 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
         message.attachment = Some(crate::notify::outbox::Attachment::new(
             &format!("{number}.pdf"),
             "application/pdf",
-            &pdf::render(&issued, &clinic),
+            &pdf::render(&issued, &clinic, logo.as_ref()),
         ));
         crate::notify::outbox::enqueue(
             &mut tx,
@@ -699,13 +819,33 @@ pub async fn issue(db: &Db, actor: &Actor, id: Uuid) -> Result<Invoice> {
 }
 
 /// The invoice as PDF, for whoever may read it, with its file name.
-pub async fn pdf_of(db: &Db, actor: &Actor, id: Uuid) -> Result<(String, Vec<u8>)> {
+pub async fn pdf_of(
+    db: &Db,
+    files: &dyn FileStore,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<(String, Vec<u8>)> {
     let inv = get(db, actor, id).await?;
     let clinic = clinics::get(db, inv.clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
     let name = format!("{}.pdf", inv.number.as_deref().unwrap_or("draft"));
-    Ok((name, pdf::render(&inv, &clinic)))
+    let logo = logo_of(files, &clinic).await;
+    Ok((name, pdf::render(&inv, &clinic, logo.as_ref())))
+}
+
+/// The clinic's logo for its invoices; an invoice without it beats no invoice, so a logo
+/// that cannot be read is logged and left out.
+async fn logo_of(files: &dyn FileStore, clinic: &clinics::Clinic) -> Option<pdf::Logo> {
+    let key = clinic.logo_path.as_deref()?;
+    match files.get(key).await {
+        Ok(Some(bytes)) => pdf::Logo::read(&bytes),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "reading a clinic's logo for an invoice failed");
+            None
+        }
+    }
 }
 
 /// Deletes a draft (nothing was issued).

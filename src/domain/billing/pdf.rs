@@ -2,9 +2,11 @@
 //! number and dates, whom it is billed to, the lines with their tax, the totals and the
 //! payments. Written with `pdf-writer` in the PDF standard fonts (Helvetica for text,
 //! Courier for amounts, so figures line up), encoded as Windows-1252, which covers the
-//! Latin scripts the clinics write in; anything else prints as `?`.
+//! Latin scripts the clinics write in; anything else prints as `?`. The clinic's logo
+//! heads it when it is a JPEG (embedded as it is) or a PNG (its pixels compressed, its
+//! transparency kept); a WebP logo is left out.
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
 
 use crate::domain::billing::{Invoice, InvoiceKind, money};
 use crate::domain::clinics::Clinic;
@@ -19,6 +21,132 @@ const BOTTOM: f32 = 60.0;
 const TEXT: Name = Name(b"F1");
 const BOLD: Name = Name(b"F2");
 const FIGURES: Name = Name(b"F3");
+const LOGO: Name = Name(b"Im1");
+
+/// The logo's largest size on the page, in points.
+const LOGO_WIDTH: f32 = 140.0;
+const LOGO_HEIGHT: f32 = 50.0;
+
+/// A logo as the PDF holds it.
+pub struct Logo {
+    width: u32,
+    height: u32,
+    /// The image's samples as its filter has them.
+    samples: Vec<u8>,
+    filter: Filter,
+    /// 1 (gray), 3 (RGB) or 4 (CMYK).
+    components: u8,
+    /// A PNG's alpha channel, compressed.
+    alpha: Option<Vec<u8>>,
+}
+
+impl Logo {
+    /// A JPEG or PNG logo ready to embed; `None` for another type or a file that does not
+    /// read (the invoice is printed without it).
+    pub fn read(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            Self::jpeg(bytes)
+        } else if bytes.starts_with(b"\x89PNG") {
+            Self::png(bytes)
+        } else {
+            None
+        }
+    }
+
+    fn jpeg(bytes: &[u8]) -> Option<Self> {
+        let mut decoder = jpeg_decoder::Decoder::new(bytes);
+        decoder.read_info().ok()?;
+        let info = decoder.info()?;
+        let components = match info.pixel_format {
+            jpeg_decoder::PixelFormat::L8 => 1,
+            jpeg_decoder::PixelFormat::RGB24 => 3,
+            jpeg_decoder::PixelFormat::CMYK32 => 4,
+            jpeg_decoder::PixelFormat::L16 => return None,
+        };
+        Some(Self {
+            width: u32::from(info.width),
+            height: u32::from(info.height),
+            samples: bytes.to_vec(),
+            filter: Filter::DctDecode,
+            components,
+            alpha: None,
+        })
+    }
+
+    fn png(bytes: &[u8]) -> Option<Self> {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info().ok()?;
+        let mut buf = vec![0; reader.output_buffer_size()?];
+        let frame = reader.next_frame(&mut buf).ok()?;
+        let data = buf.get(..frame.buffer_size())?;
+        let (colour, has_alpha) = match frame.color_type {
+            png::ColorType::Grayscale => (1, false),
+            png::ColorType::GrayscaleAlpha => (1, true),
+            png::ColorType::Rgb => (3, false),
+            png::ColorType::Rgba => (3, true),
+            png::ColorType::Indexed => return None,
+        };
+        let (samples, alpha) = if has_alpha {
+            let stride = colour + 1;
+            let mut samples = Vec::with_capacity(data.len() / stride * colour);
+            let mut alpha = Vec::with_capacity(data.len() / stride);
+            for px in data.chunks_exact(stride) {
+                samples.extend_from_slice(&px[..colour]);
+                alpha.push(px[colour]);
+            }
+            (samples, Some(alpha))
+        } else {
+            (data.to_vec(), None)
+        };
+        Some(Self {
+            width: frame.width,
+            height: frame.height,
+            samples: miniz_oxide::deflate::compress_to_vec_zlib(&samples, 6),
+            filter: Filter::FlateDecode,
+            components: colour as u8,
+            alpha: alpha.map(|a| miniz_oxide::deflate::compress_to_vec_zlib(&a, 6)),
+        })
+    }
+
+    /// Its size on the page: within the box, its proportions kept.
+    fn size(&self) -> (f32, f32) {
+        let (w, h) = (self.width.max(1) as f32, self.height.max(1) as f32);
+        let scale = (LOGO_WIDTH / w).min(LOGO_HEIGHT / h);
+        (w * scale, h * scale)
+    }
+
+    fn write(&self, pdf: &mut Pdf, id: Ref, mask: Ref) {
+        let mut image = pdf.image_xobject(id, &self.samples);
+        image.filter(self.filter);
+        image.width(self.width as i32);
+        image.height(self.height as i32);
+        let space = image.color_space();
+        match self.components {
+            1 => space.device_gray(),
+            4 => space.device_cmyk(),
+            _ => space.device_rgb(),
+        }
+        image.bits_per_component(8);
+        if self.components == 4 {
+            // Adobe's JPEGs store CMYK inverted.
+            image.decode([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+        }
+        if self.alpha.is_some() {
+            image.s_mask(mask);
+        }
+        image.finish();
+        if let Some(alpha) = &self.alpha {
+            let mut soft = pdf.image_xobject(mask, alpha);
+            soft.filter(Filter::FlateDecode);
+            soft.width(self.width as i32);
+            soft.height(self.height as i32);
+            soft.color_space().device_gray();
+            soft.bits_per_component(8);
+            soft.finish();
+        }
+    }
+}
 
 /// Text in the fonts' encoding.
 fn winansi(text: &str) -> Vec<u8> {
@@ -105,8 +233,17 @@ fn fit(text: &str, max: usize) -> String {
 }
 
 /// The invoice as PDF bytes.
-pub fn render(inv: &Invoice, clinic: &Clinic) -> Vec<u8> {
+pub fn render(inv: &Invoice, clinic: &Clinic, logo: Option<&Logo>) -> Vec<u8> {
     let mut p = Pages::new();
+    if let Some(logo) = logo {
+        let (w, h) = logo.size();
+        p.page
+            .save_state()
+            .transform([w, 0.0, 0.0, h, LEFT, p.y + 12.0 - h])
+            .x_object(LOGO)
+            .restore_state();
+        p.down(h + 8.0);
+    }
     let title = match (inv.kind, &inv.number) {
         (InvoiceKind::CreditNote, Some(n)) => format!("Credit note {n}"),
         (InvoiceKind::Invoice, Some(n)) => format!("Invoice {n}"),
@@ -245,7 +382,8 @@ pub fn render(inv: &Invoice, clinic: &Clinic) -> Vec<u8> {
     let catalog = Ref::new(1);
     let tree = Ref::new(2);
     let (text, bold, figures) = (Ref::new(3), Ref::new(4), Ref::new(5));
-    let first = 6;
+    let (image, mask) = (Ref::new(6), Ref::new(7));
+    let first = 8;
     let page_ids: Vec<Ref> = (0..pages.len())
         .map(|i| Ref::new(first + 2 * i as i32))
         .collect();
@@ -259,11 +397,16 @@ pub fn render(inv: &Invoice, clinic: &Clinic) -> Vec<u8> {
         page.media_box(Rect::new(0.0, 0.0, WIDTH, HEIGHT));
         page.parent(tree);
         page.contents(content_id);
-        page.resources()
+        let mut resources = page.resources();
+        resources
             .fonts()
             .pair(TEXT, text)
             .pair(BOLD, bold)
             .pair(FIGURES, figures);
+        if logo.is_some() {
+            resources.x_objects().pair(LOGO, image);
+        }
+        resources.finish();
         page.finish();
         pdf.stream(content_id, content);
     }
@@ -275,6 +418,9 @@ pub fn render(inv: &Invoice, clinic: &Clinic) -> Vec<u8> {
         pdf.type1_font(id)
             .base_font(Name(name.as_bytes()))
             .encoding_predefined(Name(b"WinAnsiEncoding"));
+    }
+    if let Some(logo) = logo {
+        logo.write(&mut pdf, image, mask);
     }
     pdf.finish()
 }
@@ -288,5 +434,36 @@ mod tests {
         assert_eq!(winansi("Lisboa €5 ç"), b"Lisboa \x805 \xe7");
         assert_eq!(winansi("漢"), b"?");
         assert_eq!(fit("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn a_png_logo_keeps_its_transparency_and_fits_the_box() {
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut bytes, 4, 2);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().unwrap();
+            writer.write_image_data(&[200u8; 4 * 2 * 4]).unwrap();
+        }
+        let logo = Logo::read(&bytes).unwrap();
+        assert_eq!((logo.width, logo.height, logo.components), (4, 2, 3));
+        assert!(logo.alpha.is_some());
+        assert_eq!(logo.size(), (100.0, 50.0));
+        assert!(Logo::read(b"RIFF....WEBP").is_none());
+        // A file that says PNG but does not decode is left out, not an error.
+        let mut broken = bytes.clone();
+        let last = broken.len() - 20;
+        broken[last] ^= 0xff;
+        assert!(Logo::read(&broken).is_none());
+        // The smallest JPEG (1×1, gray) is embedded as it is.
+        use base64::Engine;
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode("/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=")
+            .unwrap();
+        let logo = Logo::read(&jpeg).unwrap();
+        assert_eq!((logo.width, logo.height, logo.components), (1, 1, 1));
+        assert_eq!(logo.samples, jpeg);
+        assert!(Logo::read(b"\x89PNG broken").is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! Revenue for a clinic's admins: what was invoiced (less credit notes) and what was paid
-//! per day, week or month in the clinic's zone, invoiced per doctor (visits' invoices), and
-//! what is still owed; with a CSV of the periods.
+//! per day, week or month in the clinic's zone, invoiced per doctor and per specialty
+//! (visits' invoices; a doctor counts under their first specialty by name), and what is
+//! still owed; with a CSV of the periods.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,12 @@ pub struct DoctorRevenue {
     pub invoiced_cents: i64,
 }
 
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SpecialtyRevenue {
+    pub specialty: String,
+    pub invoiced_cents: i64,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Owed {
     pub invoice_id: Uuid,
@@ -47,6 +54,7 @@ pub struct Revenue {
     pub to: NaiveDate,
     pub periods: Vec<PeriodRevenue>,
     pub by_doctor: Vec<DoctorRevenue>,
+    pub by_specialty: Vec<SpecialtyRevenue>,
     /// Issued invoices not paid in full, oldest first (whenever issued).
     pub outstanding: Vec<Owed>,
     pub outstanding_cents: i64,
@@ -57,6 +65,7 @@ struct Issued {
     issued_at: DateTime<Utc>,
     total_cents: i64,
     doctor: Option<String>,
+    specialty: Option<String>,
 }
 
 /// Revenue on local dates `[from, to]` (the clinic's admins).
@@ -69,6 +78,7 @@ pub async fn revenue(
     period: Period,
 ) -> Result<Revenue> {
     clinics::require_admin_of(actor, clinic_id)?;
+    clinics::reports::check_range(from, to)?;
     let clinic = clinics::get(db, clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
@@ -76,7 +86,9 @@ pub async fn revenue(
     // Instants that surely hold the local dates, narrowed by local date below.
     let after = from.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::days(1);
     let before = to.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(2);
-    const ISSUED: &str = "SELECT i.issued_at, i.total_cents, d.display_name AS doctor FROM invoices i \
+    const ISSUED: &str = "SELECT i.issued_at, i.total_cents, d.display_name AS doctor, \
+        (SELECT MIN(sp.name) FROM doctor_specialties ds JOIN specialties sp ON sp.id = ds.specialty_id \
+         WHERE ds.doctor_id = d.id) AS specialty FROM invoices i \
         LEFT JOIN appointments a ON a.id = i.appointment_id LEFT JOIN doctors d ON d.id = a.doctor_id \
         WHERE i.clinic_id = $1 AND i.status <> 'draft' AND i.issued_at >= $2 AND i.issued_at < $3";
     let issued: Vec<Issued> = on_db!(db, |pool| sqlx::query_as(ISSUED)
@@ -95,6 +107,7 @@ pub async fn revenue(
         .await)?;
     let mut periods: BTreeMap<String, PeriodRevenue> = BTreeMap::new();
     let mut by_doctor: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_specialty: BTreeMap<String, i64> = BTreeMap::new();
     for i in issued {
         let day = i.issued_at.with_timezone(&tz).date_naive();
         if day < from || day > to {
@@ -110,6 +123,8 @@ pub async fn revenue(
         row.invoiced_cents += i.total_cents;
         if let Some(d) = i.doctor {
             *by_doctor.entry(d).or_default() += i.total_cents;
+            let specialty = i.specialty.unwrap_or_else(|| "(none)".into());
+            *by_specialty.entry(specialty).or_default() += i.total_cents;
         }
     }
     for (day, amount) in paid {
@@ -141,6 +156,13 @@ pub async fn revenue(
             .into_iter()
             .map(|(doctor, invoiced_cents)| DoctorRevenue {
                 doctor,
+                invoiced_cents,
+            })
+            .collect(),
+        by_specialty: by_specialty
+            .into_iter()
+            .map(|(specialty, invoiced_cents)| SpecialtyRevenue {
+                specialty,
                 invoiced_cents,
             })
             .collect(),

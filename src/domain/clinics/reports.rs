@@ -112,13 +112,7 @@ pub async fn clinic(
     let clinic = clinics::get(db, clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
-    crate::domain::validate::query_dates([("from", Some(from)), ("to", Some(to))])?;
-    if to < from || to - from > Duration::days(400) {
-        return Err(Error::new(
-            Code::InvalidQuery,
-            "from must not be after to, and the range at most 400 days",
-        ));
-    }
+    check_range(from, to)?;
     // The specialty names of each doctor, joined with `|` (one query for both backends).
     const SQL: &str = "SELECT a.status, s.local_date, s.local_minute, \
         (SELECT MIN(sp.name) FROM doctor_specialties ds JOIN specialties sp ON sp.id = ds.specialty_id \
@@ -171,6 +165,18 @@ pub async fn clinic(
 pub fn default_range(now: DateTime<Utc>, tz: chrono_tz::Tz) -> (NaiveDate, NaiveDate) {
     let today = now.with_timezone(&tz).date_naive();
     (today - Duration::days(30), today + Duration::days(30))
+}
+
+/// A report's local dates: real ones, in order, at most 400 days apart.
+pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
+    crate::domain::validate::query_dates([("from", Some(from)), ("to", Some(to))])?;
+    if to < from || to - from > Duration::days(400) {
+        return Err(Error::new(
+            Code::InvalidQuery,
+            "from must not be after to, and the range at most 400 days",
+        ));
+    }
+    Ok(())
 }
 
 impl Report {

@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod dispensing;
+pub mod report;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
