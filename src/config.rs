@@ -106,6 +106,9 @@ pub struct CareConfig {
     pub waitlist_offer_minutes: i64,
     /// How long an erased patient's clinical record is kept, sealed (`RECORD_RETENTION_DAYS`).
     pub record_retention_days: i64,
+    /// The oldest a front desk's offline command may be when it is synced
+    /// (`SYNC_MAX_AGE_HOURS`); older ones are refused.
+    pub sync_max_age_hours: i64,
 }
 
 /// Notification channels and the dispatcher.
@@ -429,6 +432,7 @@ fn care_config(
         open_plan_days: parse(get, "OPEN_PLAN_DAYS", "30")?,
         waitlist_offer_minutes: parse(get, "WAITLIST_OFFER_MINUTES", "60")?,
         record_retention_days: parse(get, "RECORD_RETENTION_DAYS", "3650")?,
+        sync_max_age_hours: parse(get, "SYNC_MAX_AGE_HOURS", "72")?,
     })
 }
 

@@ -147,6 +147,7 @@ fn policy(config: &Config) -> crate::db::Policy {
         open_plan_days: care.open_plan_days,
         record_retention: chrono::Duration::days(care.record_retention_days.max(0)),
         waitlist_offer: chrono::Duration::minutes(care.waitlist_offer_minutes),
+        sync_max_age: chrono::Duration::hours(care.sync_max_age_hours.max(1)),
         site: config.public_url.clone(),
     }
 }

@@ -68,6 +68,8 @@ pub struct Policy {
     /// How long an erased patient's clinical record is kept before it is purged.
     pub record_retention: chrono::Duration,
     pub waitlist_offer: chrono::Duration,
+    /// The oldest an offline front-desk command may be when synced.
+    pub sync_max_age: chrono::Duration,
     /// The service's public address (`PUBLIC_URL`), for links in mails.
     pub site: Option<String>,
 }
@@ -87,6 +89,7 @@ impl Default for Policy {
             open_plan_days: 30,
             record_retention: chrono::Duration::days(3650),
             waitlist_offer: chrono::Duration::hours(1),
+            sync_max_age: chrono::Duration::hours(72),
             site: None,
         }
     }

@@ -150,6 +150,16 @@ impl Checks {
         email
     }
 
+    /// Checks a phone number in E.164 (`+351912345678`) and returns it trimmed.
+    pub fn phone(&mut self, field: &str, value: &str) -> String {
+        let phone = value.trim().to_owned();
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            self.fail(field, "must be E.164, e.g. +351912345678");
+        }
+        phone
+    }
+
     /// Checks an ISO 4217 currency code and returns it upper-cased.
     pub fn currency(&mut self, field: &str, value: &str) -> String {
         let currency = value.trim().to_uppercase();

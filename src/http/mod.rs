@@ -20,6 +20,7 @@ pub mod pharmacy;
 pub mod scheduling;
 pub mod server;
 pub mod shifts;
+pub mod sync;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -77,6 +78,7 @@ pub fn api(
         .merge(clinical::routes())
         .merge(pharmacy::routes())
         .merge(billing::routes())
+        .merge(sync::routes())
         .merge(chat::routes())
         .merge(admin::routes());
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -27,6 +27,7 @@ mod scheduling;
 mod schema_parity;
 mod security;
 mod shifts;
+mod sync;
 mod team;
 mod time_zones;
 mod tokens;

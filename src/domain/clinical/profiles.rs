@@ -517,10 +517,7 @@ pub(crate) async fn register_in(
     patient_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    const SQL: &str = "INSERT INTO clinic_patients (clinic_id, patient_id, created_at) VALUES ($1, $2, $3) \
-        ON CONFLICT (clinic_id, patient_id) DO NOTHING";
-    crate::exec_tx!(tx, SQL, clinic_id, patient_id, now)?;
-    Ok(())
+    clinics::patients::register(tx, clinic_id, patient_id, now).await
 }
 
 // ---- Search ----------------------------------------------------------------------------

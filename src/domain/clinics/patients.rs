@@ -36,6 +36,19 @@ pub async fn knows(tx: &mut Tx, clinic_id: Uuid, patient_id: Uuid) -> Result<boo
     Ok(known.is_some())
 }
 
+/// Registers the patient at the clinic (once): the clinic knows them from then on.
+pub async fn register(
+    tx: &mut Tx,
+    clinic_id: Uuid,
+    patient_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    const SQL: &str = "INSERT INTO clinic_patients (clinic_id, patient_id, created_at) VALUES ($1, $2, $3) \
+        ON CONFLICT (clinic_id, patient_id) DO NOTHING";
+    crate::exec_tx!(tx, SQL, clinic_id, patient_id, now)?;
+    Ok(())
+}
+
 /// [`knows`] for a read outside any transaction (no writer's turn taken).
 pub async fn knows_now(db: &Db, clinic_id: Uuid, patient_id: Uuid) -> Result<bool> {
     let known: Option<i32> = on_db!(db, |pool| sqlx::query_scalar(KNOWS)

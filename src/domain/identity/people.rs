@@ -176,9 +176,19 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert(tx: &mut Tx, new: NewUser<'_>, now: DateTime<Utc>) -> Result<Uuid> {
+    insert_with_id(tx, Uuid::now_v7(), new, now).await
+}
+
+/// [`insert`] under an id chosen by the caller (a front desk's id for a walk-in made
+/// offline); an id in use is a conflict.
+pub async fn insert_with_id(
+    tx: &mut Tx,
+    id: Uuid,
+    new: NewUser<'_>,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
     const SQL: &str = "INSERT INTO users (id, email, display_name, password_hash, email_verified_at, created_at, updated_at, language) \
         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
-    let id = Uuid::now_v7();
     let verified_at = new.verified.then_some(now);
     crate::exec_tx!(
         tx,

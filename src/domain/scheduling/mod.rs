@@ -5,4 +5,5 @@ pub mod appointments;
 pub mod schedules;
 pub mod shifts;
 pub mod slots;
+pub mod sync;
 pub mod waitlist;

@@ -1,0 +1,61 @@
+//! The front desk's offline work over REST: the snapshot it works from and the batch of
+//! commands it made without a network.
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::domain::actor::Actor;
+use crate::domain::scheduling::sync::{self, Answer, Batch, Snapshot};
+use crate::error::{Problem, Result};
+use crate::http::extract::{Json, Query};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(apply))
+        .routes(routes!(snapshot))
+}
+
+/// Applies the desk's offline commands in the order they were made, each with the online
+/// rules; one answer per command (applied, already applied, conflict with alternatives,
+/// or refused). Resending a batch changes nothing twice.
+#[utoipa::path(post, path = "/sync", tag = "sync", security(("bearer" = [])), request_body = Batch, responses(
+    (status = 200, body = Vec<Answer>),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+async fn apply(
+    State(s): State<AppState>,
+    actor: Actor,
+    Json(batch): Json<Batch>,
+) -> Result<Json<Vec<Answer>>> {
+    Ok(Json(sync::apply(&s.db, &actor, batch).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    pub clinic_id: Uuid,
+    /// The `generated_at` of the last snapshot: only visits and patients changed since.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Today's and tomorrow's visits and free times of the clinic's doctors and its recent
+/// patients (its staff), whole or changed since the last one.
+#[utoipa::path(get, path = "/sync/snapshot", tag = "sync", security(("bearer" = [])), params(SnapshotQuery), responses(
+    (status = 200, body = Snapshot),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+))]
+async fn snapshot(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<SnapshotQuery>,
+) -> Result<Json<Snapshot>> {
+    Ok(Json(
+        sync::snapshot(&s.db, &actor, q.clinic_id, q.since).await?,
+    ))
+}
