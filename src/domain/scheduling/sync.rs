@@ -598,14 +598,16 @@ async fn walk_in(
 ) -> Result<()> {
     let mut checks = Checks::new();
     let name = checks.line("name", name, 2, 100);
-    let email = match email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-        Some(e) => Some(checks.email("email", e)),
-        None => None,
-    };
-    let phone = match phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => Some(checks.phone("phone", p)),
-        None => None,
-    };
+    let email = email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| checks.email("email", e));
+    let phone = phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| checks.phone("phone", p));
     if email.is_none() && phone.is_none() {
         checks.fail("email", "give an email or a phone to reach the patient");
     }
