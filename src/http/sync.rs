@@ -42,6 +42,9 @@ pub struct SnapshotQuery {
     pub clinic_id: Uuid,
     /// The `generated_at` of the last snapshot: only visits and patients changed since.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Days from today (default 2: today and tomorrow, at most 7).
+    #[param(minimum = 1, maximum = 7)]
+    pub days: Option<u32>,
 }
 
 /// Today's and tomorrow's visits and free times of the clinic's doctors and its recent
@@ -56,6 +59,6 @@ async fn snapshot(
     Query(q): Query<SnapshotQuery>,
 ) -> Result<Json<Snapshot>> {
     Ok(Json(
-        sync::snapshot(&s.db, &actor, q.clinic_id, q.since).await?,
+        sync::snapshot(&s.db, &actor, q.clinic_id, q.since, q.days.unwrap_or(2)).await?,
     ))
 }

@@ -31,7 +31,7 @@ fn service(s: &AppState) -> &str {
 
 /// The clinics whose desk this person works: where they are staff or admin (every clinic
 /// for a system admin).
-async fn desk_clinics(s: &AppState, user: &ConsoleUser) -> Result<Vec<Clinic>> {
+pub(crate) async fn desk_clinics(s: &AppState, user: &ConsoleUser) -> Result<Vec<Clinic>> {
     if user.is_system_admin() {
         return clinics::list_all(&s.db, &user.actor).await;
     }
@@ -49,7 +49,7 @@ async fn desk_clinics(s: &AppState, user: &ConsoleUser) -> Result<Vec<Clinic>> {
 }
 
 /// The clinic asked for (or the first), refused when it is not one of theirs.
-async fn pick_clinic(
+pub(crate) async fn pick_clinic(
     s: &AppState,
     user: &ConsoleUser,
     id: Option<Uuid>,

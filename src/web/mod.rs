@@ -7,6 +7,7 @@ pub mod billing;
 pub mod console;
 pub mod desk;
 pub mod doctor;
+pub mod offline;
 pub mod pages;
 pub mod pharmacy;
 pub mod portal;
@@ -93,6 +94,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(console::retry_notification),
         )
         .route("/desk", get(desk::home))
+        .route("/desk/offline", get(offline::page))
+        .route("/desk/sync/snapshot", get(offline::snapshot))
+        .route("/desk/sync", post(offline::apply))
         .route("/desk/identify", post(desk::identify))
         .route("/desk/appointments/{id}/mark", post(desk::mark))
         .route("/desk/appointments/{id}/cancel", post(desk::cancel))
@@ -201,6 +205,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         ));
     let assets = Router::new()
         .route("/widget.js", get(widget))
+        .route("/desk/offline.js", get(offline::script))
+        .route("/desk/sw.js", get(offline::worker))
+        .route("/desk/manifest.webmanifest", get(offline::manifest))
+        .route("/desk/icon.svg", get(offline::icon))
         .route(
             "/assets/console.css",
             get(|| asset("text/css", CONSOLE_CSS)),

@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("patient.html", include_str!("templates/patient.html")),
     ("portal.html", include_str!("templates/portal.html")),
     ("desk.html", include_str!("templates/desk.html")),
+    ("offline.html", include_str!("templates/offline.html")),
     ("desk_book.html", include_str!("templates/desk_book.html")),
     ("shifts.html", include_str!("templates/shifts.html")),
     ("setup.html", include_str!("templates/setup.html")),

@@ -46,7 +46,7 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
         run.status.success(),
         "browser flows failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok: 37 screenshots"), "{stdout}");
+    assert!(stdout.contains("ok: 40 screenshots"), "{stdout}");
 
     // What the browser did is in the database: the booking, the approval, the plan, the
     // signed visit record and its lab order.
@@ -93,7 +93,30 @@ async fn a_patient_books_in_the_widget_an_admin_approves_and_a_doctor_writes_a_n
             "patient@demo.clinic",
         )
         .await;
-    assert_eq!(booked, 1);
+    assert_eq!(
+        booked, 3,
+        "the widget's booking, and at the offline desk the time the patient took online meanwhile and the one picked instead"
+    );
+    // The offline desk: every command applied once, audited with both times; the walk-in
+    // registered there has the visit checked in offline and the one booked offline.
+    let applied = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM audit WHERE action = $1",
+            "sync.applied",
+        )
+        .await;
+    assert_eq!(
+        applied, 7,
+        "1 + 2 online, 3 offline, the alternative picked"
+    );
+    let walk_in = app
+        .scalar_i64_str(
+            "SELECT COUNT(*) FROM appointments a JOIN users u ON u.id = a.patient_id WHERE u.display_name = $1 \
+             AND a.status IN ('booked', 'checked_in')",
+            "Wanda Walkin",
+        )
+        .await;
+    assert_eq!(walk_in, 2);
     let registered = app
         .scalar_i64_str(
             "SELECT COUNT(*) FROM appointments a JOIN users u ON u.id = a.patient_id WHERE u.email = $1 AND a.status = 'booked'",

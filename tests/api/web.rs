@@ -20,6 +20,7 @@ on_both_backends!(
     the_front_desk_runs_a_day_and_the_admin_sets_up_the_clinic,
     a_pharmacist_stocks_sells_and_dispenses_from_the_pages,
     the_desk_invoices_a_visit_takes_payment_and_the_patient_sees_it,
+    the_offline_desk_is_installable_and_syncs_under_the_session_with_its_csrf_token,
 );
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
@@ -1957,4 +1958,91 @@ async fn the_desk_invoices_a_visit_takes_payment_and_the_patient_sees_it(app: Te
         note.contains("Credit note CAR-") && note.contains("-64.00"),
         "{note}"
     );
+}
+
+async fn the_offline_desk_is_installable_and_syncs_under_the_session_with_its_csrf_token(
+    app: TestApp,
+) {
+    let care = app.care_setup().await;
+    let clinic = care.clinic.id;
+    app.user_with(
+        "desk@example.org",
+        &[json!({"role": "clinic_staff", "clinic_id": clinic})],
+    )
+    .await;
+    // Signed out, the page sends to the sign-in; its files are public and never stale.
+    let mut desk = Browser::new(&app);
+    let (status, _, _) = desk.get("/desk/offline").await;
+    assert_eq!(status, 303);
+    for (path, kind) in [
+        ("/desk/offline.js", "text/javascript"),
+        ("/desk/sw.js", "text/javascript"),
+        ("/desk/manifest.webmanifest", "application/manifest+json"),
+        ("/desk/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, body) = desk.get(path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        assert_eq!(headers["cache-control"], "no-cache", "{path}");
+        assert!(!body.is_empty());
+    }
+    let (_, _, manifest) = desk.get("/desk/manifest.webmanifest").await;
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["start_url"], "/desk/offline");
+    assert_eq!(manifest["scope"], "/desk/");
+
+    desk.sign_in("desk@example.org").await;
+    let (status, headers, page) = desk.get(&format!("/desk/offline?clinic={clinic}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"<link rel="manifest" href="/desk/manifest.webmanifest">"#));
+    assert!(page.contains(&format!(r#"data-clinic="{clinic}""#)));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let csrf = page
+        .split(r#"data-csrf=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    // The snapshot under the session.
+    let (status, _, body) = desk
+        .get(&format!("/desk/sync/snapshot?clinic={clinic}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snapshot["clinic_id"], clinic.to_string());
+    // A batch: without the page's token it is refused; with it, applied.
+    let batch = json!({"clinic_id": clinic, "commands": [{"id": uuid::Uuid::now_v7(),
+        "made_at": chrono::Utc::now(), "kind": "check_in", "appointment_id": care.appointment}]});
+    let send = |token: &str| {
+        desk.client
+            .post(format!("{}/desk/sync", desk.base))
+            .header("cookie", desk.cookies.join("; "))
+            .header("origin", desk.base.clone())
+            .header("x-csrf-token", token.to_owned())
+            .json(&batch)
+            .send()
+    };
+    let refused = send("forged").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let answers: serde_json::Value = send(&csrf).await.unwrap().json().await.unwrap();
+    assert_eq!(answers[0]["status"], "applied", "{answers}");
+    let visit = app
+        .get_as(
+            &app.access_token("desk@example.org").await,
+            &format!("/api/v1/appointments/{}", care.appointment),
+        )
+        .await;
+    assert_eq!(visit.assert_ok(200)["status"], "checked_in");
+    // A patient signed in gets no snapshot.
+    let mut patient = Browser::new(&app);
+    patient.sign_in("pat@example.org").await;
+    let (status, _, _) = patient
+        .get(&format!("/desk/sync/snapshot?clinic={clinic}"))
+        .await;
+    assert_eq!(status, 403);
 }

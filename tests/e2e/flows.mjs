@@ -4,7 +4,7 @@
 //    offline assistant, picks a time, signs in inside the widget, confirms, and sees the
 //    booking; 2. an admin signs in, approves a clinic request and finds it in the audit
 //    log; 3. a doctor submits a note and sees the checklist and plan.
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
@@ -447,6 +447,116 @@ try {
     const after = await page.locator("tr[data-medicine]", { hasText: "Ibuprofen" }).locator("td.on-hand").innerText();
     check(parseInt(after) === parseInt(before) - 2, `two tablets fewer: ${before} → ${after}`);
     await shot(page, "pharmacy-sold");
+    await context.close();
+  }
+  // ---- 8. The front desk without a network: two check-ins and a booking made offline are
+  //         applied when it is back; a time taken online meanwhile is a conflict to resolve.
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    watch(page, "offline-desk");
+    await page.goto(BASE + "/admin/login");
+    await page.fill("input[name=email]", "desk@demo.clinic");
+    await page.fill("input[name=password]", "demo-password");
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/desk$/);
+    await page.click("a:has-text('Offline-ready desk')");
+    await page.waitForURL(/\/desk\/offline/);
+    // Four days ahead, so a weekend still has free times to book.
+    await page.goto(page.url() + "&days=4");
+    await page.locator("#desk-app[data-ready=yes]").waitFor();
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+    const status = page.locator("#net-status");
+    // Waits until the service has answered `n` commands since the page opened and nothing
+    // waits any more.
+    const synced = (n) =>
+      page.waitForFunction((n) => {
+        const app = document.getElementById("desk-app");
+        const s = document.getElementById("net-status");
+        return Number(app.dataset.answered || 0) >= n && s.dataset.state === "online" && s.dataset.waiting === "0" && !document.querySelector("#visits tr.waiting");
+      }, n);
+    // Books the patient found by `who` at the first free time of any doctor on any day;
+    // returns the day's tab text and the slot's id.
+    async function bookFirstFree() {
+      const tabs = page.locator("#days a");
+      for (let d = 0; d < (await tabs.count()); d++) {
+        await tabs.nth(d).click();
+        const doctors = await page.locator("#book-doctor option").evaluateAll((os) => os.map((o) => o.value));
+        for (const doctor of doctors) {
+          await page.locator("#book-doctor").selectOption(doctor);
+          const free = page.locator("#book-times button");
+          if ((await free.count()) > 0) {
+            const slot = await free.first().getAttribute("data-slot");
+            const tab = await tabs.nth(d).innerText();
+            await free.first().click();
+            return { tab, slot };
+          }
+        }
+      }
+      throw new Error("check failed: no free time in the snapshot's days");
+    }
+    async function bookFor(name) {
+      await page.fill("#patient-q", name);
+      await page.locator("#patient-results li", { hasText: name }).first().locator("button", { hasText: "Book" }).click();
+      return bookFirstFree();
+    }
+    // Online: two visits to check in later, one for a walk-in registered here.
+    const first = await bookFor("Pat Demo");
+    await synced(1);
+    await page.locator("#walk-in summary").click();
+    await page.fill("#walk-in-form input[name=name]", "Wanda Walkin");
+    await page.fill("#walk-in-form input[name=phone]", "+351912345000");
+    await page.click("button:has-text('Register and book')");
+    const second = await bookFirstFree();
+    await synced(3);
+
+    // Offline: the page reopens from the device, two check-ins and a booking wait.
+    await context.setOffline(true);
+    await page.locator("#net-status[data-state=offline]").waitFor();
+    await page.reload();
+    await page.locator("#desk-app[data-ready=yes]").waitFor();
+    check((await status.getAttribute("data-state")) === "offline", "the reopened page knows it is offline");
+    for (const [booked, name] of [[first, "Pat Demo"], [second, "Wanda Walkin"]]) {
+      await page.locator("#days a", { hasText: booked.tab }).click();
+      const row = page.locator("tr[data-visit][data-status=booked]", { hasText: name }).first();
+      await row.locator("button", { hasText: "Check in" }).click();
+    }
+    await page.locator("tr.waiting[data-status=checked_in]").nth(1).waitFor();
+    const third = await bookFor("Wanda Walkin");
+    await page.locator("#net-status[data-waiting='3']").waitFor();
+    check((await status.innerText()).startsWith("Offline — 3 changes waiting"), await status.innerText());
+    check((await page.locator("td.status", { hasText: "provisional" }).count()) === 1, "the offline booking is provisional");
+    await shot(page, "offline-desk-waiting");
+    // Back online: applied, nothing waiting, the booking now a real visit.
+    await context.setOffline(false);
+    await synced(3);
+    await page.locator("#days a", { hasText: third.tab }).click();
+    check((await page.locator("tr.waiting").count()) === 0, "nothing waits any more");
+    check((await page.locator("td.status", { hasText: "provisional" }).count()) === 0, "the provisional visit is a visit");
+    await page.locator("#days a", { hasText: first.tab }).click();
+    check((await page.locator("tr[data-status=checked_in]", { hasText: "Pat Demo" }).count()) >= 1, "Pat Demo checked in");
+    await shot(page, "offline-desk-synced");
+
+    // Offline again: a time booked here is taken online meanwhile by the patient.
+    await context.setOffline(true);
+    await page.locator("#net-status[data-state=offline]").waitFor();
+    const taken = await bookFor("Pat Demo");
+    const api = await request.newContext({ baseURL: BASE });
+    const login = await api.post("/api/v1/auth/login", { data: { email: "patient@demo.clinic", password: "demo-password" } });
+    const headers = { authorization: "Bearer " + (await login.json()).access_token };
+    check((await api.post(`/api/v1/slots/${taken.slot}/hold`, { headers, data: {} })).status() === 201, "held online");
+    check((await api.post(`/api/v1/slots/${taken.slot}/confirm`, { headers, data: {} })).status() === 201, "booked online");
+    await api.dispose();
+    await context.setOffline(false);
+    const conflict = page.locator("#conflicts li[data-code=slot_taken]");
+    await conflict.waitFor();
+    check((await conflict.locator("button.primary").count()) >= 1, "other free times are offered");
+    await shot(page, "offline-desk-conflict");
+    await conflict.locator("button.primary").first().click();
+    await page.locator("#conflicts").waitFor({ state: "hidden" });
+    await synced(5);
+    check((await page.locator("tr.waiting").count()) === 0, "the alternative was booked");
     await context.close();
   }
   check(violations.length === 0, "no CSP violations or page errors: " + violations.join(" | "));

@@ -695,8 +695,9 @@ pub struct SnapshotPatient {
 }
 
 /// What the desk works from offline: today's and tomorrow's visits and free times of the
-/// clinic's doctors and the patients seen lately, or with `since` the visits and patients
-/// changed after it (the times are always whole: they change by the minute).
+/// clinic's doctors (or more days ahead, up to a week) and the patients seen lately, or
+/// with `since` the visits and patients changed after it (the times are always whole:
+/// they change by the minute).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Snapshot {
     pub clinic_id: Uuid,
@@ -704,7 +705,7 @@ pub struct Snapshot {
     pub time_zone: String,
     /// Pass it as `since` next time.
     pub generated_at: DateTime<Utc>,
-    /// Today and tomorrow, in the clinic's zone.
+    /// Today and tomorrow (or the days asked for), in the clinic's zone.
     pub days: Vec<NaiveDate>,
     /// Whether `appointments` and `patients` are whole lists (no `since`).
     pub full: bool,
@@ -713,6 +714,9 @@ pub struct Snapshot {
     pub slots: Vec<SnapshotSlot>,
     pub patients: Vec<SnapshotPatient>,
 }
+
+/// The most days a snapshot covers.
+pub const MAX_SNAPSHOT_DAYS: u32 = 7;
 
 /// How far back the snapshot's patients go: those seen or registered lately.
 const RECENT_DAYS: i64 = 30;
@@ -727,15 +731,17 @@ pub async fn snapshot(
     actor: &Actor,
     clinic_id: Uuid,
     since: Option<DateTime<Utc>>,
+    days: u32,
 ) -> Result<Snapshot> {
     clinics::require_staff_of(actor, clinic_id)?;
+    let days = days.clamp(1, MAX_SNAPSHOT_DAYS);
     let clinic = clinics::get(db, clinic_id)
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
     // A little before now, so a change committed while this is read shows next time.
     let generated_at = Utc::now() - Duration::seconds(2);
     let today = Utc::now().with_timezone(&clinic.tz()).date_naive();
-    let tomorrow = today + chrono::Days::new(1);
+    let last = today + chrono::Days::new(u64::from(days) - 1);
     let doctors = clinics::doctors::of_clinic(db, clinic_id)
         .await?
         .into_iter()
@@ -751,7 +757,7 @@ pub async fn snapshot(
     let mut appointments: Vec<SnapshotVisit> = on_db!(db, |pool| sqlx::query_as(VISITS)
         .bind(clinic_id)
         .bind(today)
-        .bind(tomorrow)
+        .bind(last)
         .bind(since)
         .fetch_all(pool)
         .await)?;
@@ -774,7 +780,7 @@ pub async fn snapshot(
     let rows: Vec<Row> = on_db!(db, |pool| sqlx::query_as(SLOTS)
         .bind(clinic_id)
         .bind(today)
-        .bind(tomorrow)
+        .bind(last)
         .fetch_all(pool)
         .await)?;
     let now = Utc::now();
@@ -826,7 +832,7 @@ pub async fn snapshot(
         clinic_name: clinic.name,
         time_zone: clinic.time_zone.to_string(),
         generated_at,
-        days: vec![today, tomorrow],
+        days: today.iter_days().take(days as usize).collect(),
         full: since.is_none(),
         doctors,
         appointments,
