@@ -105,7 +105,12 @@ pub async fn enqueue_all(
         ("whatsapp", Some(phone)) if policy.sms => ("whatsapp", phone.as_str()),
         _ => ("email", to.email.as_str()),
     };
-    let mut channels = vec![(channel, recipient)];
+    // An address under `.invalid` (a walk-in registered without an email) never receives
+    // mail: nothing is queued for it.
+    let mut channels = Vec::new();
+    if !(channel == "email" && recipient.ends_with(".invalid")) {
+        channels.push((channel, recipient));
+    }
     if policy.webhook {
         channels.push(("webhook", "webhook"));
     }

@@ -96,7 +96,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/desk", get(desk::home))
         .route("/desk/offline", get(offline::page))
         .route("/desk/sync/snapshot", get(offline::snapshot))
-        .route("/desk/sync", post(offline::apply))
+        .route(
+            "/desk/sync",
+            post(offline::apply).layer(DefaultBodyLimit::max(
+                crate::domain::scheduling::sync::MAX_BATCH_BYTES,
+            )),
+        )
         .route("/desk/identify", post(desk::identify))
         .route("/desk/appointments/{id}/mark", post(desk::mark))
         .route("/desk/appointments/{id}/cancel", post(desk::cancel))

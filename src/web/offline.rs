@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tera::Context;
 use uuid::Uuid;
 
-use crate::domain::scheduling::sync::{self, Batch};
+use crate::domain::scheduling::sync::{self, OfflineBatch};
 use crate::state::AppState;
 use crate::web::desk::pick_clinic;
 use crate::web::pages::{error_page, render};
@@ -84,7 +84,7 @@ pub async fn apply(
     State(s): State<AppState>,
     SignedIn(user): SignedIn,
     headers: HeaderMap,
-    axum::Json(batch): axum::Json<Batch>,
+    axum::Json(batch): axum::Json<OfflineBatch>,
 ) -> Response {
     let token = headers
         .get("x-csrf-token")

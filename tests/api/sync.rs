@@ -258,6 +258,9 @@ async fn offline_commands_apply_once_in_the_order_made_and_conflicts_come_with_a
     assert_eq!(app.count(AUDITED, clinic).await, 3);
     const VISITS: &str = "SELECT COUNT(*) FROM appointments WHERE patient_id = $1";
     assert_eq!(app.count(VISITS, walk_in).await, 1);
+    // The walk-in gave a phone, no email: no mail is queued for the placeholder address.
+    const MAILS: &str = "SELECT COUNT(*) FROM outbox WHERE user_id = $1 AND channel = 'email'";
+    assert_eq!(app.count(MAILS, walk_in).await, 0);
     // The same id with another body is refused.
     let mut reused = made[3].clone();
     reused["kind"] = json!("no_show");

@@ -32,10 +32,14 @@ use crate::on_db;
 /// The most commands one batch may carry.
 pub const MAX_BATCH: usize = 500;
 
-/// What the desk did offline.
+/// The largest batch body, in bytes: 500 commands with long reasons.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// What the desk did offline. Fields a command does not use are ignored (a newer desk may
+/// send more).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OfflineAction {
     CheckIn {
         appointment_id: Uuid,
     },
@@ -69,7 +73,7 @@ pub enum Action {
     },
 }
 
-impl Action {
+impl OfflineAction {
     fn kind(&self) -> &'static str {
         match self {
             Self::CheckIn { .. } => "check_in",
@@ -83,26 +87,26 @@ impl Action {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Command {
+pub struct OfflineCommand {
     /// The desk's UUIDv7 for this command: resending it changes nothing twice.
     pub id: Uuid,
     /// When the desk made it (its clock).
     pub made_at: DateTime<Utc>,
     #[serde(flatten)]
-    pub action: Action,
+    pub action: OfflineAction,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Batch {
+pub struct OfflineBatch {
     pub clinic_id: Uuid,
     #[schema(max_items = 500)]
-    pub commands: Vec<Command>,
+    pub commands: Vec<OfflineCommand>,
 }
 
 crate::text_enum! {
     /// How a command ended.
-    pub enum Outcome {
+    pub enum OfflineOutcome {
         Applied = "applied",
         AlreadyApplied = "already_applied",
         Conflict = "conflict",
@@ -122,9 +126,9 @@ pub struct Alternative {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Answer {
+pub struct OfflineAnswer {
     pub id: Uuid,
-    pub status: Outcome,
+    pub status: OfflineOutcome,
     /// For a conflict or refusal: `slot_taken`, `patient_busy`, `cancelled_meanwhile`,
     /// `too_late`, `invalid_transition`, `too_old`, `other_clinic`, `id_reused`, or the
     /// error's code.
@@ -142,8 +146,8 @@ pub struct Answer {
     pub patient_id: Option<Uuid>,
 }
 
-impl Answer {
-    fn new(id: Uuid, status: Outcome) -> Self {
+impl OfflineAnswer {
+    fn new(id: Uuid, status: OfflineOutcome) -> Self {
         Self {
             id,
             status,
@@ -155,7 +159,7 @@ impl Answer {
         }
     }
 
-    fn not(id: Uuid, status: Outcome, code: &str, reason: impl Into<String>) -> Self {
+    fn not(id: Uuid, status: OfflineOutcome, code: &str, reason: impl Into<String>) -> Self {
         Self {
             code: Some(code.to_owned()),
             reason: Some(reason.into()),
@@ -164,7 +168,7 @@ impl Answer {
     }
 }
 
-fn digest(c: &Command) -> Result<String> {
+fn digest(c: &OfflineCommand) -> Result<String> {
     let body = serde_json::to_vec(c).map_err(Error::internal)?;
     Ok(Sha256::digest(&body)
         .iter()
@@ -174,7 +178,7 @@ fn digest(c: &Command) -> Result<String> {
 
 /// Applies a batch of the desk's offline commands (its clinic's staff), in the order they
 /// were made; one answer per command, in that order.
-pub async fn apply(db: &Db, actor: &Actor, batch: Batch) -> Result<Vec<Answer>> {
+pub async fn apply(db: &Db, actor: &Actor, batch: OfflineBatch) -> Result<Vec<OfflineAnswer>> {
     clinics::require_staff_of(actor, batch.clinic_id)?;
     if batch.commands.len() > MAX_BATCH {
         let mut checks = Checks::new();
@@ -190,35 +194,35 @@ pub async fn apply(db: &Db, actor: &Actor, batch: Batch) -> Result<Vec<Answer>> 
     Ok(answers)
 }
 
-async fn one(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Answer> {
+async fn one(db: &Db, actor: &Actor, clinic_id: Uuid, c: &OfflineCommand) -> Result<OfflineAnswer> {
     let now = Utc::now();
     let digest = digest(c)?;
     // Seen before: the same body is answered as it was; another body is refused.
     if let Some((seen_digest, answer)) = seen(db, c.id).await? {
         return Ok(if answer.is_empty() {
-            Answer::not(
+            OfflineAnswer::not(
                 c.id,
-                Outcome::Conflict,
+                OfflineOutcome::Conflict,
                 "in_progress",
                 "This command is being applied by another request; send it again to read its answer.",
             )
         } else if seen_digest == digest {
-            let mut a: Answer = serde_json::from_str(&answer).map_err(Error::internal)?;
-            a.status = Outcome::AlreadyApplied;
+            let mut a: OfflineAnswer = serde_json::from_str(&answer).map_err(Error::internal)?;
+            a.status = OfflineOutcome::AlreadyApplied;
             a
         } else {
-            Answer::not(
+            OfflineAnswer::not(
                 c.id,
-                Outcome::Refused,
+                OfflineOutcome::Refused,
                 "id_reused",
                 "Another command was already applied under this id.",
             )
         });
     }
     if c.made_at < now - db.policy().sync_max_age {
-        return Ok(Answer::not(
+        return Ok(OfflineAnswer::not(
             c.id,
-            Outcome::Refused,
+            OfflineOutcome::Refused,
             "too_old",
             format!(
                 "Made more than {} hours ago; do it again at the desk if it still holds.",
@@ -227,18 +231,18 @@ async fn one(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Ans
         ));
     }
     if c.made_at > now + Duration::minutes(10) {
-        return Ok(Answer::not(
+        return Ok(OfflineAnswer::not(
             c.id,
-            Outcome::Refused,
+            OfflineOutcome::Refused,
             "made_in_the_future",
             "Made later than now: the desk's clock is wrong.",
         ));
     }
     // Take the id; a second sender of the same command stops here.
     if !take(db, actor, clinic_id, c, &digest, now).await? {
-        return Ok(Answer::not(
+        return Ok(OfflineAnswer::not(
             c.id,
-            Outcome::Conflict,
+            OfflineOutcome::Conflict,
             "in_progress",
             "This command is being applied by another request; send it again to read its answer.",
         ));
@@ -250,7 +254,7 @@ async fn one(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Ans
             return Err(e);
         }
     };
-    if answer.status == Outcome::Applied {
+    if answer.status == OfflineOutcome::Applied {
         settle(db, actor, clinic_id, c, &answer, now).await?;
     } else {
         give_back(db, c.id).await?;
@@ -271,7 +275,7 @@ async fn take(
     db: &Db,
     actor: &Actor,
     clinic_id: Uuid,
-    c: &Command,
+    c: &OfflineCommand,
     digest: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
@@ -306,8 +310,8 @@ async fn settle(
     db: &Db,
     actor: &Actor,
     clinic_id: Uuid,
-    c: &Command,
-    answer: &Answer,
+    c: &OfflineCommand,
+    answer: &OfflineAnswer,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let text = serde_json::to_string(answer).map_err(Error::internal)?;
@@ -336,29 +340,34 @@ async fn settle(
 
 /// What a domain error means for an offline command: the world moved on (a conflict the
 /// desk resolves) or the command cannot be (refused).
-fn outcome_of(id: Uuid, e: &Error) -> Option<Answer> {
+fn outcome_of(id: Uuid, e: &Error) -> Option<OfflineAnswer> {
     let status = match e.code() {
         Code::SlotTaken
         | Code::Conflict
         | Code::InvalidTransition
         | Code::TooLate
-        | Code::CutoffPassed => Outcome::Conflict,
+        | Code::CutoffPassed => OfflineOutcome::Conflict,
         Code::Internal | Code::ServiceUnavailable => return None,
-        _ => Outcome::Refused,
+        _ => OfflineOutcome::Refused,
     };
-    Some(Answer::not(id, status, e.code().as_str(), e.for_people()))
+    Some(OfflineAnswer::not(
+        id,
+        status,
+        e.code().as_str(),
+        e.for_people(),
+    ))
 }
 
-async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Answer> {
+async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &OfflineCommand) -> Result<OfflineAnswer> {
     let id = c.id;
-    let mut ok = Answer::new(id, Outcome::Applied);
+    let mut ok = OfflineAnswer::new(id, OfflineOutcome::Applied);
     let result = match &c.action {
-        Action::CheckIn { appointment_id }
-        | Action::Complete { appointment_id }
-        | Action::NoShow { appointment_id } => {
+        OfflineAction::CheckIn { appointment_id }
+        | OfflineAction::Complete { appointment_id }
+        | OfflineAction::NoShow { appointment_id } => {
             let to = match c.action {
-                Action::CheckIn { .. } => Visit::CheckedIn,
-                Action::Complete { .. } => Visit::Completed,
+                OfflineAction::CheckIn { .. } => Visit::CheckedIn,
+                OfflineAction::Complete { .. } => Visit::Completed,
                 _ => Visit::NoShow,
             };
             match visit_here(db, actor, clinic_id, *appointment_id).await? {
@@ -371,7 +380,7 @@ async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Ans
                 }
             }
         }
-        Action::Cancel {
+        OfflineAction::Cancel {
             appointment_id,
             reason,
         } => match visit_here(db, actor, clinic_id, *appointment_id).await? {
@@ -388,12 +397,12 @@ async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Ans
                     .map(|_| ())
             }
         },
-        Action::Book {
+        OfflineAction::Book {
             slot_id,
             patient_id,
             reason,
         } => return book(db, actor, clinic_id, c, *slot_id, *patient_id, reason).await,
-        Action::WalkIn {
+        OfflineAction::WalkIn {
             patient_id,
             name,
             email,
@@ -415,7 +424,7 @@ async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &Command) -> Result<Ans
     }
 }
 
-impl Answer {
+impl OfflineAnswer {
     fn with_id(mut self, id: Uuid) -> Self {
         self.id = id;
         self
@@ -428,13 +437,13 @@ async fn visit_here(
     actor: &Actor,
     clinic_id: Uuid,
     appointment_id: Uuid,
-) -> Result<std::result::Result<(), Answer>> {
+) -> Result<std::result::Result<(), OfflineAnswer>> {
     let a = match appointments::get(db, actor, appointment_id).await {
         Ok(a) => a,
         Err(e) if e.code() == Code::NotFound => {
-            return Ok(Err(Answer::not(
+            return Ok(Err(OfflineAnswer::not(
                 Uuid::nil(),
-                Outcome::Refused,
+                OfflineOutcome::Refused,
                 "not_found",
                 "No such visit at this clinic.",
             )));
@@ -442,17 +451,17 @@ async fn visit_here(
         Err(e) => return Err(e),
     };
     if a.clinic_id != clinic_id {
-        return Ok(Err(Answer::not(
+        return Ok(Err(OfflineAnswer::not(
             Uuid::nil(),
-            Outcome::Refused,
+            OfflineOutcome::Refused,
             "other_clinic",
             "This visit is at another clinic.",
         )));
     }
     if a.status == AppointmentStatus::Cancelled {
-        let mut answer = Answer::not(
+        let mut answer = OfflineAnswer::not(
             Uuid::nil(),
-            Outcome::Conflict,
+            OfflineOutcome::Conflict,
             "cancelled_meanwhile",
             "This visit was cancelled meanwhile.",
         );
@@ -466,23 +475,23 @@ async fn book(
     db: &Db,
     actor: &Actor,
     clinic_id: Uuid,
-    c: &Command,
+    c: &OfflineCommand,
     slot_id: Uuid,
     patient_id: Uuid,
     reason: &str,
-) -> Result<Answer> {
+) -> Result<OfflineAnswer> {
     let Some((slot, _)) = slots::get(db, slot_id).await? else {
-        return Ok(Answer::not(
+        return Ok(OfflineAnswer::not(
             c.id,
-            Outcome::Refused,
+            OfflineOutcome::Refused,
             "not_found",
             "No such time.",
         ));
     };
     if slot.clinic_id != clinic_id {
-        return Ok(Answer::not(
+        return Ok(OfflineAnswer::not(
             c.id,
-            Outcome::Refused,
+            OfflineOutcome::Refused,
             "other_clinic",
             "This time is at another clinic.",
         ));
@@ -499,9 +508,9 @@ async fn book(
         .fetch_one(pool)
         .await)?;
     if busy > 0 {
-        let mut answer = Answer::not(
+        let mut answer = OfflineAnswer::not(
             c.id,
-            Outcome::Conflict,
+            OfflineOutcome::Conflict,
             "patient_busy",
             "The patient was booked elsewhere at that time meanwhile.",
         );
@@ -510,14 +519,14 @@ async fn book(
     }
     match appointments::book_for(db, actor, slot_id, patient_id, reason).await {
         Ok(a) => {
-            let mut answer = Answer::new(c.id, Outcome::Applied);
+            let mut answer = OfflineAnswer::new(c.id, OfflineOutcome::Applied);
             answer.appointment_id = Some(a.id);
             answer.patient_id = Some(patient_id);
             Ok(answer)
         }
         Err(e) => match outcome_of(c.id, &e) {
             Some(mut answer) => {
-                if answer.status == Outcome::Conflict {
+                if answer.status == OfflineOutcome::Conflict {
                     answer.reason = Some(match e.code() {
                         Code::TooLate => "That time has passed.".into(),
                         _ => "The time was taken online meanwhile.".into(),
@@ -614,6 +623,7 @@ async fn walk_in(
     checks.finish()?;
     // Without an email the account gets an address that never receives mail; the phone
     // reaches them.
+    let email_given = email.is_some();
     let address = email.unwrap_or_else(|| format!("walk-in-{patient_id}@patients.invalid"));
     let now = Utc::now();
     let mut tx = db.begin().await?;
@@ -631,8 +641,10 @@ async fn walk_in(
     )
     .await?;
     if let Some(p) = &phone {
-        const PHONE: &str = "UPDATE users SET phone = $2 WHERE id = $1";
-        crate::exec_tx!(&mut tx, PHONE, patient_id, p)?;
+        // Without an email, messages go by SMS when the clinic has a provider for it.
+        let channel = if email_given { "email" } else { "sms" };
+        const PHONE: &str = "UPDATE users SET phone = $2, notify_channel = $3 WHERE id = $1";
+        crate::exec_tx!(&mut tx, PHONE, patient_id, p, channel)?;
     }
     clinics::patients::register(&mut tx, clinic_id, patient_id, now).await?;
     audit::record(
