@@ -316,7 +316,7 @@ async fn update_record(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReasonBody {
+pub struct RemovalReason {
     /// Why (3 to 1,000 characters).
     #[schema(schema_with = crate::domain::validate::schema::amendment_reason)]
     pub reason: String,
@@ -325,7 +325,7 @@ pub struct ReasonBody {
 /// The record's doctor removes it: hidden from every read, kept for audit, purged by the
 /// retention job.
 #[utoipa::path(delete, path = "/records/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    request_body = ReasonBody, responses(
+    request_body = RemovalReason, responses(
     (status = 204, description = "Removed"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -334,7 +334,7 @@ async fn remove_record(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
+    Json(b): Json<RemovalReason>,
 ) -> Result<StatusCode> {
     records::remove(&s.db, &actor, id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -643,7 +643,7 @@ pub fn attachment(name: &str) -> HeaderValue {
 /// A doctor removes a file: hidden from every read, kept for audit, purged by the retention
 /// job.
 #[utoipa::path(delete, path = "/files/{id}", tag = "records", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    request_body = ReasonBody, responses(
+    request_body = RemovalReason, responses(
     (status = 204, description = "Removed"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -652,7 +652,7 @@ async fn remove_file(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
+    Json(b): Json<RemovalReason>,
 ) -> Result<StatusCode> {
     files::remove(&s.db, &actor, id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)

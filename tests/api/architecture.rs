@@ -261,3 +261,50 @@ fn the_readme_map_names_every_domain_area() {
         .collect();
     assert!(missing.is_empty(), "README's map lacks {missing:?}");
 }
+
+/// The API description names each schema by its type's name, and a second type of the same
+/// name silently replaces the first there (a client would be told the wrong shape): every
+/// type that derives `ToSchema` or comes from `text_enum!` has a name of its own.
+#[test]
+fn every_schema_in_the_api_description_is_one_type() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (_, file) in units(&src) {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let schema = line.contains("derive(") && line.contains("ToSchema")
+                || line.trim_start().starts_with("crate::text_enum!");
+            if !schema {
+                continue;
+            }
+            // The type this attribute (or macro) declares: the next `pub struct|enum`.
+            let declared = lines[i..].iter().take(12).find_map(|l| {
+                let l = l.trim_start();
+                ["pub struct ", "pub enum "]
+                    .iter()
+                    .find_map(|p| l.strip_prefix(p))
+                    .map(|rest| {
+                        rest.chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect::<String>()
+                    })
+            });
+            if let Some(name) = declared {
+                seen.entry(name)
+                    .or_default()
+                    .push(file.display().to_string());
+            }
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, files)| files.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "schema names used by more than one type: {twice:?}"
+    );
+    assert!(
+        seen.len() > 100,
+        "the scan found the schemas: {}",
+        seen.len()
+    );
+}
