@@ -16,10 +16,8 @@ on_both_backends!(
     a_visits_lab_tests_are_billed_once_at_the_clinics_prices_and_the_reports_add_up,
 );
 
-async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(app: TestApp) {
-    let care = app.care_setup().await;
-    let clinic = care.clinic.id;
-    let admin = &care.clinic.admin;
+/// A front-desk member and a pharmacist of the clinic, signed in.
+async fn desk_and_pharmacist(app: &TestApp, clinic: uuid::Uuid) -> (String, String) {
     let (_, desk) = app
         .user_with(
             "desk@example.org",
@@ -32,6 +30,14 @@ async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(
             &[json!({"role": "pharmacist", "clinic_id": clinic})],
         )
         .await;
+    (desk, pharm)
+}
+
+async fn an_invoice_goes_from_draft_to_paid_and_is_voided_only_by_a_credit_note(app: TestApp) {
+    let care = app.care_setup().await;
+    let clinic = care.clinic.id;
+    let admin = &care.clinic.admin;
+    let (desk, pharm) = desk_and_pharmacist(&app, clinic).await;
     app.request(
         reqwest::Method::PUT,
         &format!("/api/v1/clinics/{clinic}/prices"),
@@ -367,18 +373,7 @@ async fn a_visits_lab_tests_are_billed_once_at_the_clinics_prices_and_the_report
     let care = app.care_setup().await;
     let clinic = care.clinic.id;
     let admin = &care.clinic.admin;
-    let (_, desk) = app
-        .user_with(
-            "desk@example.org",
-            &[json!({"role": "clinic_staff", "clinic_id": clinic})],
-        )
-        .await;
-    let (_, pharm) = app
-        .user_with(
-            "pharm@example.org",
-            &[json!({"role": "pharmacist", "clinic_id": clinic})],
-        )
-        .await;
+    let (desk, pharm) = desk_and_pharmacist(&app, clinic).await;
     // Lab prices: catalogue codes and `custom`; a code outside the catalogue is refused,
     // and only the clinic's admins set them.
     let lab_prices = format!("/api/v1/clinics/{clinic}/lab-prices");
