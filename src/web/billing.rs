@@ -17,6 +17,7 @@ use crate::error::{Code, Error, Result};
 use crate::state::AppState;
 use crate::web::pages::{Fields, act, error_page, render};
 use crate::web::session::SignedIn;
+use crate::web::setup::amount;
 
 fn service(s: &AppState) -> &str {
     &s.config.agent.service_name
@@ -155,14 +156,10 @@ pub async fn create(
                 kind: LineKind::Other,
                 description: description.to_owned(),
                 quantity: f.get("quantity").trim().parse().unwrap_or(1),
-                unit_cents: crate::web::setup::cents(f.get("unit_price")).ok_or_else(|| {
-                    Error::new(Code::ValidationFailed, "unit_price: an amount like 12.50")
-                })?,
+                unit_cents: amount("unit_price", f.get("unit_price"))?,
                 discount_cents: match f.get("discount").trim() {
                     "" => 0,
-                    d => crate::web::setup::cents(d).ok_or_else(|| {
-                        Error::new(Code::ValidationFailed, "discount: an amount like 2.00")
-                    })?,
+                    d => amount("discount", d)?,
                 },
             });
         }
@@ -226,9 +223,7 @@ pub async fn action(
                 let method: PaymentMethod = f.get("method").parse().map_err(|e: String| {
                     Error::new(Code::ValidationFailed, format!("method: {e}"))
                 })?;
-                let amount = crate::web::setup::cents(f.get("amount")).ok_or_else(|| {
-                    Error::new(Code::ValidationFailed, "amount: an amount like 60.00")
-                })?;
+                let amount = amount("amount", f.get("amount"))?;
                 let payment = PaymentForm {
                     method,
                     amount_cents: amount,

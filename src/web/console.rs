@@ -873,7 +873,7 @@ pub async fn reports_page(
         c.insert("from", "");
         c.insert("to", "");
     }
-    let money = |cents: i64| billing::money(cents);
+    let money = billing::money;
     c.insert(
         "revenue",
         &revenue.as_ref().map(|r| {

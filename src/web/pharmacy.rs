@@ -201,12 +201,7 @@ fn number(f: &Fields, name: &str) -> Result<i64> {
 }
 
 fn cents(f: &Fields, name: &str) -> Result<i64> {
-    crate::web::setup::cents(f.get(name)).ok_or_else(|| {
-        Error::new(
-            Code::ValidationFailed,
-            format!("{name}: an amount like 0.25"),
-        )
-    })
+    crate::web::setup::amount(name, f.get(name))
 }
 
 fn medicine_form(f: &Fields) -> Result<MedicineForm> {

@@ -64,6 +64,16 @@ pub fn cents(text: &str) -> Option<i64> {
     whole.checked_mul(100)?.checked_add(frac)
 }
 
+/// A money field read as [`cents`], or the field's problem.
+pub fn amount(field: &str, text: &str) -> Result<i64> {
+    cents(text).ok_or_else(|| {
+        Error::new(
+            Code::ValidationFailed,
+            format!("{field}: {:?} is not an amount like 60.00", text.trim()),
+        )
+    })
+}
+
 fn flash(done: Option<&str>) -> Option<&'static str> {
     Some(match done? {
         "profile" => "The clinic's profile is saved.",
@@ -281,12 +291,7 @@ pub async fn save_prices(
                 }
                 continue;
             }
-            let amount_cents = cents(amount).ok_or_else(|| {
-                Error::new(
-                    Code::ValidationFailed,
-                    format!("amount: {amount:?} is not an amount like 60.00"),
-                )
-            })?;
+            let amount_cents = self::amount("amount", amount)?;
             items.push(PriceItem {
                 visit_type: visit_type.to_owned(),
                 doctor_id: f.get(&format!("doctor.{i}")).parse().ok(),
@@ -318,12 +323,7 @@ pub async fn save_lab_prices(
             if amount.is_empty() {
                 continue;
             }
-            let amount_cents = cents(amount).ok_or_else(|| {
-                Error::new(
-                    Code::ValidationFailed,
-                    format!("{code}: {amount:?} is not an amount like 15.00"),
-                )
-            })?;
+            let amount_cents = self::amount(code, amount)?;
             items.push(LabPriceItem {
                 test_code: code.to_owned(),
                 amount_cents,
@@ -365,12 +365,7 @@ fn doctor_form(f: &Fields, with_email: bool) -> Result<DoctorForm> {
     let fee_cents = if fee.is_empty() {
         0
     } else {
-        cents(fee).ok_or_else(|| {
-            Error::new(
-                Code::ValidationFailed,
-                format!("fee: {fee:?} is not an amount like 60.00"),
-            )
-        })?
+        amount("fee", fee)?
     };
     let email = f.get("email").trim();
     Ok(DoctorForm {

@@ -10,8 +10,6 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use clinic::config::DatabaseUrl;
-use clinic::db::Db;
 use clinic::domain::actor::{Actor, Grant, Principal, Role};
 use clinic::domain::identity::people::{self, NewUser};
 use clinic::domain::pharmacy::{self, Delivery, MedicineForm, dispensing};
@@ -28,13 +26,7 @@ const PER_ROUND: usize = 300;
 async fn main() -> AnyResult<()> {
     clinic::install_crypto_provider();
     let dir = tempfile::tempdir()?;
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
-    let db = Db::connect(&DatabaseUrl::new(url), 5).await?;
-    db.migrate().await?;
-    clinic::domain::clinics::specialties::seed(&db).await?;
-    let (clinic_ids, _) = world::clinics_and_doctors(&db, 1, 0, 1).await?;
-    let clinic_id = clinic_ids[0];
+    let (db, clinic_id) = world::one_clinic(&dir).await?;
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let user = people::insert(

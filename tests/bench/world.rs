@@ -14,6 +14,20 @@ use uuid::Uuid;
 
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// A migrated database with the specialties and one approved clinic: a fresh SQLite file
+/// in `dir`, or `BENCH_DATABASE_URL` (an empty database) when it is set.
+#[allow(dead_code)] // the benches that open their database otherwise
+pub async fn one_clinic(dir: &tempfile::TempDir) -> AnyResult<(Db, Uuid)> {
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
+    let db = Db::connect(&clinic::config::DatabaseUrl::new(url), 5).await?;
+    db.migrate().await?;
+    specialties::seed(&db).await?;
+    let (clinic_ids, _) = clinics_and_doctors(&db, 1, 0, 1).await?;
+    let clinic_id = *clinic_ids.first().ok_or("a clinic")?;
+    Ok((db, clinic_id))
+}
+
 const ZONES: [&str; 4] = [
     "Europe/Lisbon",
     "America/New_York",

@@ -18,6 +18,9 @@ use crate::domain::validate::Checks;
 use crate::error::{Error, Result};
 use crate::{on_db, on_tx};
 
+/// The most lab prices one clinic's list may hold.
+pub const MAX_LAB_PRICES: usize = 500;
+
 /// The code that prices tests ordered by name rather than from the catalogue.
 pub const CUSTOM: &str = "custom";
 
@@ -80,11 +83,8 @@ pub async fn replace(
         .ok_or_else(|| Error::not_found("clinic"))?;
     let catalogue = labs::catalogue()?;
     let mut checks = Checks::new();
-    if items.len() > super::MAX_LAB_PRICES {
-        checks.fail(
-            "prices",
-            format!("at most {} prices", super::MAX_LAB_PRICES),
-        );
+    if items.len() > MAX_LAB_PRICES {
+        checks.fail("prices", format!("at most {} prices", MAX_LAB_PRICES));
     }
     let mut seen = HashSet::new();
     let mut rows = Vec::with_capacity(items.len());

@@ -65,9 +65,6 @@ crate::text_enum! {
     }
 }
 
-/// The most lab prices one clinic's list may hold.
-pub const MAX_LAB_PRICES: usize = 500;
-
 /// Minor units written as a decimal amount: `6005` → `60.05`, `-5` → `-0.05`.
 pub fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
@@ -279,6 +276,17 @@ pub struct Invoice {
     pub balance_cents: i64,
 }
 
+impl Invoice {
+    /// With what is still owed: the unpaid part of an issued invoice, else nothing.
+    fn with_balance(mut self) -> Self {
+        self.balance_cents = match (self.kind, self.status) {
+            (InvoiceKind::Invoice, InvoiceStatus::Issued) => self.total_cents - self.paid_cents,
+            _ => 0,
+        };
+        self
+    }
+}
+
 /// Tax on a net amount, rounded half away from zero (integer arithmetic).
 fn tax_of(net: i64, bp: i64) -> i64 {
     let raw = net * bp;
@@ -297,6 +305,18 @@ struct NewLine {
     discount_cents: i64,
     dispensing_id: Option<Uuid>,
     lab_order_id: Option<Uuid>,
+}
+
+/// The lines of live invoices (not void, not credit notes) that meet `$cond`: what is
+/// billed already.
+macro_rules! live_lines {
+    ($cond:literal) => {
+        concat!(
+            "FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE ",
+            $cond,
+            " AND i.status <> 'void' AND i.kind = 'invoice'"
+        )
+    };
 }
 
 macro_rules! select_invoices {
@@ -328,11 +348,7 @@ async fn load(db: &Db, id: Uuid) -> Result<Invoice> {
         .bind(id)
         .fetch_all(pool)
         .await)?;
-    inv.balance_cents = match (inv.kind, inv.status) {
-        (InvoiceKind::Invoice, InvoiceStatus::Issued) => inv.total_cents - inv.paid_cents,
-        _ => 0,
-    };
-    Ok(inv)
+    Ok(inv.with_balance())
 }
 
 /// An invoice for someone who may bill at its clinic, or for its patient once issued;
@@ -541,10 +557,8 @@ pub async fn create_draft(
     let mut tx = db.begin().await?;
     // A dispensing or a lab order is billed once: on no other invoice that is not void.
     for l in &lines {
-        const DISPENSING: &str = "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
-            WHERE l.dispensing_id = $1 AND i.status <> 'void' AND i.kind = 'invoice'";
-        const LAB: &str = "SELECT COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
-            WHERE l.lab_order_id = $1 AND i.status <> 'void' AND i.kind = 'invoice'";
+        const DISPENSING: &str = concat!("SELECT COUNT(*) ", live_lines!("l.dispensing_id = $1"));
+        const LAB: &str = concat!("SELECT COUNT(*) ", live_lines!("l.lab_order_id = $1"));
         let (sql, what, item) = match (l.dispensing_id, l.lab_order_id) {
             (Some(d), _) => (DISPENSING, "A dispensing", d),
             (_, Some(o)) => (LAB, "A lab order", o),
@@ -606,10 +620,12 @@ async fn lab_orders_to_bill(db: &Db, f: &DraftForm) -> Result<Vec<(Uuid, bool)>>
             Ok(ids.iter().map(|o| (*o, true)).collect())
         }
         (None, Some(a)) => {
-            const SQL: &str = "SELECT o.id FROM lab_orders o JOIN visit_records r ON r.id = o.record_id \
-                WHERE r.appointment_id = $1 AND o.deleted_at IS NULL AND r.deleted_at IS NULL AND NOT EXISTS \
-                (SELECT 1 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
-                 WHERE l.lab_order_id = o.id AND i.status <> 'void' AND i.kind = 'invoice') ORDER BY o.created_at, o.id";
+            const SQL: &str = concat!(
+                "SELECT o.id FROM lab_orders o JOIN visit_records r ON r.id = o.record_id \
+                 WHERE r.appointment_id = $1 AND o.deleted_at IS NULL AND r.deleted_at IS NULL AND NOT EXISTS (SELECT 1 ",
+                live_lines!("l.lab_order_id = o.id"),
+                ") ORDER BY o.created_at, o.id"
+            );
             let ids: Vec<(Uuid,)> =
                 on_db!(db, |pool| sqlx::query_as(SQL).bind(a).fetch_all(pool).await)?;
             Ok(ids.into_iter().map(|(o,)| (o, false)).collect())
@@ -773,7 +789,7 @@ pub async fn issue(db: &Db, files: &dyn FileStore, actor: &Actor, id: Uuid) -> R
         issued.number = Some(number.clone());
         issued.status = InvoiceStatus::Issued;
         issued.issued_at = Some(now);
-        issued.balance_cents = issued.total_cents - issued.paid_cents;
+        let issued = issued.with_balance();
         let to = crate::notify::outbox::contact(&mut tx, patient).await?;
         let site = db.policy().site.as_deref();
         let news = crate::notify::messages::InvoiceNews {
@@ -1103,18 +1119,7 @@ pub async fn list(
         .bind(q.patient_id)
         .fetch_all(pool)
         .await)?;
-    Ok(rows
-        .into_iter()
-        .map(|mut i| {
-            i.balance_cents = if i.kind == InvoiceKind::Invoice && i.status == InvoiceStatus::Issued
-            {
-                i.total_cents - i.paid_cents
-            } else {
-                0
-            };
-            i
-        })
-        .collect())
+    Ok(rows.into_iter().map(Invoice::with_balance).collect())
 }
 
 /// The signed-in patient's issued invoices and credit notes, with what they owe.
@@ -1127,18 +1132,7 @@ pub async fn mine(db: &Db, actor: &Actor) -> Result<Vec<Invoice>> {
         .bind(me)
         .fetch_all(pool)
         .await)?;
-    Ok(rows
-        .into_iter()
-        .map(|mut i| {
-            i.balance_cents = if i.kind == InvoiceKind::Invoice && i.status == InvoiceStatus::Issued
-            {
-                i.total_cents - i.paid_cents
-            } else {
-                0
-            };
-            i
-        })
-        .collect())
+    Ok(rows.into_iter().map(Invoice::with_balance).collect())
 }
 
 #[cfg(test)]

@@ -83,9 +83,7 @@ pub async fn revenue(
         .await?
         .ok_or_else(|| Error::not_found("clinic"))?;
     let tz = clinic.tz();
-    // Instants that surely hold the local dates, narrowed by local date below.
-    let after = from.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::days(1);
-    let before = to.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(2);
+    let (after, before) = clinics::reports::instants_around(from, to);
     const ISSUED: &str = "SELECT i.issued_at, i.total_cents, d.display_name AS doctor, \
         (SELECT MIN(sp.name) FROM doctor_specialties ds JOIN specialties sp ON sp.id = ds.specialty_id \
          WHERE ds.doctor_id = d.id) AS specialty FROM invoices i \

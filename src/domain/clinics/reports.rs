@@ -167,6 +167,16 @@ pub fn default_range(now: DateTime<Utc>, tz: chrono_tz::Tz) -> (NaiveDate, Naive
     (today - Duration::days(30), today + Duration::days(30))
 }
 
+/// Instants that surely hold the local dates `[from, to]` in any zone: a report reads the
+/// rows between them and keeps those whose local date is in the range.
+pub fn instants_around(from: NaiveDate, to: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    (
+        midnight(from) - Duration::days(1),
+        midnight(to) + Duration::days(2),
+    )
+}
+
 /// A report's local dates: real ones, in order, at most 400 days apart.
 pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<()> {
     crate::domain::validate::query_dates([("from", Some(from)), ("to", Some(to))])?;

@@ -97,8 +97,7 @@ pub async fn stock(
         .ok_or_else(|| Error::not_found("clinic"))?;
     let tz = clinic.tz();
     let medicines = pharmacy::catalogue(db, actor, clinic_id).await?;
-    let after = from.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::days(1);
-    let before = to.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(2);
+    let (after, before) = clinics::reports::instants_around(from, to);
     const SQL: &str = "SELECT medicine_id, kind, quantity, created_at FROM stock_ledger \
         WHERE clinic_id = $1 AND created_at >= $2 AND created_at < $3";
     let moved: Vec<Moved> = on_db!(db, |pool| sqlx::query_as(SQL)

@@ -359,116 +359,111 @@ fn outcome_of(id: Uuid, e: &Error) -> Option<OfflineAnswer> {
 }
 
 async fn act(db: &Db, actor: &Actor, clinic_id: Uuid, c: &OfflineCommand) -> Result<OfflineAnswer> {
-    let id = c.id;
-    let mut ok = OfflineAnswer::new(id, OfflineOutcome::Applied);
-    let result = match &c.action {
-        OfflineAction::CheckIn { appointment_id }
-        | OfflineAction::Complete { appointment_id }
-        | OfflineAction::NoShow { appointment_id } => {
-            let to = match c.action {
-                OfflineAction::CheckIn { .. } => Visit::CheckedIn,
-                OfflineAction::Complete { .. } => Visit::Completed,
-                _ => Visit::NoShow,
-            };
-            match visit_here(db, actor, clinic_id, *appointment_id).await? {
-                Err(answer) => return Ok(answer.with_id(id)),
-                Ok(()) => {
-                    ok.appointment_id = Some(*appointment_id);
-                    appointments::mark(db, actor, *appointment_id, to)
-                        .await
-                        .map(|_| ())
-                }
-            }
+    let change =
+        |appointment_id, change| change_visit(db, actor, clinic_id, c.id, appointment_id, change);
+    match &c.action {
+        OfflineAction::CheckIn { appointment_id } => {
+            change(*appointment_id, Change::Mark(Visit::CheckedIn)).await
+        }
+        OfflineAction::Complete { appointment_id } => {
+            change(*appointment_id, Change::Mark(Visit::Completed)).await
+        }
+        OfflineAction::NoShow { appointment_id } => {
+            change(*appointment_id, Change::Mark(Visit::NoShow)).await
         }
         OfflineAction::Cancel {
             appointment_id,
             reason,
-        } => match visit_here(db, actor, clinic_id, *appointment_id).await? {
-            Err(answer) => return Ok(answer.with_id(id)),
-            Ok(()) => {
-                ok.appointment_id = Some(*appointment_id);
-                let reason = if reason.trim().is_empty() {
-                    "Cancelled at the front desk"
-                } else {
-                    reason.as_str()
-                };
-                appointments::cancel(db, actor, *appointment_id, reason)
-                    .await
-                    .map(|_| ())
-            }
-        },
+        } => change(*appointment_id, Change::Cancel(reason)).await,
         OfflineAction::Book {
             slot_id,
             patient_id,
             reason,
-        } => return book(db, actor, clinic_id, c, *slot_id, *patient_id, reason).await,
+        } => book(db, actor, clinic_id, c, *slot_id, *patient_id, reason).await,
         OfflineAction::WalkIn {
             patient_id,
             name,
             email,
             phone,
         } => {
-            ok.patient_id = Some(*patient_id);
-            walk_in(db, actor, clinic_id, *patient_id, name, email, phone).await
+            let done = walk_in(db, actor, clinic_id, *patient_id, name, email, phone).await;
+            let mut answer = answered(c.id, done)?;
+            answer.patient_id = Some(*patient_id);
+            Ok(answer)
         }
-    };
-    match result {
-        Ok(()) => Ok(ok),
-        Err(e) => match outcome_of(id, &e) {
-            Some(mut answer) => {
-                answer.appointment_id = ok.appointment_id;
-                Ok(answer)
-            }
-            None => Err(e),
-        },
     }
 }
 
-impl OfflineAnswer {
-    fn with_id(mut self, id: Uuid) -> Self {
-        self.id = id;
-        self
+/// The answer to a domain call: applied, or what its error means for an offline command
+/// (an error of ours stays an error).
+fn answered(id: Uuid, done: Result<()>) -> Result<OfflineAnswer> {
+    match done {
+        Ok(()) => Ok(OfflineAnswer::new(id, OfflineOutcome::Applied)),
+        Err(e) => {
+            let answer = outcome_of(id, &e);
+            answer.ok_or(e)
+        }
     }
 }
 
-/// The visit is this clinic's and not cancelled (a cancelled one is a conflict to show).
-async fn visit_here(
+/// What the desk did to a visit.
+enum Change<'a> {
+    Mark(Visit),
+    /// With the desk's reason (may be empty).
+    Cancel(&'a str),
+}
+
+/// Marks or cancels a visit of this clinic; a visit cancelled meanwhile is a conflict.
+async fn change_visit(
     db: &Db,
     actor: &Actor,
     clinic_id: Uuid,
+    id: Uuid,
     appointment_id: Uuid,
-) -> Result<std::result::Result<(), OfflineAnswer>> {
+    change: Change<'_>,
+) -> Result<OfflineAnswer> {
     let a = match appointments::get(db, actor, appointment_id).await {
         Ok(a) => a,
         Err(e) if e.code() == Code::NotFound => {
-            return Ok(Err(OfflineAnswer::not(
-                Uuid::nil(),
+            return Ok(OfflineAnswer::not(
+                id,
                 OfflineOutcome::Refused,
                 "not_found",
                 "No such visit at this clinic.",
-            )));
+            ));
         }
         Err(e) => return Err(e),
     };
     if a.clinic_id != clinic_id {
-        return Ok(Err(OfflineAnswer::not(
-            Uuid::nil(),
+        return Ok(OfflineAnswer::not(
+            id,
             OfflineOutcome::Refused,
             "other_clinic",
             "This visit is at another clinic.",
-        )));
+        ));
     }
-    if a.status == AppointmentStatus::Cancelled {
-        let mut answer = OfflineAnswer::not(
-            Uuid::nil(),
+    let mut answer = if a.status == AppointmentStatus::Cancelled {
+        OfflineAnswer::not(
+            id,
             OfflineOutcome::Conflict,
             "cancelled_meanwhile",
             "This visit was cancelled meanwhile.",
-        );
-        answer.appointment_id = Some(appointment_id);
-        return Ok(Err(answer));
-    }
-    Ok(Ok(()))
+        )
+    } else {
+        let done = match change {
+            Change::Mark(to) => appointments::mark(db, actor, appointment_id, to).await,
+            Change::Cancel(reason) => {
+                let reason = match reason.trim() {
+                    "" => "Cancelled at the front desk",
+                    _ => reason,
+                };
+                appointments::cancel(db, actor, appointment_id, reason).await
+            }
+        };
+        answered(id, done.map(drop))?
+    };
+    answer.appointment_id = Some(appointment_id);
+    Ok(answer)
 }
 
 async fn book(

@@ -209,9 +209,9 @@
     $("#book-times").replaceChildren(...times);
   }
 
-  function describe(c) {
+  function describe(c, patients) {
     const slot = c.slot_id && slotOf(c.slot_id);
-    const who = (view().patients[c.patient_id] || {}).name || "";
+    const who = (patients[c.patient_id] || {}).name || "";
     switch (c.kind) {
       case "book": return `Booking ${who} ${slot ? "at " + slot.local_time + " on " + slot.local_date + " with " + doctorName(slot.doctor_id) : ""}`;
       case "walk_in": return `Registering ${c.name}`;
@@ -223,12 +223,12 @@
     }
   }
 
-  function drawConflicts() {
+  function drawConflicts(v) {
     const section = $("#conflicts");
     section.hidden = conflicts.length === 0;
     section.querySelector("ul").replaceChildren(...conflicts.map((k) => {
       const li = el("li", { "data-conflict": k.id, "data-code": k.answer.code || "" },
-        el("strong", {}, describe(k.command)), `: ${k.answer.reason || k.answer.code} `);
+        el("strong", {}, describe(k.command, v.patients)), `: ${k.answer.reason || k.answer.code} `);
       for (const alt of k.answer.alternatives || []) {
         li.append(el("button", { type: "button", class: "primary", "data-slot": alt.slot_id, onclick: () => resolve(k, alt) },
           `Book ${alt.local_time} on ${alt.local_date} instead`), " ");
@@ -246,7 +246,7 @@
     drawVisits(v);
     drawPatients(v);
     drawBooking(v);
-    drawConflicts();
+    drawConflicts(v);
     root.dataset.ready = "yes";
   }
 
