@@ -454,7 +454,13 @@ impl Runner<'_> {
             a["doctor_specialties"] = d.body["specialties"].clone();
         }
         let proposals = self.proposals(&session).await?;
-        let passed = check(scenario, &before, &after, &replies, proposals, Utc::now());
+        // The days the patient names are the chat's, whatever zone the clinic is in.
+        let chat_zone = scenario["time_zone"]
+            .as_str()
+            .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or_else(|| self.state.config.agent.default_time_zone.tz());
+        let now = Utc::now().with_timezone(&chat_zone);
+        let passed = check(scenario, &before, &after, &replies, proposals, now);
         Ok(Outcome {
             name,
             passed,
@@ -537,7 +543,7 @@ pub fn check(
     after: &[Value],
     replies: &[Value],
     proposals: i64,
-    now: DateTime<Utc>,
+    now: DateTime<chrono_tz::Tz>,
 ) -> Result<(), String> {
     let expect = &scenario["expect"];
     let texts = texts(replies);
@@ -675,7 +681,14 @@ pub fn check(
 
 /// The day and part of day of an appointment against what was asked: the same, or a reply
 /// that said plainly that another day is offered.
-fn check_when(want: &Value, a: &Value, texts: &[String], now: DateTime<Utc>) -> Result<(), String> {
+/// `now` is in the chat's zone: "tomorrow" is the patient's, and the clinic's local date of
+/// the visit must be that day.
+fn check_when(
+    want: &Value,
+    a: &Value,
+    texts: &[String],
+    now: DateTime<chrono_tz::Tz>,
+) -> Result<(), String> {
     let tz: chrono_tz::Tz = a["time_zone"]
         .as_str()
         .and_then(|t| t.parse().ok())
@@ -695,7 +708,7 @@ fn check_when(want: &Value, a: &Value, texts: &[String], now: DateTime<Utc>) -> 
         wrong = Some(format!("booked on {local}, not a {day}"));
     }
     if let Some(n) = want["in_days"].as_u64() {
-        let asked = now.with_timezone(&tz).date_naive() + Days::new(n);
+        let asked = now.date_naive() + Days::new(n);
         if local.date_naive() != asked {
             wrong = Some(format!("booked on {local}, not on {asked}"));
         }

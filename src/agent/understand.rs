@@ -721,9 +721,8 @@ pub fn normalise(message: &str) -> String {
     let mut i = 0;
     while i < joined.len() {
         // The longest phrase that starts here.
-        let best = LEXICON
+        let best = LEXICON_WORDS
             .iter()
-            .map(|(from, to)| (from.split(' ').collect::<Vec<_>>(), to))
             .filter(|(parts, _)| {
                 i + parts.len() <= joined.len()
                     && parts.iter().zip(&joined[i..]).all(|(p, w)| p == w)
@@ -744,6 +743,15 @@ pub fn normalise(message: &str) -> String {
     }
     out.join(" ")
 }
+
+/// [`LEXICON`]'s phrases as words, split once.
+static LEXICON_WORDS: std::sync::LazyLock<Vec<(Vec<&'static str>, &'static str)>> =
+    std::sync::LazyLock::new(|| {
+        LEXICON
+            .iter()
+            .map(|(from, to)| (from.split(' ').collect(), *to))
+            .collect()
+    });
 
 /// English words the rules act on: days, parts of the day, intents and common needs.
 const VOCABULARY: &[&str] = &[

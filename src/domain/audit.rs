@@ -92,13 +92,6 @@ pub async fn record(tx: &mut Tx, actor: &Actor, entry: Entry) -> Result<()> {
 
 /// [`record`] for an account that is not (yet) the caller: a sign-in, a failed one.
 pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Result<()> {
-    // One writer at a time extends the chain: SQLite's write lock already serialises
-    // transactions; on PostgreSQL a transaction-scoped advisory lock does.
-    if let TxConn::Postgres(t) = tx.conn_mut() {
-        sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
-            .execute(&mut **t)
-            .await?;
-    }
     let row = Row {
         // Microseconds: what both databases keep, so the hash can be recomputed from the row.
         at: Utc::now().trunc_subsecs(6),
@@ -107,12 +100,24 @@ pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Res
         details: entry.details.to_string(),
         entry,
     };
-    // First on the tail this process last saw: the insert checks it is still the tail.
+    // One writer at a time extends the chain: SQLite's write lock already serialises
+    // transactions; on PostgreSQL a transaction-scoped advisory lock does, taken by the
+    // guarded append itself (`audit_append`) or, without a guess, before the tail is read.
+    // First on the tail this process last saw: the append checks it is still the tail.
     let guess = tx.audit_tail.lock().ok().and_then(|tail| tail.clone());
-    if let Some((seq, prev)) = guess
-        && append(tx, &row, seq + 1, &prev, true).await?
-    {
-        return Ok(());
+    let locked = match guess {
+        Some((seq, prev)) => {
+            if append(tx, &row, seq + 1, &prev, true).await? {
+                return Ok(());
+            }
+            true
+        }
+        None => false,
+    };
+    if !locked && let TxConn::Postgres(t) = tx.conn_mut() {
+        sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
+            .execute(&mut **t)
+            .await?;
     }
     const LAST: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
     let last: Option<(i64, String)> = on_tx!(tx, |conn| sqlx::query_as(LAST)
@@ -135,7 +140,8 @@ struct Row {
 }
 
 /// Inserts the record as `seq` after `prev`; `guarded`, only if `prev` is still the tail
-/// (otherwise nothing is written and it answers false).
+/// (otherwise nothing is written and it answers false; on PostgreSQL the chain's lock is
+/// then held).
 async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> Result<bool> {
     let hash = chain_hash(
         prev,
@@ -154,21 +160,41 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
         WHERE NOT EXISTS (SELECT 1 FROM audit WHERE seq >= $1) \
         AND EXISTS (SELECT 1 FROM audit WHERE seq = $1 - 1 AND hash = $9)";
-    let sql = if guarded { GUARDED } else { INSERT };
-    let written = crate::exec_tx!(
-        tx,
-        sql,
-        seq,
-        row.id,
-        row.at,
-        row.actor_id,
-        row.entry.action,
-        &row.entry.subject,
-        row.entry.clinic_id,
-        &row.details,
-        prev,
-        &hash
-    )?;
+    // PostgreSQL: the lock and the guarded insert in one round trip, so the lock is held
+    // for the commit's round trip only.
+    const GUARDED_PG: &str = "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let written = match tx.conn_mut() {
+        TxConn::Postgres(t) if guarded => {
+            let (appended,): (bool,) = sqlx::query_as(GUARDED_PG)
+                .bind(seq)
+                .bind(row.id)
+                .bind(row.at)
+                .bind(row.actor_id)
+                .bind(row.entry.action)
+                .bind(&row.entry.subject)
+                .bind(row.entry.clinic_id)
+                .bind(&row.details)
+                .bind(prev)
+                .bind(&hash)
+                .fetch_one(&mut **t)
+                .await?;
+            u64::from(appended)
+        }
+        _ => crate::exec_tx!(
+            tx,
+            if guarded { GUARDED } else { INSERT },
+            seq,
+            row.id,
+            row.at,
+            row.actor_id,
+            row.entry.action,
+            &row.entry.subject,
+            row.entry.clinic_id,
+            &row.details,
+            prev,
+            &hash
+        )?,
+    };
     if written == 1 {
         let line = serde_json::json!({
             "seq": seq, "id": row.id, "at": row.at, "actor_id": row.actor_id, "action": row.entry.action,

@@ -115,7 +115,11 @@ impl Orchestrator {
         {
             let mut line = event;
             line["ts"] = json!(Utc::now());
-            if let Err(e) = writeln!(f, "{line}") {
+            // One write call a line: the file is unbuffered, and formatting a value into
+            // it directly writes each of its pieces on its own.
+            let mut text = line.to_string();
+            text.push('\n');
+            if let Err(e) = f.write_all(text.as_bytes()) {
                 tracing::warn!(error = %e, "writing orchestration.log failed");
             }
         }

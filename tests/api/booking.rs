@@ -21,6 +21,7 @@ on_both_backends!(
     sixty_four_clients_racing_for_twenty_slots_get_twenty_bookings,
     concurrent_reschedules_onto_one_slot_move_exactly_one,
     listings_show_this_services_writes_at_once_and_another_replicas_within_a_second,
+    a_specialty_lists_the_soonest_times_of_all_its_doctors_whoever_has_them,
 );
 
 async fn book(app: &TestApp, token: &str, slot: &str) -> crate::helpers::Answer {
@@ -815,4 +816,69 @@ async fn a_schedule_change_keeps_cancelled_visits_history_and_reopens_their_time
             .iter()
             .any(|s| s["id"] == slot.as_str())
     );
+}
+
+/// The specialty search reads a few times per doctor first; it must still answer the
+/// soonest times of the specialty when one doctor has all of them, honour each doctor's
+/// own notice, and go on to the others' when it asks for more.
+async fn a_specialty_lists_the_soonest_times_of_all_its_doctors_whoever_has_them(app: TestApp) {
+    let clinic = app.approved_clinic("Braga Skin", "Europe/Lisbon").await;
+    // One works around the clock from an hour ahead; one from a day ahead; one only on
+    // Monday mornings.
+    let busy = app
+        .doctor_with_schedule(&clinic, "Dr. Sempre", TestApp::all_week(), 60)
+        .await;
+    let later = app
+        .doctor_with_schedule(&clinic, "Dr. Amanha", TestApp::all_week(), 24 * 60)
+        .await;
+    let mondays = app
+        .doctor_with_schedule(
+            &clinic,
+            "Dr. Segunda",
+            json!([{"weekday": "mon", "start": "09:00", "end": "12:00"}]),
+            0,
+        )
+        .await;
+    for limit in [5, 20, 60, 200] {
+        let query = format!("limit={limit}");
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for doctor in [busy, later, mondays] {
+            for s in app.free_slots(doctor, &query).await {
+                expected.push((
+                    s["starts_at"].as_str().unwrap().to_owned(),
+                    s["id"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        expected.sort();
+        let starts: Vec<String> = expected
+            .iter()
+            .take(limit)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let listed = app
+            .get(&format!("/api/v1/specialties/dermatology/slots?{query}"))
+            .await;
+        let listed = listed.assert_ok(200).as_array().unwrap().clone();
+        let listed_starts: Vec<String> = listed
+            .iter()
+            .map(|s| s["starts_at"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(listed_starts, starts, "limit {limit}");
+        // Every time listed is one its doctor lists.
+        for s in &listed {
+            let id = s["id"].as_str().unwrap();
+            assert!(expected.iter().any(|(_, e)| e == id), "limit {limit}: {id}");
+        }
+        if limit == 200 {
+            let doctors: std::collections::HashSet<&str> = listed
+                .iter()
+                .map(|s| s["doctor_id"].as_str().unwrap())
+                .collect();
+            assert!(
+                doctors.len() >= 2,
+                "the later doctor's times follow the first's"
+            );
+        }
+    }
 }

@@ -466,6 +466,7 @@ async fn explain_specialty_search(db: &Db, slug: &str) -> AnyResult<()> {
             .bind(100i64)
             .bind(Utc::now())
             .bind(Utc::now() + chrono::Duration::days(15))
+            .bind(8i64)
             .fetch_all(pool)
             .await)?;
     println!("specialty search plan (SQLite):");

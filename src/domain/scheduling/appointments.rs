@@ -187,9 +187,25 @@ async fn bookable(db: &Db, slot_id: Uuid, now: DateTime<Utc>) -> Result<Bookable
 /// How many other live holds a patient has.
 pub(crate) const ACTIVE_HOLDS_SQL: &str = "SELECT COUNT(*) FROM slots WHERE held_by = $1 AND status = 'held' AND hold_expires_at > $2 AND id <> $3";
 
-/// A patient's hold on a free (or lapsed, or their own) slot.
-pub(crate) const HOLD_CLAIM_SQL: &str = "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 \
-    WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $4 OR held_by = $2)))";
+/// A hold on a free (or lapsed, or their own) slot.
+macro_rules! hold_claim {
+    ($and:literal) => {
+        concat!(
+            "UPDATE slots SET status = 'held', held_by = $2, hold_expires_at = $3, updated_at = $4 ",
+            "WHERE id = $1 AND (status = 'open' OR (status = 'held' AND (hold_expires_at <= $4 OR held_by = $2)))",
+            $and
+        )
+    };
+}
+
+/// The front desk's hold on a free slot.
+pub(crate) const HOLD_CLAIM_SQL: &str = hold_claim!("");
+
+/// A patient's hold, taken only while they hold fewer than `$5` other times (one
+/// statement: the count is read again only when the claim fails, to say why).
+pub(crate) const PATIENT_HOLD_CLAIM_SQL: &str = hold_claim!(
+    " AND (SELECT COUNT(*) FROM slots h WHERE h.held_by = $2 AND h.status = 'held' AND h.hold_expires_at > $4 AND h.id <> $1) < $5"
+);
 
 /// Holds a free slot for the signed-in patient for `minutes`; only they can confirm it.
 pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result<Hold> {
@@ -204,20 +220,28 @@ pub async fn hold(db: &Db, actor: &Actor, slot_id: Uuid, minutes: i64) -> Result
     } = bookable(db, slot_id, now).await?;
     let expires_at = now + Duration::minutes(minutes.clamp(1, 60));
     let mut tx = db.begin().await?;
-    let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE_HOLDS_SQL)
-        .bind(p.user_id)
-        .bind(now)
-        .bind(slot_id)
-        .fetch_one(&mut *conn)
-        .await)?;
-    if active >= MAX_ACTIVE_HOLDS {
-        return Err(Error::new(
-            Code::TooManyHolds,
-            "You are already holding several times; confirm or release one first.",
-        ));
-    }
-    let claimed = crate::exec_tx!(&mut tx, HOLD_CLAIM_SQL, slot_id, p.user_id, expires_at, now)?;
+    let claimed = crate::exec_tx!(
+        &mut tx,
+        PATIENT_HOLD_CLAIM_SQL,
+        slot_id,
+        p.user_id,
+        expires_at,
+        now,
+        MAX_ACTIVE_HOLDS
+    )?;
     if claimed == 0 {
+        let (active,): (i64,) = on_tx!(&mut tx, |conn| sqlx::query_as(ACTIVE_HOLDS_SQL)
+            .bind(p.user_id)
+            .bind(now)
+            .bind(slot_id)
+            .fetch_one(&mut *conn)
+            .await)?;
+        if active >= MAX_ACTIVE_HOLDS {
+            return Err(Error::new(
+                Code::TooManyHolds,
+                "You are already holding several times; confirm or release one first.",
+            ));
+        }
         return Err(slot_taken());
     }
     audit::record(

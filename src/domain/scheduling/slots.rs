@@ -383,6 +383,9 @@ async fn load_time_off(
         .await)?)
 }
 
+/// Slots written by one INSERT (9 values each: well under either database's limit).
+const INSERT_CHUNK: usize = 500;
+
 async fn reconcile(
     db: &Db,
     doctor: &Doctor,
@@ -457,50 +460,135 @@ async fn reconcile(
             appointment_id: appointment.map(|(id,)| id),
         });
     }
-    const INSERT: &str = "INSERT INTO slots (id, doctor_id, clinic_id, starts_at, ends_at, local_date, local_minute, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (doctor_id, starts_at) DO NOTHING";
     let mut new: Vec<Interval> = wanted
         .into_values()
         .filter(|i| !busy.iter().any(|(a, b)| i.starts_at < *b && *a < i.ends_at))
         .collect();
     new.sort_by_key(|i| i.starts_at);
-    for i in &new {
-        report.created += crate::exec_tx!(
-            &mut tx,
-            INSERT,
-            Uuid::now_v7(),
-            doctor.id,
-            doctor.clinic_id,
-            i.starts_at,
-            i.ends_at,
-            i.local_date,
-            i.local_minute,
-            now
-        )?;
-    }
+    report.created += insert_slots(&mut tx, doctor, &new, now).await?;
     tx.commit().await?;
     report.conflicts.sort_by_key(|c| c.starts_at);
     Ok(report)
 }
 
-/// Extends every scheduled doctor's slots to their horizon (the daily job).
+/// Writes new slots, many rows a statement (a doctor's 90 days are about 1,500 slots):
+/// one round trip per chunk instead of one per slot. Returns how many were new.
+async fn insert_slots(
+    tx: &mut crate::db::Tx,
+    doctor: &Doctor,
+    new: &[Interval],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    const HEAD: &str = "INSERT INTO slots (id, doctor_id, clinic_id, starts_at, ends_at, local_date, local_minute, created_at, updated_at) ";
+    let mut created = 0;
+    for chunk in new.chunks(INSERT_CHUNK) {
+        created += on_tx!(tx, |conn| {
+            let mut q = sqlx::QueryBuilder::new(HEAD);
+            q.push_values(chunk, |mut b, i| {
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(doctor.id)
+                    .push_bind(doctor.clinic_id)
+                    .push_bind(i.starts_at)
+                    .push_bind(i.ends_at)
+                    .push_bind(i.local_date)
+                    .push_bind(i.local_minute)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (doctor_id, starts_at) DO NOTHING");
+            // A full chunk's statement is kept prepared; a shorter one, whose length
+            // varies, is not (it would crowd the connection's statement cache).
+            q.build()
+                .persistent(chunk.len() == INSERT_CHUNK)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(created)
+}
+
+/// Doctors the daily extension reads at a time.
+const EXTEND_PAGE: i64 = 500;
+
+/// Extends every scheduled doctor's slots to their horizon (the daily job, also run at
+/// start): doctors a page at a time by id, and for each only the times after their last
+/// slot are added. A change of hours reconciles the whole range itself, so the job never
+/// reads a doctor's existing slots: its cost follows the doctors, not the slots.
 pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
-    const SQL: &str = "SELECT doctor_id FROM schedules";
-    let ids: Vec<(Uuid,)> = on_db!(db, |pool| sqlx::query_as(SQL).fetch_all(pool).await)?;
+    const PAGE: &str =
+        "SELECT doctor_id FROM schedules WHERE doctor_id > $1 ORDER BY doctor_id LIMIT $2";
     let mut batch = Batch::default();
-    for (id,) in &ids {
-        // One doctor's bad data must not stop the others.
-        let one = async {
-            match doctors::get(db, *id).await? {
-                Some(doctor) => Ok(sync(db, &doctor, now).await?.created),
-                None => Ok(0),
+    let mut after = Uuid::nil();
+    loop {
+        let ids: Vec<(Uuid,)> = on_db!(db, |pool| sqlx::query_as(PAGE)
+            .bind(after)
+            .bind(EXTEND_PAGE)
+            .fetch_all(pool)
+            .await)?;
+        for (id,) in &ids {
+            // One doctor's bad data must not stop the others.
+            if let Some(created) = batch.count("extending slots", id, extend(db, *id, now).await) {
+                batch.done += created;
             }
-        };
-        if let Some(created) = batch.count("extending slots", id, one.await) {
-            batch.done += created;
+        }
+        match ids.last() {
+            Some((last,)) if ids.len() as i64 == EXTEND_PAGE => after = *last,
+            _ => return Ok(batch),
         }
     }
-    Ok(batch)
+}
+
+/// Adds a doctor's slots after their last one, up to the horizon. Returns how many.
+async fn extend(db: &Db, doctor_id: Uuid, now: DateTime<Utc>) -> Result<u64> {
+    match beyond_last(db, doctor_id, now).await? {
+        Some((_, new)) if !new.is_empty() => {}
+        _ => return Ok(0),
+    }
+    let mut tx = db.begin().await?;
+    // Serialised with changes to the doctor's hours (as `reconcile` is), then read again:
+    // hours, a day off or time off saved meanwhile are in what is added.
+    const LOCK: &str = "UPDATE doctors SET updated_at = $2 WHERE id = $1";
+    crate::exec_tx!(&mut tx, LOCK, doctor_id, now)?;
+    let Some((doctor, new)) = beyond_last(db, doctor_id, now).await? else {
+        return Ok(0);
+    };
+    let created = insert_slots(&mut tx, &doctor, &new, now).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// A doctor with a schedule, and the times their schedule gives after their last slot.
+async fn beyond_last(
+    db: &Db,
+    doctor_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Doctor, Vec<Interval>)>> {
+    let Some(doctor) = doctors::get(db, doctor_id).await? else {
+        return Ok(None);
+    };
+    const SCHEDULE: &str = "SELECT rules FROM schedules WHERE doctor_id = $1";
+    let Some(row) = on_db!(db, |pool| sqlx::query_as::<_, ScheduleRow>(SCHEDULE)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?
+    else {
+        return Ok(None);
+    };
+    let schedule = row.rules.0.check()?;
+    // The last slot's end, through the (doctor, start) index.
+    const LAST: &str =
+        "SELECT ends_at FROM slots WHERE doctor_id = $1 ORDER BY starts_at DESC LIMIT 1";
+    let last: Option<(DateTime<Utc>,)> = on_db!(db, |pool| sqlx::query_as(LAST)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?;
+    let new = desired(db, &doctor, &schedule, now, None)
+        .await?
+        .into_iter()
+        .filter(|i| last.is_none_or(|(end,)| i.starts_at >= end))
+        .collect();
+    Ok(Some((doctor, new)))
 }
 
 /// Lapsed holds back to the pool, at most a batch at a time (through the hold-expiry index).
@@ -658,34 +746,51 @@ pub struct SpecialtySlot {
     pub min_notice_minutes: i64,
 }
 
-/// The specialty search (public for the benchmark's query plan).
+/// The specialty search (public for the benchmark's query plan): each of the specialty's
+/// doctors' first `$13` free times in the window after their own minimum notice (a
+/// correlated subquery through the (doctor, start) index; the rows found by their rowid,
+/// not looked up again by id), then the soonest `$10` of those. Its cost follows the
+/// number of doctors, not the slots they have. Times are compared as SQLite keeps them
+/// (RFC 3339 text in UTC); the notice is rounded down to the second here and applied
+/// exactly after.
 pub const SPECIALTY_SEARCH_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
     d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, d.fee_cents, d.currency, sc.min_notice_minutes \
     FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
     JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id CROSS JOIN slots s \
-    WHERE s.doctor_id = ds.doctor_id AND sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
-    AND s.starts_at >= $11 AND s.starts_at < $12 \
-    AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
-    AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
+    WHERE s.rowid IN (SELECT f.rowid FROM slots f WHERE f.doctor_id = ds.doctor_id \
+        AND f.starts_at >= MAX($11, strftime('%Y-%m-%dT%H:%M:%S+00:00', $6, '+' || sc.min_notice_minutes || ' minutes')) \
+        AND f.starts_at < $12 \
+        AND f.local_date >= $2 AND f.local_date < $3 AND f.local_minute >= $4 AND f.local_minute < $5 \
+        AND (f.status = 'open' OR (f.status = 'held' AND f.hold_expires_at <= $6)) \
+        ORDER BY f.starts_at LIMIT $13) \
+    AND sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
     AND ($7 IS NULL OR d.languages LIKE $7) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
     ORDER BY s.starts_at LIMIT $10";
 
-/// The specialty search as PostgreSQL runs it: each doctor's first free times in the
-/// window through the (doctor, start) index, then the soonest of those. Planned freely,
-/// PostgreSQL reads every free slot of the specialty in the window and sorts them all.
-pub const SPECIALTY_SEARCH_PG_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
-    d.display_name AS doctor_name, c.name AS clinic_name, c.time_zone, d.fee_cents, d.currency, sc.min_notice_minutes \
-    FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
-    JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
-    CROSS JOIN LATERAL (SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
-        WHERE s.doctor_id = d.id AND s.starts_at >= $11 AND s.starts_at < $12 \
+/// The specialty search as PostgreSQL runs it: the specialty's bookable doctors first (a
+/// materialised step, so no plan, whatever the statistics, runs the slot scan for doctors
+/// of other specialties), then each one's first `$13` free times through the (doctor,
+/// start) index with their own minimum notice applied, then the soonest `$10` of those.
+pub const SPECIALTY_SEARCH_PG_SQL: &str = "WITH docs AS MATERIALIZED (SELECT d.id, d.display_name, d.fee_cents, d.currency, \
+        c.name AS clinic_name, c.time_zone, sc.min_notice_minutes \
+        FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
+        JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
+        WHERE sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
+        AND ($7::text IS NULL OR d.languages LIKE $7) AND ($8::uuid IS NULL OR d.clinic_id = $8) \
+        AND ($9::bigint IS NULL OR d.fee_cents <= $9)) \
+    SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
+    docs.display_name AS doctor_name, docs.clinic_name, docs.time_zone, docs.fee_cents, docs.currency, docs.min_notice_minutes \
+    FROM docs CROSS JOIN LATERAL (SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute FROM slots s \
+        WHERE s.doctor_id = docs.id AND s.starts_at < $12 \
+        AND s.starts_at >= GREATEST($11::timestamptz, $6::timestamptz + docs.min_notice_minutes * INTERVAL '1 minute') \
         AND s.local_date >= $2 AND s.local_date < $3 AND s.local_minute >= $4 AND s.local_minute < $5 \
         AND (s.status = 'open' OR (s.status = 'held' AND s.hold_expires_at <= $6)) \
-        ORDER BY s.starts_at LIMIT $10) s \
-    WHERE sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
-    AND ($7::text IS NULL OR d.languages LIKE $7) AND ($8::uuid IS NULL OR d.clinic_id = $8) \
-    AND ($9::bigint IS NULL OR d.fee_cents <= $9) \
+        ORDER BY s.starts_at LIMIT $13) s \
     ORDER BY s.starts_at LIMIT $10";
+
+/// How many free times of each doctor the specialty search reads first; when one doctor
+/// fills that many of the answer, it reads again with the whole answer's worth each.
+const SPECIALTY_FIRST_PER_DOCTOR: i64 = 8;
 
 /// Free slots of every bookable doctor of a specialty, soonest first. Local dates are
 /// each clinic's own.
@@ -701,28 +806,19 @@ pub async fn free_for_specialty(
         .as_ref()
         .map(|l| format!("%,{},%", l.trim().to_lowercase()));
 
-    // Nothing sooner than the shortest minimum notice among the specialty's doctors can
-    // be offered, so the search starts there; a doctor with a longer notice has slots
-    // dropped below, and then more are fetched.
-    const NOTICE: &str = "SELECT COALESCE(MIN(sc.min_notice_minutes), 0) FROM specialties sp \
-        JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN schedules sc ON sc.doctor_id = ds.doctor_id \
-        WHERE sp.slug = $1";
-    let (shortest,): (i64,) = on_db!(db, |pool| sqlx::query_as(NOTICE)
-        .bind(slug)
-        .fetch_one(pool)
-        .await)?;
-    let earliest = (now + Duration::minutes(shortest)).max(w.after);
-    // CROSS JOIN keeps SQLite's planner on the specialty's doctors first, each scanning
-    // its own slots in the window (PostgreSQL plans it freely). Ordered by the start
-    // alone (SQLite sorts three times faster than by start and id); ties are put in id
-    // order below.
+    let sql = match db.pool() {
+        crate::db::Pool::Sqlite(_) => SPECIALTY_SEARCH_SQL,
+        crate::db::Pool::Postgres(_) => SPECIALTY_SEARCH_PG_SQL,
+    };
+    // Both texts apply each doctor's own minimum notice; what is read is checked against
+    // it exactly below.
+    let earliest = now.max(w.after);
+    // Ordered by the start alone (SQLite sorts three times faster than by start and id);
+    // ties are put in id order below.
     let wanted = usize::try_from(w.limit).unwrap_or(50);
     let mut fetch = w.limit;
+    let mut per_doctor = fetch.min(SPECIALTY_FIRST_PER_DOCTOR);
     loop {
-        let sql = match db.pool() {
-            crate::db::Pool::Sqlite(_) => SPECIALTY_SEARCH_SQL,
-            crate::db::Pool::Postgres(_) => SPECIALTY_SEARCH_PG_SQL,
-        };
         let rows = on_db!(db, |pool| sqlx::query_as::<_, SpecialtySlot>(sql)
             .bind(slug)
             .bind(w.from)
@@ -736,6 +832,7 @@ pub async fn free_for_specialty(
             .bind(fetch)
             .bind(earliest)
             .bind(w.before)
+            .bind(per_doctor)
             .fetch_all(pool)
             .await)?;
         if rows.is_empty()
@@ -744,6 +841,12 @@ pub async fn free_for_specialty(
                 .is_none()
         {
             return Err(Error::not_found("specialty"));
+        }
+        // A doctor with all of their first times in the answer may have more that belong
+        // in it: read again with a whole answer's worth each.
+        if per_doctor < fetch && fills_its_share(&rows, per_doctor) {
+            per_doctor = fetch;
+            continue;
         }
         let exhausted = rows.len() < usize::try_from(fetch).unwrap_or(0);
         let mut rows: Vec<SpecialtySlot> = rows
@@ -757,6 +860,16 @@ pub async fn free_for_specialty(
         }
         fetch *= 4;
     }
+}
+
+/// Whether some doctor has `share` rows in the answer.
+fn fills_its_share(rows: &[SpecialtySlot], share: i64) -> bool {
+    let mut per_doctor: HashMap<Uuid, i64> = HashMap::new();
+    rows.iter().any(|r| {
+        let n = per_doctor.entry(r.slot.doctor_id).or_default();
+        *n += 1;
+        *n >= share
+    })
 }
 
 /// One slot by id, whatever its state.
