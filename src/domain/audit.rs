@@ -161,40 +161,28 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         WHERE NOT EXISTS (SELECT 1 FROM audit WHERE seq >= $1) \
         AND EXISTS (SELECT 1 FROM audit WHERE seq = $1 - 1 AND hash = $9)";
     // PostgreSQL: the lock and the guarded insert in one round trip, so the lock is held
-    // for the commit's round trip only.
-    const GUARDED_PG: &str = "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    let written = match tx.conn_mut() {
-        TxConn::Postgres(t) if guarded => {
-            let (appended,): (bool,) = sqlx::query_as(GUARDED_PG)
-                .bind(seq)
-                .bind(row.id)
-                .bind(row.at)
-                .bind(row.actor_id)
-                .bind(row.entry.action)
-                .bind(&row.entry.subject)
-                .bind(row.entry.clinic_id)
-                .bind(&row.details)
-                .bind(prev)
-                .bind(&hash)
-                .fetch_one(&mut **t)
-                .await?;
-            u64::from(appended)
-        }
-        _ => crate::exec_tx!(
-            tx,
-            if guarded { GUARDED } else { INSERT },
-            seq,
-            row.id,
-            row.at,
-            row.actor_id,
-            row.entry.action,
-            &row.entry.subject,
-            row.entry.clinic_id,
-            &row.details,
-            prev,
-            &hash
-        )?,
+    // for the commit's round trip only (a row when the record was appended).
+    const GUARDED_PG: &str = "SELECT 1 WHERE audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let postgres = matches!(tx.conn_mut(), TxConn::Postgres(_));
+    let sql = match (guarded, postgres) {
+        (false, _) => INSERT,
+        (true, false) => GUARDED,
+        (true, true) => GUARDED_PG,
     };
+    let written = crate::exec_tx!(
+        tx,
+        sql,
+        seq,
+        row.id,
+        row.at,
+        row.actor_id,
+        row.entry.action,
+        &row.entry.subject,
+        row.entry.clinic_id,
+        &row.details,
+        prev,
+        &hash
+    )?;
     if written == 1 {
         let line = serde_json::json!({
             "seq": seq, "id": row.id, "at": row.at, "actor_id": row.actor_id, "action": row.entry.action,
