@@ -539,31 +539,54 @@ pub async fn extend_all(db: &Db, now: DateTime<Utc>) -> Result<Batch> {
     }
 }
 
+/// When a doctor's slots were last brought in step with their hours (`reconcile` marks it).
+const IN_STEP_AT: &str = "SELECT updated_at FROM doctors WHERE id = $1";
+
 /// Adds a doctor's slots after their last one, up to the horizon. Returns how many.
 async fn extend(db: &Db, doctor_id: Uuid, now: DateTime<Utc>) -> Result<u64> {
-    match beyond_last(db, doctor_id, now).await? {
-        Some((_, new)) if !new.is_empty() => {}
-        _ => return Ok(0),
-    }
-    let mut tx = db.begin().await?;
-    // Serialised with changes to the doctor's hours (as `reconcile` is), then read again:
-    // hours, a day off or time off saved meanwhile are in what is added.
-    const LOCK: &str = "UPDATE doctors SET updated_at = $2 WHERE id = $1";
-    crate::exec_tx!(&mut tx, LOCK, doctor_id, now)?;
-    let Some((doctor, new)) = beyond_last(db, doctor_id, now).await? else {
+    let Some((doctor, new, read_at)) = beyond_last(db, doctor_id, now).await? else {
         return Ok(0);
     };
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    // Serialised with changes to the doctor's hours (a row lock on PostgreSQL, SQLite's
+    // write lock); when one was saved since the read above, it has brought the slots in
+    // step over the whole horizon itself.
+    const LOCK: &str = "UPDATE doctors SET updated_at = updated_at WHERE id = $1";
+    let marked: Option<(DateTime<Utc>,)> = on_tx!(&mut tx, |conn| {
+        sqlx::query(LOCK)
+            .bind(doctor_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query_as(IN_STEP_AT)
+            .bind(doctor_id)
+            .fetch_optional(&mut *conn)
+            .await
+    })?;
+    if marked.map(|(at,)| at) != Some(read_at) {
+        return Ok(0);
+    }
     let created = insert_slots(&mut tx, &doctor, &new, now).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-/// A doctor with a schedule, and the times their schedule gives after their last slot.
+/// A doctor with a schedule, the times their schedule gives after their last slot, and
+/// when their slots were last brought in step (read first).
 async fn beyond_last(
     db: &Db,
     doctor_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<(Doctor, Vec<Interval>)>> {
+) -> Result<Option<(Doctor, Vec<Interval>, DateTime<Utc>)>> {
+    let Some((read_at,)) = on_db!(db, |pool| sqlx::query_as::<_, (DateTime<Utc>,)>(IN_STEP_AT)
+        .bind(doctor_id)
+        .fetch_optional(pool)
+        .await)?
+    else {
+        return Ok(None);
+    };
     let Some(doctor) = doctors::get(db, doctor_id).await? else {
         return Ok(None);
     };
@@ -588,7 +611,7 @@ async fn beyond_last(
         .into_iter()
         .filter(|i| last.is_none_or(|(end,)| i.starts_at >= end))
         .collect();
-    Ok(Some((doctor, new)))
+    Ok(Some((doctor, new, read_at)))
 }
 
 /// Lapsed holds back to the pool, at most a batch at a time (through the hold-expiry index).
