@@ -681,6 +681,7 @@ pub fn check(
 
 /// The day and part of day of an appointment against what was asked: the same, or a reply
 /// that said plainly that another day is offered.
+///
 /// `now` is in the chat's zone: "tomorrow" is the patient's, and the clinic's local date of
 /// the visit must be that day.
 fn check_when(

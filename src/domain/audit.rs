@@ -105,16 +105,11 @@ pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Res
     // guarded append itself (`audit_append`) or, without a guess, before the tail is read.
     // First on the tail this process last saw: the append checks it is still the tail.
     let guess = tx.audit_tail.lock().ok().and_then(|tail| tail.clone());
-    let locked = match guess {
-        Some((seq, prev)) => {
-            if append(tx, &row, seq + 1, &prev, true).await? {
-                return Ok(());
-            }
-            true
+    if let Some((seq, prev)) = guess {
+        if append(tx, &row, seq + 1, &prev, true).await? {
+            return Ok(());
         }
-        None => false,
-    };
-    if !locked && let TxConn::Postgres(t) = tx.conn_mut() {
+    } else if let TxConn::Postgres(t) = tx.conn_mut() {
         sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
             .execute(&mut **t)
             .await?;

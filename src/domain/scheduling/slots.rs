@@ -225,15 +225,10 @@ pub async fn add_time_off(
 /// adds missing slots, removes free slots the schedule no longer has, and reports
 /// booked or held ones it no longer covers (they are kept).
 pub async fn sync(db: &Db, doctor: &Doctor, now: DateTime<Utc>) -> Result<SyncReport> {
-    const SCHEDULE: &str = "SELECT rules FROM schedules WHERE doctor_id = $1";
-    let Some(row) = on_db!(db, |pool| sqlx::query_as::<_, ScheduleRow>(SCHEDULE)
-        .bind(doctor.id)
-        .fetch_optional(pool)
-        .await)?
-    else {
+    let Some(form) = schedule_of(db, doctor.id).await? else {
         return Ok(SyncReport::default());
     };
-    let schedule = row.rules.0.check()?;
+    let schedule = form.check()?;
     let desired = desired(db, doctor, &schedule, now, None).await?;
     reconcile(db, doctor, desired, now).await
 }
@@ -590,15 +585,10 @@ async fn beyond_last(
     let Some(doctor) = doctors::get(db, doctor_id).await? else {
         return Ok(None);
     };
-    const SCHEDULE: &str = "SELECT rules FROM schedules WHERE doctor_id = $1";
-    let Some(row) = on_db!(db, |pool| sqlx::query_as::<_, ScheduleRow>(SCHEDULE)
-        .bind(doctor_id)
-        .fetch_optional(pool)
-        .await)?
-    else {
+    let Some(form) = schedule_of(db, doctor_id).await? else {
         return Ok(None);
     };
-    let schedule = row.rules.0.check()?;
+    let schedule = form.check()?;
     // The last slot's end, through the (doctor, start) index.
     const LAST: &str =
         "SELECT ends_at FROM slots WHERE doctor_id = $1 ORDER BY starts_at DESC LIMIT 1";
