@@ -19,9 +19,21 @@ use crate::llm::orchestrate::{Orchestrator, RetryPolicy};
 use crate::notify::mail::Mailer;
 use crate::storage::{FileStore, LocalFiles, ObjectFiles};
 
-/// Everything a request handler needs, cheap to clone.
+/// Everything a request handler needs, cheap to clone: one reference count (each request
+/// clones it more than once, and the services' own handles would each count).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
     pub identity: Arc<Identity>,
@@ -91,7 +103,7 @@ impl AppState {
         };
         let agent = Arc::new(build_agent(&config, db.clone())?);
         let listings = Arc::new(ListingCache::new(config.http.listing_cache));
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             files,
             agent,
             listings,
@@ -100,7 +112,7 @@ impl AppState {
             db,
             identity: Arc::new(identity),
             mailer,
-        })
+        })))
     }
 }
 

@@ -604,10 +604,9 @@ impl Agent {
         session: Uuid,
         details: Value,
     ) -> Result<()> {
-        let mut tx = self.db.begin().await?;
-        audit::record(
-            &mut tx,
-            actor,
+        audit::record_alone(
+            &self.db,
+            actor.user_id(),
             Entry {
                 action,
                 subject: format!("chat:{session}"),
@@ -615,9 +614,7 @@ impl Agent {
                 details,
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     async fn run_model(

@@ -43,6 +43,10 @@ pub fn near(word: &str, target: &str) -> bool {
     if word == target {
         return true;
     }
+    // Most words differ from the target at once (a slip must keep the first letter).
+    if word.as_bytes().first() != target.as_bytes().first() {
+        return false;
+    }
     // Real words a slip away from words the rules look for ("cancer" is not "cancel").
     if DISTINCT.contains(&word) {
         return false;
@@ -66,17 +70,24 @@ const DISTINCT: &[&str] = &["cancer", "answer", "cancers", "dancer", "heart", "h
 pub fn matches(word: &str, pattern: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(stem) => {
-            // A stem of four letters or more forgives one slip within it.
+            if word.starts_with(stem) {
+                return true;
+            }
+            // A stem of four letters or more forgives one slip within it (not the first).
+            if word.as_bytes().first() != stem.as_bytes().first() {
+                return false;
+            }
             let n = stem.chars().count();
-            word.starts_with(stem)
-                || (n >= 4
-                    && !DISTINCT.contains(&word)
-                    && word.chars().next() == stem.chars().next()
-                    && (n - 1..=n + 1).any(|k| {
-                        let prefix: String = word.chars().take(k).collect();
-                        prefix.chars().count() == k
-                            && strsim::damerau_levenshtein(&prefix, stem) <= 1
-                    }))
+            n >= 4
+                && !DISTINCT.contains(&word)
+                && word.chars().next() == stem.chars().next()
+                && (n - 1..=n + 1).any(|k| {
+                    // The word's first `k` characters, when it has that many.
+                    let end = word.char_indices().nth(k).map_or(word.len(), |(i, _)| i);
+                    let prefix = &word[..end];
+                    (end < word.len() || prefix.chars().count() == k)
+                        && strsim::damerau_levenshtein(prefix, stem) <= 1
+                })
         }
         None => near(word, pattern),
     }
@@ -85,13 +96,13 @@ pub fn matches(word: &str, pattern: &str) -> bool {
 /// Where the phrase (pattern words separated by spaces, `a|b` for either) starts in
 /// `words`, each word matched by [`matches`].
 pub fn find_phrase(words: &[&str], phrase: &str) -> Option<usize> {
-    let parts: Vec<&str> = phrase.split(' ').collect();
-    if parts.is_empty() || parts.len() > words.len() {
+    let parts = phrase.split(' ').count();
+    if parts > words.len() {
         return None;
     }
-    (0..=words.len() - parts.len()).find(|&i| {
-        parts
-            .iter()
+    (0..=words.len() - parts).find(|&i| {
+        phrase
+            .split(' ')
             .zip(&words[i..])
             .all(|(p, w)| p.split('|').any(|alt| matches(w, alt)))
     })

@@ -30,7 +30,7 @@ pub struct Db {
     audit_tail: AuditTail,
     audit_log: Option<AuditLog>,
     /// Where `audit_log` is, to read its checkpoints back.
-    audit_log_path: Option<std::path::PathBuf>,
+    audit_log_path: Option<Arc<std::path::Path>>,
     policy: Arc<Policy>,
     /// SQLite takes one writer at a time: this process's writers queue here, in order,
     /// instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms and lets
@@ -117,6 +117,41 @@ pub fn checkpoint_line(key: &crate::crypto::Digester, seq: i64, hash: &str) -> S
     serde_json::json!({"checkpoint": {"seq": seq, "hash": hash}, "mac": mac}).to_string()
 }
 
+/// Adds a record's place in the chain, `(seq, prev_hash, hash)`, to its audit log line.
+pub(crate) fn link_line(line: &mut serde_json::Value, (seq, prev, hash): (i64, &str, &str)) {
+    if let Some(fields) = line.as_object_mut() {
+        fields.insert("seq".into(), seq.into());
+        fields.insert("prev_hash".into(), prev.into());
+        fields.insert("hash".into(), hash.into());
+    }
+}
+
+/// Reads back where PostgreSQL's commit put a transaction's audit records in the chain,
+/// and turns them into log lines in chain order, with the head to checkpoint.
+async fn link_lines(
+    pool: &PgPool,
+    unlinked: &mut Vec<(uuid::Uuid, serde_json::Value)>,
+    lines: &mut Vec<String>,
+    head: &mut Option<(i64, String)>,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "SELECT id, seq, prev_hash, hash FROM audit WHERE id = ANY($1) ORDER BY seq";
+    let ids: Vec<uuid::Uuid> = unlinked.iter().map(|(id, _)| *id).collect();
+    let linked: Vec<(uuid::Uuid, i64, String, String)> =
+        sqlx::query_as(SQL).bind(&ids).fetch_all(pool).await?;
+    for (id, seq, prev, hash) in linked {
+        if let Some((_, mut line)) = unlinked
+            .iter()
+            .position(|(mine, _)| *mine == id)
+            .map(|at| unlinked.swap_remove(at))
+        {
+            link_line(&mut line, (seq, &prev, &hash));
+            lines.push(line.to_string());
+            *head = Some((seq, hash));
+        }
+    }
+    Ok(())
+}
+
 /// `logs/audit.log`: committed audit records, one JSON line each.
 pub type AuditLog = Arc<Mutex<std::fs::File>>;
 
@@ -143,6 +178,11 @@ pub struct Tx {
     pub(crate) audit_lines: Vec<String>,
     /// The chain's head after this transaction's records, checkpointed after them.
     pub(crate) audit_head: Option<(i64, String)>,
+    /// PostgreSQL: records linked into the chain at commit, by id, with their log lines
+    /// still to be given their place in the chain (read back after the commit).
+    pub(crate) audit_unlinked: Vec<(uuid::Uuid, serde_json::Value)>,
+    /// Where the records' place in the chain is read back from (PostgreSQL).
+    pg_pool: Option<PgPool>,
     policy: Arc<Policy>,
 }
 
@@ -302,7 +342,8 @@ impl Db {
     }
 
     /// What `load` reads, read once and kept under `key` for the life of the process: only
-    /// for data nothing changes after start-up.
+    /// for data nothing changes after start-up, or a helper every clone of this `Db` shares
+    /// (the audit module's queue of records written alone).
     pub async fn fixed<T, E, F>(&self, key: &'static str, load: F) -> Result<Arc<T>, E>
     where
         T: Send + Sync + 'static,
@@ -350,7 +391,7 @@ impl Db {
             .append(true)
             .open(path)?;
         self.audit_log = Some(Arc::new(Mutex::new(file)));
-        self.audit_log_path = Some(path.to_owned());
+        self.audit_log_path = Some(Arc::from(path));
         Ok(self)
     }
 
@@ -401,6 +442,11 @@ impl Db {
             audit_log: self.audit_log.clone(),
             audit_lines: Vec::new(),
             audit_head: None,
+            audit_unlinked: Vec::new(),
+            pg_pool: match &self.pool {
+                Pool::Postgres(pool) if self.audit_log.is_some() => Some(pool.clone()),
+                _ => None,
+            },
             policy: self.policy.clone(),
         })
     }
@@ -431,10 +477,28 @@ impl Tx {
         }
         self.writes.fetch_add(1, Ordering::AcqRel);
         drop(turn);
-        if let Some(log) = &self.audit_log
-            && !self.audit_lines.is_empty()
-            && let Ok(mut file) = log.lock()
+        let Some(log) = &self.audit_log else {
+            return Ok(());
+        };
+        if let Some(pool) = &self.pg_pool
+            && !self.audit_unlinked.is_empty()
         {
+            // Committed: a failure here loses the log's copy only, never the record.
+            if let Err(e) = link_lines(
+                pool,
+                &mut self.audit_unlinked,
+                &mut self.audit_lines,
+                &mut self.audit_head,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "reading the audit records' place in the chain failed");
+            }
+        }
+        if self.audit_lines.is_empty() {
+            return Ok(());
+        }
+        if let Ok(mut file) = log.lock() {
             use std::io::Write;
             let checkpoint = self
                 .audit_head

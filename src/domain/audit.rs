@@ -100,19 +100,32 @@ pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Res
         details: entry.details.to_string(),
         entry,
     };
-    // One writer at a time extends the chain: SQLite's write lock already serialises
-    // transactions; on PostgreSQL a transaction-scoped advisory lock does, taken by the
-    // guarded append itself (`audit_append`) or, without a guess, before the tail is read.
-    // First on the tail this process last saw: the append checks it is still the tail.
-    let guess = tx.audit_tail.lock().ok().and_then(|tail| tail.clone());
-    if let Some((seq, prev)) = guess {
-        if append(tx, &row, seq + 1, &prev, true).await? {
-            return Ok(());
-        }
-    } else if let TxConn::Postgres(t) = tx.conn_mut() {
-        sqlx::query("SELECT pg_advisory_xact_lock(7203551)")
+    if let TxConn::Postgres(t) = tx.conn_mut() {
+        // PostgreSQL links the record at commit (migration 0023's deferred trigger), so
+        // the chain's lock is held for the commit only; its place in the chain is read
+        // back after the commit, for the audit log.
+        const PENDING: &str = "INSERT INTO audit_pending (id, at, actor_id, action, subject, clinic_id, details) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        sqlx::query(PENDING)
+            .bind(row.id)
+            .bind(row.at)
+            .bind(row.actor_id)
+            .bind(row.entry.action)
+            .bind(&row.entry.subject)
+            .bind(row.entry.clinic_id)
+            .bind(&row.details)
             .execute(&mut **t)
             .await?;
+        tx.audit_unlinked.push((row.id, row.log_line(None)));
+        return Ok(());
+    }
+    // SQLite's write lock already serialises writers. First on the tail this process last
+    // saw: the append checks it is still the tail.
+    let guess = tx.audit_tail.lock().ok().and_then(|tail| tail.clone());
+    if let Some((seq, prev)) = guess
+        && append(tx, &row, seq + 1, &prev, true).await?
+    {
+        return Ok(());
     }
     const LAST: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
     let last: Option<(i64, String)> = on_tx!(tx, |conn| sqlx::query_as(LAST)
@@ -126,6 +139,94 @@ pub async fn record_as(tx: &mut Tx, actor_id: Option<Uuid>, entry: Entry) -> Res
     Ok(())
 }
 
+/// Records a fact that changes nothing else (a tool the assistant called, an alarm it
+/// raised) in a transaction of its own, shared with the others that arrive meanwhile: the
+/// caller waits until its record is committed, and one commit carries them all (so a
+/// hundred chats at once do not take a hundred turns at the database's writer).
+pub async fn record_alone(db: &Db, actor_id: Option<Uuid>, entry: Entry) -> Result<()> {
+    let queue = db
+        .fixed(ALONE, async { Ok::<_, Error>(Queue::default()) })
+        .await?;
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let lead = match queue.waiting.lock() {
+        Ok(mut waiting) => {
+            waiting.records.push((actor_id, entry, done));
+            !std::mem::replace(&mut waiting.writing, true)
+        }
+        Err(_) => return Err(Error::internal("the audit queue is poisoned")),
+    };
+    if lead {
+        // Its own task: a caller that goes away never strands the others' records.
+        let db = db.clone();
+        tokio::spawn(async move { write_queued(&db, &queue).await });
+    }
+    match answer.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::internal(format!("recording: {e}"))),
+        Err(_) => Err(Error::internal("the audit writer stopped")),
+    }
+}
+
+const ALONE: &str = "audit records alone";
+/// At most this many records in one transaction.
+const ALONE_BATCH: usize = 256;
+
+type Queued = (
+    Option<Uuid>,
+    Entry,
+    tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+);
+
+#[derive(Default)]
+struct Queue {
+    waiting: std::sync::Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    records: Vec<Queued>,
+    /// A task is writing; it takes what arrives until nothing is left.
+    writing: bool,
+}
+
+async fn write_queued(db: &Db, queue: &Queue) {
+    loop {
+        let batch: Vec<Queued> = match queue.waiting.lock() {
+            Ok(mut waiting) => {
+                if waiting.records.is_empty() {
+                    waiting.writing = false;
+                    return;
+                }
+                let n = waiting.records.len().min(ALONE_BATCH);
+                waiting.records.drain(..n).collect()
+            }
+            Err(_) => return,
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut entries = Vec::with_capacity(batch.len());
+        for (actor_id, entry, done) in batch {
+            entries.push((actor_id, entry));
+            answers.push(done);
+        }
+        let written = write_entries(db, entries).await.map_err(|e| e.to_string());
+        if let Err(e) = &written {
+            tracing::error!(error = %e, records = answers.len(), "audit records failed");
+        }
+        for done in answers {
+            let _ = done.send(written.clone());
+        }
+    }
+}
+
+async fn write_entries(db: &Db, entries: Vec<(Option<Uuid>, Entry)>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    for (actor_id, entry) in entries {
+        record_as(&mut tx, actor_id, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 struct Row {
     at: DateTime<Utc>,
     id: Uuid,
@@ -134,9 +235,23 @@ struct Row {
     entry: Entry,
 }
 
-/// Inserts the record as `seq` after `prev`; `guarded`, only if `prev` is still the tail
-/// (otherwise nothing is written and it answers false; on PostgreSQL the chain's lock is
-/// then held).
+impl Row {
+    /// The record's line in `logs/audit.log`; its place in the chain (`seq`, `prev_hash`,
+    /// `hash`) is added by [`crate::db::Tx::commit`] where it is known only after the commit.
+    fn log_line(&self, link: Option<(i64, &str, &str)>) -> serde_json::Value {
+        let mut line = serde_json::json!({
+            "id": self.id, "at": self.at, "actor_id": self.actor_id, "action": self.entry.action,
+            "subject": self.entry.subject, "clinic_id": self.entry.clinic_id, "details": self.entry.details,
+        });
+        if let Some(link) = link {
+            crate::db::link_line(&mut line, link);
+        }
+        line
+    }
+}
+
+/// Inserts the record as `seq` after `prev` (SQLite); `guarded`, only if `prev` is still the
+/// tail (otherwise nothing is written and it answers false).
 async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> Result<bool> {
     let hash = chain_hash(
         prev,
@@ -155,18 +270,9 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
         WHERE NOT EXISTS (SELECT 1 FROM audit WHERE seq >= $1) \
         AND EXISTS (SELECT 1 FROM audit WHERE seq = $1 - 1 AND hash = $9)";
-    // PostgreSQL: the lock and the guarded insert in one round trip, so the lock is held
-    // for the commit's round trip only (a row when the record was appended).
-    const GUARDED_PG: &str = "SELECT 1 WHERE audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    let postgres = matches!(tx.conn_mut(), TxConn::Postgres(_));
-    let sql = match (guarded, postgres) {
-        (false, _) => INSERT,
-        (true, false) => GUARDED,
-        (true, true) => GUARDED_PG,
-    };
     let written = crate::exec_tx!(
         tx,
-        sql,
+        if guarded { GUARDED } else { INSERT },
         seq,
         row.id,
         row.at,
@@ -179,12 +285,8 @@ async fn append(tx: &mut Tx, row: &Row, seq: i64, prev: &str, guarded: bool) -> 
         &hash
     )?;
     if written == 1 {
-        let line = serde_json::json!({
-            "seq": seq, "id": row.id, "at": row.at, "actor_id": row.actor_id, "action": row.entry.action,
-            "subject": row.entry.subject, "clinic_id": row.entry.clinic_id, "details": row.entry.details,
-            "prev_hash": prev, "hash": hash,
-        });
-        tx.audit_lines.push(line.to_string());
+        tx.audit_lines
+            .push(row.log_line(Some((seq, prev, &hash))).to_string());
         tx.audit_head = Some((seq, hash.clone()));
         if let Ok(mut tail) = tx.audit_tail.lock() {
             *tail = Some((seq, hash));

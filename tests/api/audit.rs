@@ -11,6 +11,7 @@ on_both_backends!(
     two_replicas_extend_one_chain_and_an_edited_record_is_found,
     a_shortened_or_rewritten_chain_no_longer_matches_its_signed_checkpoints,
     sign_ins_failures_lockouts_and_revocations_are_audited,
+    writers_at_once_with_any_text_keep_one_intact_chain,
 );
 
 fn application(n: usize) -> ClinicApplication {
@@ -99,6 +100,97 @@ async fn two_replicas_extend_one_chain_and_an_edited_record_is_found(app: TestAp
     assert_eq!(chain.assert_ok(200)["intact"], false);
     assert_eq!(chain.body["first_broken_seq"], 5);
     other.close().await;
+}
+
+async fn writers_at_once_with_any_text_keep_one_intact_chain(app: TestApp) {
+    let root = app.root().await;
+    // The reason is kept in the record's details: accents, quotes, a backslash, an emoji
+    // and SQL are hashed byte for byte the same wherever the chain is linked.
+    const REASON: &str = "Não hoje — «lotado» 😷 \"x\" \\ '; DROP TABLE audit; --";
+    let writers: Vec<_> = (0..16)
+        .map(|n| {
+            let db = app.db.clone();
+            tokio::spawn(async move {
+                let applied = clinics::apply(&db, &Actor::System, application(100 + n)).await?;
+                clinics::reject(&db, &mailer(&db), &Actor::System, applied.id, REASON).await
+            })
+        })
+        .collect();
+    // Records written alone (as the assistant's are) share commits; each caller returns
+    // once its own is committed.
+    let alone: Vec<_> = (0..40)
+        .map(|n| {
+            let db = app.db.clone();
+            tokio::spawn(async move {
+                clinic::domain::audit::record_alone(
+                    &db,
+                    None,
+                    clinic::domain::audit::Entry {
+                        action: "test.alone",
+                        subject: format!("test:{n}"),
+                        clinic_id: None,
+                        details: json!({"n": n, "text": REASON}),
+                    },
+                )
+                .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    for (n, writer) in alone.into_iter().enumerate() {
+        writer.await.unwrap().unwrap();
+        let found = app
+            .scalar_i64_str(
+                "SELECT COUNT(*) FROM audit WHERE action = 'test.alone' AND subject = $1",
+                &format!("test:{n}"),
+            )
+            .await;
+        assert_eq!(found, 1, "record {n} committed when its writer returned");
+    }
+    let chain = app.get_as(&root, "/api/v1/admin/audit/verify").await;
+    assert_eq!(chain.assert_ok(200)["intact"], true, "{:#}", chain.body);
+    let records = chain.body["records"].as_i64().unwrap();
+    assert!(records >= 72, "{records}");
+    let (rows, last): (i64, i64) = clinic::on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT COUNT(*), MAX(seq) FROM audit"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    assert_eq!(
+        (rows, last),
+        (records, records),
+        "one record per place, no gaps"
+    );
+
+    // Each rejection is in the log once, with its place in the chain as the database has it.
+    let log = std::fs::read_to_string(app.data_dir().join("logs/audit.log")).unwrap();
+    let rejections: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["action"] == "clinic_request.rejected")
+        .collect();
+    assert_eq!(rejections.len(), 16);
+    for line in &rejections {
+        assert_eq!(line["details"]["reason"], REASON);
+        const SQL: &str = "SELECT prev_hash, hash, details FROM audit WHERE seq = $1";
+        let (prev, hash, details): (String, String, String) =
+            clinic::on_db!(&app.db, |pool| sqlx::query_as(SQL)
+                .bind(line["seq"].as_i64().unwrap())
+                .fetch_one(pool)
+                .await)
+            .unwrap();
+        assert_eq!(
+            (line["prev_hash"].as_str(), line["hash"].as_str()),
+            (Some(prev.as_str()), Some(hash.as_str()))
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&details).unwrap(),
+            line["details"]
+        );
+    }
 }
 
 fn mailer(db: &clinic::db::Db) -> clinic::notify::mail::Mailer {

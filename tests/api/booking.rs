@@ -881,4 +881,45 @@ async fn a_specialty_lists_the_soonest_times_of_all_its_doctors_whoever_has_them
             );
         }
     }
+    // A language keeps the doctors who speak it, by its exact code.
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/doctors/{mondays}"),
+        Some(&clinic.admin),
+        Some(json!({"display_name": "Dr. Segunda", "languages": ["de"], "fee_cents": 6000, "specialties": ["dermatology"]})),
+    )
+    .await
+    .assert_ok(200);
+    let doctors_for = |language: &'static str| {
+        let app = &app;
+        async move {
+            let listed = app
+                .get(&format!(
+                    "/api/v1/specialties/dermatology/slots?limit=200&language={language}"
+                ))
+                .await;
+            let mut doctors: Vec<String> = listed
+                .assert_ok(200)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["doctor_id"].as_str().unwrap().to_owned())
+                .collect();
+            doctors.sort();
+            doctors.dedup();
+            doctors
+        }
+    };
+    assert_eq!(doctors_for("DE").await, vec![mondays.to_string()]);
+    let mut speakers = vec![busy.to_string(), later.to_string()];
+    speakers.sort();
+    assert_eq!(doctors_for("pt").await, speakers);
+    assert!(
+        doctors_for("%25").await.is_empty(),
+        "no pattern matches every doctor"
+    );
+    assert!(
+        doctors_for("e").await.is_empty(),
+        "a part of a code is no code"
+    );
 }

@@ -95,17 +95,20 @@ pub async fn seed(db: &Db) -> Result<usize> {
 }
 
 pub async fn all(db: &Db) -> Result<Vec<Specialty>> {
-    // The catalogue is bundled and seeded at start-up: read once per process.
+    Ok(catalogue(db).await?.as_ref().clone())
+}
+
+/// The catalogue is bundled and seeded at start-up: read once per process.
+async fn catalogue(db: &Db) -> Result<std::sync::Arc<Vec<Specialty>>> {
     const SQL: &str =
         "SELECT id, slug, name, description, synonyms, symptoms FROM specialties ORDER BY name";
-    let all = db
+    Ok(db
         .fixed("specialties", async {
             on_db!(db, |pool| sqlx::query_as::<_, Specialty>(SQL)
                 .fetch_all(pool)
                 .await)
         })
-        .await?;
-    Ok(all.as_ref().clone())
+        .await?)
 }
 
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Specialty>> {
@@ -119,19 +122,26 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Specialty>> {
 
 /// Ranks specialties for a free-text query; an empty query lists them all.
 pub async fn search(db: &Db, query: &str) -> Result<Vec<SpecialtyMatch>> {
-    let all = all(db).await?;
+    let all = catalogue(db).await?;
     let query = query.trim().to_lowercase();
     if query.is_empty() {
         return Ok(all
-            .into_iter()
+            .iter()
             .map(|specialty| SpecialtyMatch {
-                specialty,
+                specialty: specialty.clone(),
                 score: 0.0,
                 matched: Vec::new(),
             })
             .collect());
     }
-    let mut hits: Vec<SpecialtyMatch> = all.into_iter().filter_map(|s| score(&s, &query)).collect();
+    let words: Vec<&str> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 4)
+        .collect();
+    let mut hits: Vec<SpecialtyMatch> = all
+        .iter()
+        .filter_map(|s| score(s, &query, &words))
+        .collect();
     hits.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -142,11 +152,8 @@ pub async fn search(db: &Db, query: &str) -> Result<Vec<SpecialtyMatch>> {
 
 /// Whole phrases found in the query weigh most (name 5, synonym 4, symptom 3); single
 /// shared words of four letters or more count 1 (prefix match, so "itch" meets "itchy").
-fn score(s: &Specialty, query: &str) -> Option<SpecialtyMatch> {
-    let words: Vec<&str> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 4)
-        .collect();
+/// `words`: the query's words of four letters or more.
+fn score(s: &Specialty, query: &str, words: &[&str]) -> Option<SpecialtyMatch> {
     let mut score = 0.0f32;
     let mut named = false;
     let mut matched = Vec::new();

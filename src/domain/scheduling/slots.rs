@@ -777,7 +777,7 @@ pub const SPECIALTY_SEARCH_SQL: &str = "SELECT s.id, s.doctor_id, s.clinic_id, s
         AND (f.status = 'open' OR (f.status = 'held' AND f.hold_expires_at <= $6)) \
         ORDER BY f.starts_at LIMIT $13) \
     AND sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
-    AND ($7 IS NULL OR d.languages LIKE $7) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
+    AND ($7 IS NULL OR instr(d.languages, $7) > 0) AND ($8 IS NULL OR d.clinic_id = $8) AND ($9 IS NULL OR d.fee_cents <= $9) \
     ORDER BY s.starts_at LIMIT $10";
 
 /// The specialty search as PostgreSQL runs it: the specialty's bookable doctors first (a
@@ -789,7 +789,7 @@ pub const SPECIALTY_SEARCH_PG_SQL: &str = "WITH docs AS MATERIALIZED (SELECT d.i
         FROM specialties sp JOIN doctor_specialties ds ON ds.specialty_id = sp.id JOIN doctors d ON d.id = ds.doctor_id \
         JOIN clinics c ON c.id = d.clinic_id JOIN schedules sc ON sc.doctor_id = d.id \
         WHERE sp.slug = $1 AND d.active = TRUE AND d.deleted_at IS NULL AND c.status = 'active' \
-        AND ($7::text IS NULL OR d.languages LIKE $7) AND ($8::uuid IS NULL OR d.clinic_id = $8) \
+        AND ($7::text IS NULL OR strpos(d.languages, $7) > 0) AND ($8::uuid IS NULL OR d.clinic_id = $8) \
         AND ($9::bigint IS NULL OR d.fee_cents <= $9)) \
     SELECT s.id, s.doctor_id, s.clinic_id, s.starts_at, s.ends_at, s.local_date, s.local_minute, \
     docs.display_name AS doctor_name, docs.clinic_name, docs.time_zone, docs.fee_cents, docs.currency, docs.min_notice_minutes \
@@ -814,10 +814,12 @@ pub async fn free_for_specialty(
     now: DateTime<Utc>,
 ) -> Result<Vec<SpecialtySlot>> {
     let w = q.window(now.date_naive())?;
+    // Found with `instr` (`strpos`), not LIKE: SQLite prepares a statement again at every
+    // execution whose LIKE pattern is a parameter (its LIKE optimisation reads the value).
     let language = q
         .language
         .as_ref()
-        .map(|l| format!("%,{},%", l.trim().to_lowercase()));
+        .map(|l| format!(",{},", l.trim().to_lowercase()));
 
     let sql = match db.pool() {
         crate::db::Pool::Sqlite(_) => SPECIALTY_SEARCH_SQL,
