@@ -31,10 +31,10 @@ pub(crate) async fn audit_read(
     patient_id: Uuid,
     details: Value,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
-    audit::record(
-        &mut tx,
-        actor,
+    // A read changes nothing else: its record shares a commit with others at the time.
+    audit::record_alone(
+        db,
+        actor.user_id(),
         Entry {
             action,
             subject: format!("patient:{patient_id}"),
@@ -42,9 +42,7 @@ pub(crate) async fn audit_read(
             details,
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 /// The caller's doctor profile at a clinic, when they hold the doctor role there.

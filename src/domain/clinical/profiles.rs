@@ -354,10 +354,9 @@ pub(crate) async fn whole_unaudited(db: &Db, patient_id: Uuid) -> Result<Profile
 async fn read(db: &Db, actor: &Actor, row: ProfileRow, clinical: bool) -> Result<Profile> {
     let profile = row.into_profile(db, clinical)?;
     if clinical {
-        let mut tx = db.begin().await?;
-        audit::record(
-            &mut tx,
-            actor,
+        audit::record_alone(
+            db,
+            actor.user_id(),
             Entry {
                 action: "profile.read",
                 subject: format!("patient:{}", profile.patient_id),
@@ -366,7 +365,6 @@ async fn read(db: &Db, actor: &Actor, row: ProfileRow, clinical: bool) -> Result
             },
         )
         .await?;
-        tx.commit().await?;
     }
     Ok(profile)
 }
@@ -610,10 +608,9 @@ pub async fn search(
         .await)?;
     let more = patients.len() > per_page as usize;
     patients.truncate(per_page as usize);
-    let mut tx = db.begin().await?;
-    audit::record(
-        &mut tx,
-        actor,
+    audit::record_alone(
+        db,
+        actor.user_id(),
         Entry {
             action: "patient.searched",
             subject: format!("clinic:{clinic_id}"),
@@ -622,7 +619,6 @@ pub async fn search(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(PatientPage {
         patients,
         page,

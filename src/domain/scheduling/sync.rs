@@ -821,10 +821,9 @@ pub async fn snapshot(
             p.email.clear();
         }
     }
-    let mut tx = db.begin().await?;
-    audit::record(
-        &mut tx,
-        actor,
+    audit::record_alone(
+        db,
+        actor.user_id(),
         Entry {
             action: "sync.snapshot",
             subject: format!("clinic:{clinic_id}"),
@@ -833,7 +832,6 @@ pub async fn snapshot(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(Snapshot {
         clinic_id,
         clinic_name: clinic.name,
